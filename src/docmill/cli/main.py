@@ -1,0 +1,69 @@
+"""The ``docmill`` command. Thin: each module in ``docmill.cli`` adds its commands via ``register(app)``.
+
+The only error handler: ``DocmillError`` → one line on stderr and its ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from docmill.errors import DocmillError
+
+app = typer.Typer(
+    name="docmill",
+    help="Extract, de-duplicate and classify large document collections in parallel, crash-safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    import docmill.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "main":
+            continue
+        module = importlib.import_module(f"docmill.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+@app.callback()
+def _root() -> None:
+    """Extract, de-duplicate and classify large document collections in parallel, crash-safely."""
+
+
+@app.command()
+def version() -> None:
+    """Print docmill's version."""
+    from docmill import __version__
+
+    typer.echo(f"docmill {__version__}")
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``docmill`` and ``python -m docmill``; returns the exit code."""
+    try:
+        app(args=argv, prog_name="docmill")
+    except SystemExit as exc:  # typer's standalone mode always exits
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except DocmillError as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("docmill: interrupted", file=sys.stderr)  # noqa: T201
+        return 130
+    return 0
+
+
+def run_main() -> None:
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""docmill's exception hierarchy.
+
+Every error docmill raises on purpose is a :class:`DocmillError`. The CLI's only error handler is
+``except DocmillError as e: e.show(); raise SystemExit(e.exit_code)``; a document's failure never
+reaches it, because ``Job.run`` turns it into an ``Outcome``.
+
+Our exception hierarchy::
+
+    DocmillError                      (exit_code = 1)
+    ├── ConfigError                   (exit_code = 2)  bad options, bad YAML, missing paths
+    │   └── UnknownExecutorError                       unknown strategy name; lists the known ones
+    ├── MissingDependencyError(ImportError)            carries the `pip install docmill[extra]` hint
+    ├── SourceError                                    cannot list or load; carries uri
+    ├── ProcessingError                                raised inside processors; carries doc id
+    │   ├── RetryableError                             worth another attempt
+    │   │   ├── RateLimitedError                       .retry_after: float | None
+    │   │   ├── UpstreamError                          5xx, connection reset; .status
+    │   │   └── ProcessingTimeout                      the per-document time limit ran out
+    │   └── PermanentError                             another attempt gives the same answer
+    │       ├── UnsupportedDocument                    format we cannot read (binary, unknown type)
+    │       ├── CorruptDocument                        the file is damaged or encrypted
+    │       ├── ResourceLimitExceeded                  size / pages / inflated-size guard tripped
+    │       └── InvalidModelOutput                     the model's reply maps to no allowed label
+    ├── ExecutorError
+    │   └── BrokenExecutorError                        pool unusable; .cause
+    │       └── WorkerCrashedError                     .exitcode / .signal
+    ├── BudgetExceededError                            --max-cost reached; the run stops cleanly
+    └── JournalError                                   schema mismatch, locked, corrupt
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar
+
+
+class DocmillError(Exception):
+    """Base of every error docmill raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+
+    def show(self) -> None:
+        """Print the one-line message the CLI shows for this error."""
+        print(f"docmill: error: {self}", file=sys.stderr)  # noqa: T201
+
+
+class ConfigError(DocmillError):
+    """The command line or configuration file is wrong."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class UnknownExecutorError(ConfigError):
+    """A strategy name that is not in the registry."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(known))}")
+        self.name = name
+        self.known = sorted(known)
+
+
+class MissingDependencyError(DocmillError, ImportError):
+    """An optional dependency is not installed."""
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(f"{module!r} is not installed; run: pip install 'docmill[{extra}]'")
+        self.module = module
+        self.extra = extra
+
+
+class SourceError(DocmillError):
+    """A source cannot list or load a document."""
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class ProcessingError(DocmillError):
+    """Raised inside processors for one document."""
+
+    retryable: ClassVar[bool] = False
+
+
+class RetryableError(ProcessingError):
+    """Another attempt may succeed."""
+
+    retryable: ClassVar[bool] = True
+
+
+class RateLimitedError(RetryableError):
+    """The provider said slow down (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(RetryableError):
+    """The provider failed (5xx, dropped connection, transport error)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProcessingTimeout(RetryableError):
+    """The per-document time limit ran out."""
+
+
+class PermanentError(ProcessingError):
+    """Another attempt would give the same answer."""
+
+
+class UnsupportedDocument(PermanentError):
+    """A format docmill cannot read."""
+
+
+class CorruptDocument(PermanentError):
+    """The file is damaged, truncated or encrypted."""
+
+
+class ResourceLimitExceeded(PermanentError):
+    """A size, page-count or decompression guard tripped."""
+
+
+class InvalidModelOutput(PermanentError):
+    """The model's reply could not be mapped to an allowed label."""
+
+
+class ExecutorError(DocmillError):
+    """The parallelization strategy itself failed."""
+
+
+class BrokenExecutorError(ExecutorError):
+    """The pool is unusable."""
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class WorkerCrashedError(BrokenExecutorError):
+    """A worker process died (signal or exit code) while it held a document."""
+
+    def __init__(self, message: str, *, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
+
+
+class BudgetExceededError(DocmillError):
+    """The run's spending limit (--max-cost) was reached."""
+
+
+class JournalError(DocmillError):
+    """The journal cannot be opened, read or written."""

@@ -1,0 +1,50 @@
+"""The strategy registry. The CLI's ``--strategy`` choices and the contract tests both read it.
+
+Entries are ``"module:Class"`` strings imported on first use, so optional dependencies (Celery)
+load only when their strategy is chosen. Adding a strategy is one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from docmill.errors import UnknownExecutorError
+from docmill.executors.base import Executor, ExecutorStats
+
+ExecutorFactory = Callable[..., Executor]
+
+EXECUTORS: dict[str, str | ExecutorFactory] = {
+    "sequential": "docmill.executors.sequential:SequentialExecutor",
+}
+
+ALIASES = {"no-parallel": "sequential"}
+
+
+def register_executor(name: str, factory: str | ExecutorFactory, *, replace: bool = False) -> None:
+    """Add a strategy under ``name`` (a class, a factory, or a lazy ``"module:Class"`` string)."""
+    if name in EXECUTORS and not replace:
+        raise ValueError(f"strategy {name!r} is already registered; pass replace=True")
+    EXECUTORS[name] = factory
+
+
+def executor_class(name: str) -> ExecutorFactory:
+    """Resolve a registry entry, importing it on first use."""
+    key = ALIASES.get(name, name)
+    if key not in EXECUTORS:
+        raise UnknownExecutorError(name, list(EXECUTORS))
+    entry = EXECUTORS[key]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        EXECUTORS[key] = entry
+    return entry
+
+
+def get_executor(name: str, **options: Any) -> Executor:
+    """Build the strategy called ``name``; raises UnknownExecutorError listing the known ones."""
+    return executor_class(name)(**options)
+
+
+__all__ = ["EXECUTORS", "Executor", "ExecutorStats", "executor_class", "get_executor", "register_executor"]

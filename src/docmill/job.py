@@ -1,0 +1,145 @@
+"""``Job``: the unit an executor runs. ``run``/``arun`` never raise for a document's failure.
+
+A Job binds a source (to load refs), a pipeline, a retry policy, a per-document time limit and a
+clock. It is picklable; executors call ``setup()`` once per worker. Layers, outermost first::
+
+    run(ref) → _load(ref) → retry loop (one decision: RetryPolicy.delay) → _deadline → pipeline.process
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.document import Document, DocumentRef
+from docmill.errors import ProcessingTimeout
+from docmill.outcome import ErrorInfo, Outcome, Status, Timings
+from docmill.pipeline import Pipeline
+from docmill.processors.base import Processor
+from docmill.retry import RetryPolicy
+from docmill.sources.base import Source
+
+_CAUGHT = (Exception, SystemExit)  # a processor calling sys.exit fails its document, not the run
+
+
+class Job:
+    """Load → pipeline → Outcome, with retries and a per-document time limit."""
+
+    def __init__(
+        self,
+        source: Source,
+        pipeline: Processor,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.source = source
+        self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline(pipeline)
+        self.retry = retry or RetryPolicy(max_attempts=1)
+        self.timeout = timeout
+        self.clock = clock
+        self.worker = ""
+
+    def fingerprint(self) -> str:
+        return self.pipeline.fingerprint()
+
+    def setup(self) -> None:
+        """Once per worker: build heavy state and name the worker."""
+        self.worker = f"{os.getpid()}:{threading.current_thread().name}"
+        self.pipeline.setup()
+
+    def teardown(self) -> None:
+        self.pipeline.teardown()
+
+    def run(self, ref: DocumentRef) -> Outcome:
+        """Process one document; every failure becomes an Outcome."""
+        started = self.clock.wall()
+        try:
+            doc = self.source.load(ref)
+        except _CAUGHT as exc:
+            return self._failed(ref, None, exc, 1, started)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with _deadline(self.timeout):
+                    done = self.pipeline.process(doc)
+                return self._succeeded(done, attempt, started)
+            except _CAUGHT as exc:
+                wait = self.retry.delay(attempt, exc)
+                if wait is None:
+                    return self._failed(ref, doc.sha256, exc, attempt, started)
+            self.clock.sleep(wait)
+
+    async def arun(self, ref: DocumentRef) -> Outcome:
+        """The coroutine form of ``run``: async steps awaited, sync steps in a thread."""
+        started = self.clock.wall()
+        try:
+            doc = self.source.load(ref)
+        except _CAUGHT as exc:
+            return self._failed(ref, None, exc, 1, started)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                done = await self._aprocess(doc)
+                return self._succeeded(done, attempt, started)
+            except _CAUGHT as exc:
+                wait = self.retry.delay(attempt, exc)
+                if wait is None:
+                    return self._failed(ref, doc.sha256, exc, attempt, started)
+            await self.clock.asleep(wait)
+
+    async def _aprocess(self, doc: Document) -> Document:
+        try:
+            return await asyncio.wait_for(self.pipeline.aprocess(doc), self.timeout)
+        except TimeoutError as exc:
+            raise ProcessingTimeout(f"no result within {self.timeout:g} s") from exc
+
+    def _succeeded(self, doc: Document, attempts: int, started: float) -> Outcome:
+        result: dict[str, Any] = dict(doc.metadata)
+        if doc.text is not None:
+            result["chars"] = len(doc.text)
+        status = Status.EMPTY if doc.is_empty else Status.OK
+        return Outcome(doc.ref, status, doc.sha256, result, None, attempts, self._timings(started))
+
+    def _failed(
+        self, ref: DocumentRef, sha: str | None, exc: BaseException, attempts: int, started: float
+    ) -> Outcome:
+        error = ErrorInfo.from_exception(exc)
+        return Outcome(ref, Status.FAILED, sha, None, error, attempts, self._timings(started))
+
+    def _timings(self, started: float) -> Timings:
+        return Timings(started, self.clock.wall(), self.worker)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise ProcessingTimeout in this thread after ``seconds`` (main thread only: SIGALRM).
+
+    Elsewhere the executor's watchdog enforces the limit (a worker thread cannot be interrupted).
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    usable = seconds and hasattr(signal, "setitimer") and in_main
+    if not usable:
+        yield
+        return
+
+    def _expire(signum: int, frame: FrameType | None) -> None:
+        raise ProcessingTimeout(f"no result within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

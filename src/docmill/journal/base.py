@@ -1,0 +1,152 @@
+"""The Journal protocol and the records it returns.
+
+The journal is docmill's memory: one row per (source, path, pipeline fingerprint) holding the
+document's terminal status, its sha256 and result. The parent process is its only writer and
+writes in batched transactions; readers (``status``, ``export``, ``serve``) may run at any time.
+
+Resume: ``pending`` drops refs already recorded with the same fingerprint and unchanged size and
+mtime. Failed documents whose error was retryable are tried again on the next run; a document that
+failed ``quarantine_after`` times ends ``quarantined`` and is tried again only with
+``retry_failed``. De-duplication: a document whose sha256 already has a result under the same
+fingerprint is recorded ``duplicate`` with that result and ``duplicate_of`` naming the first path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from docmill.document import DocumentRef
+from docmill.outcome import Outcome
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What a run is: written when it starts."""
+
+    source: str
+    fingerprint: str
+    strategy: str
+    workers: int
+    total: int | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as the journal knows it. ``stats`` is the live JSON the runner heartbeats."""
+
+    id: int
+    source: str
+    fingerprint: str
+    strategy: str
+    workers: int
+    total: int | None
+    state: str  # running | done | interrupted | failed
+    started: float
+    finished: float | None
+    heartbeat: float | None
+    config: Mapping[str, Any]
+    stats: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """One row of the journal: a document's terminal state."""
+
+    source: str
+    path: str
+    fingerprint: str
+    sha256: str | None
+    size: int | None
+    status: str
+    label: str | None
+    score: float | None
+    result: Mapping[str, Any]
+    error_type: str | None
+    error_message: str | None
+    attempts: int
+    failures: int
+    duplicate_of: str | None
+    worker: str | None
+    started: float | None
+    finished: float | None
+    run_id: int | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def export_row(self) -> dict[str, Any]:
+        """The columns every export carries, in order."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "status": self.status,
+            "label": self.label,
+            "score": self.score,
+            "error": f"{self.error_type}: {self.error_message}" if self.error_type else None,
+            "attempts": self.attempts,
+            "duplicate_of": self.duplicate_of,
+            "size": self.size,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts for ``docmill status`` and the dashboard."""
+
+    total: int
+    by_status: Mapping[str, int]
+    by_label: Mapping[str, int]
+    first_started: float | None
+    last_finished: float | None
+
+    @property
+    def docs_per_second(self) -> float:
+        if not self.first_started or not self.last_finished or self.last_finished <= self.first_started:
+            return 0.0
+        return self.total / (self.last_finished - self.first_started)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A bounded, filtered page of documents."""
+
+    run_id: int | None = None
+    source: str | None = None
+    fingerprint: str | None = None
+    status: Sequence[str] = ()
+    label: str | None = None
+    path_contains: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class Journal(Protocol):
+    """Storage of outcomes. SQLite (``journal.sqlite``) and PostgreSQL (``journal.postgres``)."""
+
+    def begin_run(self, info: RunInfo) -> int: ...
+    def heartbeat(self, run_id: int, stats: Mapping[str, Any]) -> None: ...
+    def end_run(self, run_id: int, state: str, stats: Mapping[str, Any]) -> None: ...
+    def pending(
+        self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
+    ) -> Iterator[DocumentRef]: ...
+    def record(
+        self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
+    ) -> list[Outcome]: ...
+    def forget(self, *, source: str, fingerprint: str) -> int: ...
+    def runs(self) -> list[RunRecord]: ...
+    def run(self, run_id: int) -> RunRecord | None: ...
+    def summary(self, run_id: int | None = None) -> Summary: ...
+    def documents(self, query: Query) -> list[DocumentRecord]: ...
+    def count(self, query: Query) -> int: ...
+    def document(self, path: str, *, run_id: int | None = None) -> DocumentRecord | None: ...
+    def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,63 @@
+"""Retry policy as a small pure object: ``delay(attempt, error)`` decides, callers sleep.
+
+``Job.run`` and ``Job.arun`` (and the LLM client) drive the same decision with ``clock.sleep`` or
+``await clock.asleep``; nothing here touches the clock, so tests are one-liners.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from docmill.errors import ConfigError, RateLimitedError, RetryableError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for retryable errors.
+
+    ====================  =======================================================
+    ``max_attempts``      attempts in all, the first included (1 = never retry)
+    ``initial``           base delay before the second attempt, seconds
+    ``maximum``           cap on one delay (a provider's Retry-After may exceed it)
+    ``multiplier``        growth per attempt
+    ``jitter``            fraction of the delay drawn at random (1.0 = full jitter)
+    ``retry_on``          exception classes worth another attempt
+    ====================  =======================================================
+    """
+
+    max_attempts: int = 5
+    initial: float = 1.0
+    maximum: float = 60.0
+    multiplier: float = 2.0
+    jitter: float = 1.0
+    retry_on: tuple[type[BaseException], ...] = (RetryableError,)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.initial < 0 or self.maximum < self.initial:
+            raise ConfigError(f"need 0 <= initial <= maximum, got {self.initial} and {self.maximum}")
+        if self.multiplier < 1 or not 0 <= self.jitter <= 1:
+            raise ConfigError("multiplier must be >= 1 and jitter within [0, 1]")
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth another attempt at all."""
+        return isinstance(error, self.retry_on)
+
+    def delay(self, attempt: int, error: BaseException, *, rng: random.Random | None = None) -> float | None:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based), or None to give up.
+
+        A ``RateLimitedError.retry_after`` is a floor: we never come back before the provider said.
+        """
+        if attempt >= self.max_attempts or not self.retryable(error):
+            return None
+        backoff = min(self.maximum, self.initial * self.multiplier ** (attempt - 1))
+        draw = (rng or _RNG).random()
+        wait = backoff * (1.0 - self.jitter) + backoff * self.jitter * draw
+        retry_after = getattr(error, "retry_after", None) if isinstance(error, RateLimitedError) else None
+        return max(wait, retry_after or 0.0)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+_RNG = random.Random()
