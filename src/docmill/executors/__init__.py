@@ -17,9 +17,18 @@ ExecutorFactory = Callable[..., Executor]
 
 EXECUTORS: dict[str, str | ExecutorFactory] = {
     "sequential": "docmill.executors.sequential:SequentialExecutor",
+    "threads": "docmill.executors.threads:ThreadExecutor",
+    "processes": "docmill.executors.processes:ProcessExecutor",
+    "asyncio": "docmill.executors.aio:AsyncioExecutor",
+    "batches": "docmill.executors.batches:PartitionedExecutor",
+    "queue": "docmill.executors.work_queue:QueueExecutor",
+    "hybrid": "docmill.executors.hybrid:HybridExecutor",
+    "staged": "docmill.executors.staged:StagedExecutor",
+    "auto": "docmill.executors.auto:AutoExecutor",
+    "celery": "docmill.executors.distributed:CeleryExecutor",
 }
 
-ALIASES = {"no-parallel": "sequential"}
+ALIASES = {"no-parallel": "sequential", "distributed": "celery"}
 
 
 def register_executor(name: str, factory: str | ExecutorFactory, *, replace: bool = False) -> None:
