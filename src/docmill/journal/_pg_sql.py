@@ -1,0 +1,109 @@
+"""SQL text of the PostgreSQL journal (one place to read the schema and every statement)."""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docmill_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS docmill_runs (
+    id bigserial PRIMARY KEY,
+    source text NOT NULL,
+    fingerprint text NOT NULL,
+    strategy text NOT NULL,
+    workers integer NOT NULL,
+    total bigint,
+    state text NOT NULL DEFAULT 'running',
+    started double precision NOT NULL,
+    finished double precision,
+    heartbeat double precision,
+    config jsonb NOT NULL DEFAULT '{}',
+    stats jsonb NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS docmill_documents (
+    source text NOT NULL,
+    path text NOT NULL,
+    fingerprint text NOT NULL,
+    sha256 text,
+    size bigint,
+    mtime_ns bigint,
+    status text NOT NULL,
+    label text,
+    score double precision,
+    result jsonb NOT NULL DEFAULT '{}',
+    error_type text,
+    error_message text,
+    traceback text,
+    retryable boolean NOT NULL DEFAULT false,
+    attempts integer NOT NULL DEFAULT 1,
+    failures integer NOT NULL DEFAULT 0,
+    duplicate_of text,
+    worker text,
+    started double precision,
+    finished double precision,
+    run_id bigint,
+    PRIMARY KEY (source, path, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS docmill_documents_sha ON docmill_documents (fingerprint, sha256)
+    WHERE status = 'ok';
+CREATE INDEX IF NOT EXISTS docmill_documents_run ON docmill_documents (run_id, finished);
+"""
+
+READ_VERSION = "SELECT value FROM docmill_meta WHERE key = 'schema_version'"
+WRITE_VERSION = "INSERT INTO docmill_meta (key, value) VALUES ('schema_version', %s)"
+
+INSERT_RUN = """
+INSERT INTO docmill_runs (source, fingerprint, strategy, workers, total, started, heartbeat, config)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
+"""
+HEARTBEAT = "UPDATE docmill_runs SET heartbeat = %s, stats = %s WHERE id = %s"
+END_RUN = "UPDATE docmill_runs SET state = %s, finished = %s, heartbeat = %s, stats = %s WHERE id = %s"
+SELECT_RUNS = """
+SELECT id, source, fingerprint, strategy, workers, total, state, started, finished, heartbeat,
+       config, stats
+FROM docmill_runs
+"""
+
+SELECT_STATE = """
+SELECT path, size, mtime_ns, status, retryable FROM docmill_documents
+WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
+"""
+SELECT_FAILURES = """
+SELECT path, failures FROM docmill_documents
+WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
+FOR UPDATE
+"""
+SELECT_FIRSTS = """
+SELECT DISTINCT ON (sha256) sha256, path, result FROM docmill_documents
+WHERE fingerprint = %s AND sha256 = ANY(%s) AND status = 'ok'
+ORDER BY sha256, finished NULLS LAST, path
+"""
+
+_COLUMNS = (
+    "source, path, fingerprint, sha256, size, mtime_ns, status, label, score, result, error_type, "
+    "error_message, traceback, retryable, attempts, failures, duplicate_of, worker, started, "
+    "finished, run_id"
+)
+_UPDATES = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ") if c not in ("source", "path", "fingerprint")
+)
+UPSERT = f"""
+INSERT INTO docmill_documents ({_COLUMNS})
+VALUES ({", ".join(["%s"] * 21)})
+ON CONFLICT (source, path, fingerprint) DO UPDATE SET {_UPDATES}
+"""
+FORGET = "DELETE FROM docmill_documents WHERE source = %s AND fingerprint = %s"
+
+SELECT_DOCUMENTS = """
+SELECT source, path, fingerprint, sha256, size, status, label, score, result, error_type,
+       error_message, attempts, failures, duplicate_of, worker, started, finished, run_id
+FROM docmill_documents
+"""
+COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM docmill_documents {} GROUP BY status"
+COUNT_BY_LABEL = (
+    "SELECT label, count(*) AS n FROM docmill_documents {} GROUP BY label HAVING label IS NOT NULL"
+)
+SPAN = "SELECT min(started) AS first_started, max(finished) AS last_finished FROM docmill_documents {}"
+FINISHED_SPAN = "SELECT min(finished) AS lo, max(finished) AS hi FROM docmill_documents WHERE run_id = %s"
+THROUGHPUT = """
+SELECT least(floor((finished - %s) / %s)::int, %s) AS b, count(*) AS n FROM docmill_documents
+WHERE run_id = %s AND finished IS NOT NULL GROUP BY b
+"""

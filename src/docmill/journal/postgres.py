@@ -1,0 +1,286 @@
+"""PostgresJournal: the Journal protocol on PostgreSQL (psycopg 3), for distributed runs.
+
+Same records and semantics as the SQLite journal (see ``journal.base``): one row per (source, path,
+pipeline fingerprint), written by the parent only, in one transaction per batch. Writes are
+upserts on that key, so an outcome delivered twice (Celery's at-least-once delivery, a restarted
+runner) replaces its row instead of adding one.
+
+Target: ``postgresql://user@host:port/db[?schema=NAME]``. ``schema`` (docmill's own parameter,
+stripped before connecting) puts the tables in their own schema, created if missing; tests use
+it to stay apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from docmill.document import DocumentRef
+from docmill.errors import ConfigError, JournalError, MissingDependencyError
+from docmill.journal import _pg_sql as sql
+from docmill.journal._pg_rules import is_settled, resolve
+from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
+from docmill.outcome import Outcome
+
+try:
+    import psycopg
+    from psycopg.rows import dict_row
+except ImportError as exc:  # pragma: no cover - extra not installed
+    raise MissingDependencyError("psycopg", "postgres") from exc
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_LOOKUP_BATCH = 500
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """(libpq conninfo URL, schema or None): ``schema=`` is ours, libpq would reject it."""
+    parts = urlsplit(target)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ConfigError(f"invalid PostgreSQL schema name {schema!r}")
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresJournal:
+    """The journal in a PostgreSQL database; ``quarantine_after`` failures end a document."""
+
+    def __init__(self, target: str, *, quarantine_after: int = 3, connect_timeout: float = 5.0) -> None:
+        self.target = target
+        self.quarantine_after = quarantine_after
+        conninfo, self.schema = split_target(target)
+        try:
+            self._conn = psycopg.connect(conninfo, connect_timeout=int(connect_timeout), row_factory=dict_row)
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot connect to {_redact(conninfo)}: {_first_line(exc)}") from exc
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(72417)")  # concurrent first runs create once
+            if self.schema:
+                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                cur.execute(f'SET search_path TO "{self.schema}"')
+            cur.execute(sql.SCHEMA)
+            cur.execute(sql.READ_VERSION)
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(sql.WRITE_VERSION, (str(SCHEMA_VERSION),))
+            elif row["value"] != str(SCHEMA_VERSION):
+                raise JournalError(f"journal schema v{row['value']}, this docmill reads v{SCHEMA_VERSION}")
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def begin_run(self, info: RunInfo) -> int:
+        now = time.time()
+        row = self._one(
+            sql.INSERT_RUN,
+            (
+                info.source,
+                info.fingerprint,
+                info.strategy,
+                info.workers,
+                info.total,
+                now,
+                now,
+                _json(info.config),
+            ),
+        )
+        assert row is not None
+        return int(row["id"])
+
+    def heartbeat(self, run_id: int, stats: Mapping[str, Any]) -> None:
+        self._execute(sql.HEARTBEAT, (time.time(), _json(stats), run_id))
+
+    def end_run(self, run_id: int, state: str, stats: Mapping[str, Any]) -> None:
+        now = time.time()
+        self._execute(sql.END_RUN, (state, now, now, _json(stats), run_id))
+
+    def runs(self) -> list[RunRecord]:
+        return [_run_record(row) for row in self._all(sql.SELECT_RUNS + " ORDER BY id", ())]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        row = self._one(sql.SELECT_RUNS + " WHERE id = %s", (run_id,))
+        return None if row is None else _run_record(row)
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def pending(
+        self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
+    ) -> Iterator[DocumentRef]:
+        """Refs not settled yet under ``fingerprint``, looked up in batches, lazily."""
+        for batch in _batched(refs, _LOOKUP_BATCH):
+            known = self._rows_by_path(source, fingerprint, [ref.id for ref in batch])
+            for ref in batch:
+                row = known.get(ref.id)
+                if row is None or not is_settled(row, ref, retry_failed=retry_failed):
+                    yield ref
+
+    def _rows_by_path(self, source: str, fingerprint: str, paths: list[str]) -> dict[str, dict[str, Any]]:
+        rows = self._all(sql.SELECT_STATE, (source, fingerprint, paths))
+        return {row["path"]: row for row in rows}
+
+    def record(
+        self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
+    ) -> list[Outcome]:
+        """Upsert one batch in one transaction; returns the outcomes as recorded."""
+        if not outcomes:
+            return []
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                return self._record(cur, outcomes, run_id, source, fingerprint)
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot record outcomes: {_first_line(exc)}") from exc
+
+    def _record(
+        self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], run_id: int, source: str, fp: str
+    ) -> list[Outcome]:
+        paths = [o.ref.id for o in outcomes]
+        cur.execute(sql.SELECT_FAILURES, (source, fp, paths))
+        failures = {row["path"]: row["failures"] for row in cur.fetchall()}
+        shas = sorted({o.sha256 for o in outcomes if o.sha256})
+        cur.execute(sql.SELECT_FIRSTS, (fp, shas))
+        firsts = {row["sha256"]: (row["path"], row["result"]) for row in cur.fetchall()}
+        recorded, rows = [], []
+        for outcome in outcomes:
+            final, row = resolve(outcome, failures.get(outcome.ref.id, 0), firsts, self.quarantine_after)
+            recorded.append(final)
+            rows.append((source, outcome.ref.id, fp, *row, run_id))
+        cur.executemany(sql.UPSERT, rows)
+        return recorded
+
+    def forget(self, *, source: str, fingerprint: str) -> int:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(sql.FORGET, (source, fingerprint))
+            return cur.rowcount
+
+    def summary(self, run_id: int | None = None) -> Summary:
+        where, params = _run_filter(run_id)
+        by_status = {r["status"]: r["n"] for r in self._all(sql.COUNT_BY_STATUS.format(where), params)}
+        by_label = {r["label"]: r["n"] for r in self._all(sql.COUNT_BY_LABEL.format(where), params)}
+        span = self._one(sql.SPAN.format(where), params) or {}
+        return Summary(
+            total=sum(by_status.values()),
+            by_status=by_status,
+            by_label=by_label,
+            first_started=span.get("first_started"),
+            last_finished=span.get("last_finished"),
+        )
+
+    def documents(self, query: Query) -> list[DocumentRecord]:
+        where, params = _query_filter(query)
+        text = f"{sql.SELECT_DOCUMENTS} {where} ORDER BY path, fingerprint LIMIT %s OFFSET %s"
+        return [_document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
+
+    def count(self, query: Query) -> int:
+        where, params = _query_filter(query)
+        row = self._one(f"SELECT count(*) AS n FROM docmill_documents {where}", params)
+        return int(row["n"]) if row else 0
+
+    def document(self, path: str, *, run_id: int | None = None) -> DocumentRecord | None:
+        where, params = _query_filter(Query(run_id=run_id))
+        clause = f"{where} AND path = %s" if where else "WHERE path = %s"
+        row = self._one(
+            f"{sql.SELECT_DOCUMENTS} {clause} ORDER BY finished DESC NULLS LAST LIMIT 1", (*params, path)
+        )
+        return None if row is None else _document_record(row)
+
+    def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]:
+        """Documents finished per time slice of the run: (slice start, count), oldest first."""
+        span = self._one(sql.FINISHED_SPAN, (run_id,))
+        if not span or span["lo"] is None:
+            return []
+        lo, hi = float(span["lo"]), float(span["hi"])
+        width = max((hi - lo) / max(1, buckets), 1e-9)
+        rows = self._all(sql.THROUGHPUT, (lo, width, buckets - 1, run_id))
+        counts = {int(r["b"]): int(r["n"]) for r in rows}
+        return [(lo + i * width, counts.get(i, 0)) for i in range(buckets)]
+
+    def close(self) -> None:
+        if not self._conn.closed:
+            self._conn.close()
+
+    def __enter__(self) -> PostgresJournal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _execute(self, text: str, params: Sequence[Any]) -> None:
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(text, params)
+
+    def _one(self, text: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        rows = self._all(text, params)
+        return rows[0] if rows else None
+
+    def _all(self, text: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute(text, params)
+                return list(cur.fetchall()) if cur.description else []
+        except psycopg.Error as exc:
+            raise JournalError(f"journal query failed: {_first_line(exc)}") from exc
+
+
+def _run_filter(run_id: int | None) -> tuple[str, tuple[Any, ...]]:
+    return ("WHERE run_id = %s", (run_id,)) if run_id is not None else ("", ())
+
+
+def _query_filter(query: Query) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("run_id", query.run_id),
+        ("source", query.source),
+        ("fingerprint", query.fingerprint),
+        ("label", query.label),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if query.status:
+        clauses.append("status = ANY(%s)")
+        params.append(list(query.status))
+    if query.path_contains:
+        clauses.append("strpos(path, %s) > 0")
+        params.append(query.path_contains)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _run_record(row: Mapping[str, Any]) -> RunRecord:
+    return RunRecord(**{**row, "config": row["config"] or {}, "stats": row["stats"] or {}})
+
+
+def _document_record(row: Mapping[str, Any]) -> DocumentRecord:
+    return DocumentRecord(**{**row, "result": row["result"] or {}})
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _batched(items: Iterable[DocumentRef], size: int) -> Iterator[list[DocumentRef]]:
+    batch: list[DocumentRef] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

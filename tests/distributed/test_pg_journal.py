@@ -1,0 +1,121 @@
+"""PostgresJournal against a real server: resume, de-duplication, quarantine, idempotent upserts."""
+
+from __future__ import annotations
+
+import pytest
+
+from docmill.document import DocumentRef
+from docmill.errors import JournalError
+from docmill.journal.base import Query, RunInfo
+from docmill.journal.postgres import PostgresJournal, split_target
+from docmill.outcome import ErrorInfo, Outcome, Status, Timings
+
+pytestmark = pytest.mark.postgres
+
+FP = "fp1"
+
+
+def ref(name: str, size: int = 10) -> DocumentRef:
+    return DocumentRef(id=name, uri=f"/data/{name}", size=size, mtime_ns=1)
+
+
+def ok(name: str, sha: str, label: str = "a", finished: float = 2.0) -> Outcome:
+    return Outcome(
+        ref(name), Status.OK, sha, {"label": label, "score": 0.5}, None, 1, Timings(1.0, finished, "w")
+    )
+
+
+def failed(name: str, retryable: bool) -> Outcome:
+    error = ErrorInfo("UpstreamError" if retryable else "CorruptDocument", "boom", "tb", retryable)
+    return Outcome(ref(name), Status.FAILED, "s", None, error, 2, Timings(1.0, 2.0, "w"))
+
+
+@pytest.fixture
+def journal(pg_target: str) -> PostgresJournal:
+    j = PostgresJournal(pg_target)
+    yield j
+    j.close()
+
+
+def start(journal: PostgresJournal) -> int:
+    return journal.begin_run(RunInfo(source="/data", fingerprint=FP, strategy="celery", workers=2, total=3))
+
+
+def test_record_is_an_idempotent_upsert(journal: PostgresJournal) -> None:
+    run = start(journal)
+    for _ in range(3):
+        journal.record([ok("a.txt", "h1"), ok("b.txt", "h2")], run_id=run, source="/data", fingerprint=FP)
+    assert journal.count(Query()) == 2
+    doc = journal.document("a.txt")
+    assert doc is not None and doc.status == "ok" and doc.label == "a" and doc.result["score"] == 0.5
+
+
+def test_pending_skips_done_and_retries_retryable_failures(journal: PostgresJournal) -> None:
+    run = start(journal)
+    outcomes = [ok("a", "h1"), failed("b", retryable=True), failed("c", retryable=False)]
+    journal.record(outcomes, run_id=run, source="/data", fingerprint=FP)
+    refs = [ref("a"), ref("b"), ref("c"), ref("d")]
+    pending = lambda **kw: [r.id for r in journal.pending(refs, source="/data", fingerprint=FP, **kw)]  # noqa: E731
+    assert pending() == ["b", "d"]
+    assert pending(retry_failed=True) == ["b", "c", "d"]
+    changed = [ref("a", size=99)]
+    assert [r.id for r in journal.pending(changed, source="/data", fingerprint=FP)] == ["a"]
+    assert [r.id for r in journal.pending(refs, source="/data", fingerprint="other")] == ["a", "b", "c", "d"]
+
+
+def test_same_content_is_recorded_duplicate_with_the_first_result(journal: PostgresJournal) -> None:
+    run = start(journal)
+    journal.record([ok("first", "same", "x")], run_id=run, source="/data", fingerprint=FP)
+    recorded = journal.record(
+        [ok("second", "same", "y"), ok("third", "other", "z"), ok("fourth", "other", "w")],
+        run_id=run,
+        source="/data",
+        fingerprint=FP,
+    )
+    assert [o.status for o in recorded] == [Status.DUPLICATE, Status.OK, Status.DUPLICATE]
+    assert recorded[0].label == "x" and recorded[2].label == "z"
+    second = journal.document("second")
+    assert second is not None and second.duplicate_of == "first" and second.label == "x"
+    again = journal.record([ok("first", "same", "x")], run_id=run, source="/data", fingerprint=FP)
+    assert again[0].status is Status.OK  # re-recording the first copy never makes it its own duplicate
+
+
+def test_failures_count_up_to_quarantine(journal: PostgresJournal) -> None:
+    run = start(journal)
+    statuses = []
+    for _ in range(3):
+        rec = journal.record([failed("bad", retryable=True)], run_id=run, source="/data", fingerprint=FP)
+        statuses.append(rec[0].status)
+    assert statuses == [Status.FAILED, Status.FAILED, Status.QUARANTINED]
+    assert list(journal.pending([ref("bad")], source="/data", fingerprint=FP)) == []
+    assert journal.summary().by_status == {"quarantined": 1}
+
+
+def test_runs_heartbeat_summary_and_throughput(journal: PostgresJournal) -> None:
+    run = start(journal)
+    journal.heartbeat(run, {"ok": 1})
+    journal.record(
+        [ok("a", "1", finished=10.0), ok("b", "2", "b", finished=20.0)],
+        run_id=run,
+        source="/data",
+        fingerprint=FP,
+    )
+    record = journal.run(run)
+    assert record is not None and record.state == "running" and record.stats == {"ok": 1}
+    journal.end_run(run, "done", {"ok": 2})
+    assert [r.state for r in journal.runs()] == ["done"]
+    summary = journal.summary(run)
+    assert summary.total == 2 and summary.by_label == {"a": 1, "b": 1}
+    buckets = journal.throughput(run, buckets=4)
+    assert len(buckets) == 4 and sum(n for _, n in buckets) == 2 and buckets[0][0] == 10.0
+    assert journal.documents(Query(status=("ok",), path_contains="b"))[0].path == "b"
+    assert journal.forget(source="/data", fingerprint=FP) == 2
+
+
+def test_bad_targets_are_one_line_errors() -> None:
+    with pytest.raises(JournalError, match="cannot connect"):
+        PostgresJournal("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
+    assert split_target("postgresql://h/db?schema=s1&sslmode=disable") == (
+        "postgresql://h/db?sslmode=disable",
+        "s1",
+    )
