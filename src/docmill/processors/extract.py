@@ -1,0 +1,134 @@
+"""``ExtractText``: a document's bytes → its text, whatever the format, safely.
+
+The format is sniffed from magic bytes first and the file extension second (any case; files without
+an extension work): PDF, DOCX, HTML, Markdown, plain text. Recognisably binary data (executables,
+archives, images) is refused with UnsupportedDocument. Guards, all recorded in ``config()`` so that
+changing them changes the pipeline fingerprint:
+
+=====================  ============  =====================================================
+guard                  default       when it trips
+=====================  ============  =====================================================
+``max_pages``          2,000         a longer PDF → ResourceLimitExceeded
+``max_inflated_bytes`` 256 MiB       a DOCX inflating past it → ResourceLimitExceeded
+``max_chars``          1,000,000     text is cut there; metadata ``truncated`` is True
+``deadline``           None          seconds; checked between PDF pages / DOCX chunks →
+                                     ProcessingTimeout
+=====================  ============  =====================================================
+
+Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
+``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
+the staged strategy's hand-off between processes) carry only text.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.document import Document
+from docmill.errors import ConfigError, UnsupportedDocument
+from docmill.processors.base import Processor
+from docmill.processors.formats import Extracted, Limits, cap
+from docmill.processors.formats.docx import read_docx
+from docmill.processors.formats.html import read_html
+from docmill.processors.formats.pdf import read_pdf
+from docmill.processors.formats.sniff import sniff
+from docmill.processors.formats.text import read_markdown, read_text
+
+Reader = Callable[[bytes, Limits], Extracted]
+
+READERS: dict[str, Reader] = {
+    "pdf": read_pdf,
+    "docx": read_docx,
+    "html": read_html,
+    "md": read_markdown,
+    "txt": read_text,
+}
+_LIBRARIES = ("pypdfium2", "selectolax", "charset-normalizer")
+
+MAX_PAGES = 2_000
+MAX_INFLATED_BYTES = 256 * 1024 * 1024
+MAX_CHARS = 1_000_000
+
+
+class ExtractText(Processor):
+    """Turn ``doc.content`` (bytes) into ``doc.text``; see the module docstring for the guards."""
+
+    name: ClassVar[str] = "extract"
+    version: ClassVar[str] = "1"
+
+    def __init__(
+        self,
+        *,
+        max_pages: int = MAX_PAGES,
+        max_inflated_bytes: int = MAX_INFLATED_BYTES,
+        max_chars: int = MAX_CHARS,
+        deadline: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        sizes = {"max_pages": max_pages, "max_inflated_bytes": max_inflated_bytes, "max_chars": max_chars}
+        for option, value in sizes.items():
+            if value < 1:
+                raise ConfigError(f"{option} must be at least 1, got {value}")
+        if deadline is not None and deadline <= 0:
+            raise ConfigError(f"deadline must be positive seconds, got {deadline}")
+        self.limits = Limits(max_pages, max_inflated_bytes, max_chars, deadline, clock)
+
+    def process(self, doc: Document) -> Document:
+        if doc.content is None:
+            return self._cap_given_text(doc)
+        suffix = PurePosixPath(doc.ref.id or doc.ref.uri).suffix
+        kind = sniff(doc.content, suffix)
+        if kind == "docx":
+            result = read_docx(doc.content, self.limits, named_docx=suffix.lower() in (".docx", ""))
+        else:
+            result = READERS[kind](doc.content, self.limits)
+        return doc.evolve(content=None, text=result.text).with_metadata(**_metadata(kind, result))
+
+    def _cap_given_text(self, doc: Document) -> Document:
+        if doc.text is None:
+            raise UnsupportedDocument("the document has neither content nor text")
+        text, truncated = cap(doc.text.replace("\x00", ""), self.limits.max_chars)
+        kind = doc.metadata.get("format", "txt")
+        return doc.evolve(text=text).with_metadata(format=kind, truncated=truncated)
+
+    def config(self) -> Mapping[str, Any]:
+        limits = self.limits
+        return {
+            "max_pages": limits.max_pages,
+            "max_inflated_bytes": limits.max_inflated_bytes,
+            "max_chars": limits.max_chars,
+            "libraries": library_versions(),
+        }
+
+    def __repr__(self) -> str:
+        limits = self.limits
+        return (
+            f"ExtractText(max_pages={limits.max_pages}, max_inflated_bytes={limits.max_inflated_bytes}, "
+            f"max_chars={limits.max_chars}, deadline={limits.deadline})"
+        )
+
+
+def _metadata(kind: str, result: Extracted) -> dict[str, Any]:
+    items: dict[str, Any] = {"format": kind, "truncated": result.truncated}
+    if result.pages is not None:
+        items["pages"] = result.pages
+    if result.encoding is not None:
+        items["encoding"] = result.encoding
+    return items
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions of the extraction libraries (they change results, so they enter the fingerprint)."""
+    versions: dict[str, str] = {}
+    for package in _LIBRARIES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
