@@ -56,7 +56,7 @@ def test_pending_skips_done_and_retries_retryable_failures(journal: PostgresJour
     journal.record(outcomes, run_id=run, source="/data", fingerprint=FP)
     refs = [ref("a"), ref("b"), ref("c"), ref("d")]
     pending = lambda **kw: [r.id for r in journal.pending(refs, source="/data", fingerprint=FP, **kw)]  # noqa: E731
-    assert pending() == ["b", "d"]
+    assert pending() == ["b", "d"]  # a permanent failure is quarantined at once
     assert pending(retry_failed=True) == ["b", "c", "d"]
     changed = [ref("a", size=99)]
     assert [r.id for r in journal.pending(changed, source="/data", fingerprint=FP)] == ["a"]
@@ -74,6 +74,7 @@ def test_same_content_is_recorded_duplicate_with_the_first_result(journal: Postg
     )
     assert [o.status for o in recorded] == [Status.DUPLICATE, Status.OK, Status.DUPLICATE]
     assert recorded[0].label == "x" and recorded[2].label == "z"
+    assert recorded[0].result is not None and recorded[0].result["duplicate_of"] == "first"
     second = journal.document("second")
     assert second is not None and second.duplicate_of == "first" and second.label == "x"
     again = journal.record([ok("first", "same", "x")], run_id=run, source="/data", fingerprint=FP)
@@ -103,12 +104,17 @@ def test_runs_heartbeat_summary_and_throughput(journal: PostgresJournal) -> None
     record = journal.run(run)
     assert record is not None and record.state == "running" and record.stats == {"ok": 1}
     journal.end_run(run, "done", {"ok": 2})
-    assert [r.state for r in journal.runs()] == ["done"]
+    other = journal.begin_run(RunInfo(source="/other", fingerprint=FP, strategy="celery", workers=1))
+    assert [r.state for r in journal.runs()] == ["running", "done"]
+    assert journal.summary().total == 0  # scoped to the latest run's source, as in SQLite
+    journal.end_run(other, "done", {})
     summary = journal.summary(run)
     assert summary.total == 2 and summary.by_label == {"a": 1, "b": 1}
     buckets = journal.throughput(run, buckets=4)
-    assert len(buckets) == 4 and sum(n for _, n in buckets) == 2 and buckets[0][0] == 10.0
-    assert journal.documents(Query(status=("ok",), path_contains="b"))[0].path == "b"
+    assert len(buckets) == 4 and buckets[0][0] == record.started
+    docs = journal.documents(Query(run_id=run, status=("ok",), path_contains="b"))
+    assert [d.path for d in docs] == ["b"]
+    assert [d.path for d in journal.iter_documents(Query(run_id=run))] == ["a", "b"]
     assert journal.forget(source="/data", fingerprint=FP) == 2
 
 

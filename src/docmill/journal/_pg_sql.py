@@ -54,7 +54,7 @@ INSERT_RUN = """
 INSERT INTO docmill_runs (source, fingerprint, strategy, workers, total, started, heartbeat, config)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
 """
-HEARTBEAT = "UPDATE docmill_runs SET heartbeat = %s, stats = %s WHERE id = %s"
+HEARTBEAT = "UPDATE docmill_runs SET heartbeat = %s, stats = %s, total = coalesce(%s, total) WHERE id = %s"
 END_RUN = "UPDATE docmill_runs SET state = %s, finished = %s, heartbeat = %s, stats = %s WHERE id = %s"
 SELECT_RUNS = """
 SELECT id, source, fingerprint, strategy, workers, total, state, started, finished, heartbeat,
@@ -63,7 +63,7 @@ FROM docmill_runs
 """
 
 SELECT_STATE = """
-SELECT path, size, mtime_ns, status, retryable FROM docmill_documents
+SELECT path, status, size, mtime_ns FROM docmill_documents
 WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
 """
 SELECT_FAILURES = """
@@ -72,9 +72,9 @@ WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
 FOR UPDATE
 """
 SELECT_FIRSTS = """
-SELECT DISTINCT ON (sha256) sha256, path, result FROM docmill_documents
-WHERE fingerprint = %s AND sha256 = ANY(%s) AND status = 'ok'
-ORDER BY sha256, finished NULLS LAST, path
+SELECT sha256, path, result FROM docmill_documents
+WHERE source = %s AND fingerprint = %s AND status = 'ok' AND sha256 = ANY(%s)
+ORDER BY path
 """
 
 _COLUMNS = (
@@ -97,13 +97,15 @@ SELECT source, path, fingerprint, sha256, size, status, label, score, result, er
        error_message, attempts, failures, duplicate_of, worker, started, finished, run_id
 FROM docmill_documents
 """
-COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM docmill_documents {} GROUP BY status"
+SCOPE = "SELECT source, fingerprint FROM docmill_runs WHERE id = %s"
+LATEST_SCOPE = "SELECT source, fingerprint FROM docmill_runs ORDER BY id DESC LIMIT 1"
+COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM docmill_documents {} GROUP BY status ORDER BY status"
 COUNT_BY_LABEL = (
-    "SELECT label, count(*) AS n FROM docmill_documents {} GROUP BY label HAVING label IS NOT NULL"
+    "SELECT label, count(*) AS n FROM docmill_documents {} "
+    "GROUP BY label HAVING label IS NOT NULL ORDER BY label"
 )
 SPAN = "SELECT min(started) AS first_started, max(finished) AS last_finished FROM docmill_documents {}"
-FINISHED_SPAN = "SELECT min(finished) AS lo, max(finished) AS hi FROM docmill_documents WHERE run_id = %s"
 THROUGHPUT = """
-SELECT least(floor((finished - %s) / %s)::int, %s) AS b, count(*) AS n FROM docmill_documents
+SELECT floor((finished - %s) / %s)::bigint AS b, count(*) AS n FROM docmill_documents
 WHERE run_id = %s AND finished IS NOT NULL GROUP BY b
 """

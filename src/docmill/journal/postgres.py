@@ -16,14 +16,15 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError, MissingDependencyError
 from docmill.journal import _pg_sql as sql
-from docmill.journal._pg_rules import is_settled, resolve
 from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
+from docmill.journal.policy import First, Recorded, Settled, is_pending, settle
 from docmill.outcome import Outcome
 
 try:
@@ -95,14 +96,14 @@ class PostgresJournal:
         return int(row["id"])
 
     def heartbeat(self, run_id: int, stats: Mapping[str, Any]) -> None:
-        self._execute(sql.HEARTBEAT, (time.time(), _json(stats), run_id))
+        self._execute(sql.HEARTBEAT, (time.time(), _json(stats), stats.get("total"), run_id))
 
     def end_run(self, run_id: int, state: str, stats: Mapping[str, Any]) -> None:
         now = time.time()
         self._execute(sql.END_RUN, (state, now, now, _json(stats), run_id))
 
     def runs(self) -> list[RunRecord]:
-        return [_run_record(row) for row in self._all(sql.SELECT_RUNS + " ORDER BY id", ())]
+        return [_run_record(row) for row in self._all(sql.SELECT_RUNS + " ORDER BY id DESC", ())]
 
     def run(self, run_id: int) -> RunRecord | None:
         row = self._one(sql.SELECT_RUNS + " WHERE id = %s", (run_id,))
@@ -113,46 +114,62 @@ class PostgresJournal:
     def pending(
         self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
     ) -> Iterator[DocumentRef]:
-        """Refs not settled yet under ``fingerprint``, looked up in batches, lazily."""
-        for batch in _batched(refs, _LOOKUP_BATCH):
-            known = self._rows_by_path(source, fingerprint, [ref.id for ref in batch])
-            for ref in batch:
-                row = known.get(ref.id)
-                if row is None or not is_settled(row, ref, retry_failed=retry_failed):
+        """Refs that need processing (see ``journal.policy.is_pending``), looked up in batches, lazily."""
+        iterator = iter(refs)
+        while chunk := list(islice(iterator, _LOOKUP_BATCH)):
+            rows = self._all(sql.SELECT_STATE, (source, fingerprint, [ref.id for ref in chunk]))
+            recorded = {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
+            for ref in chunk:
+                if is_pending(ref, recorded.get(ref.id), retry_failed=retry_failed):
                     yield ref
-
-    def _rows_by_path(self, source: str, fingerprint: str, paths: list[str]) -> dict[str, dict[str, Any]]:
-        rows = self._all(sql.SELECT_STATE, (source, fingerprint, paths))
-        return {row["path"]: row for row in rows}
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
     ) -> list[Outcome]:
-        """Upsert one batch in one transaction; returns the outcomes as recorded."""
+        """Upsert one batch in one transaction; returns the outcomes as recorded (duplicate, quarantined)."""
         if not outcomes:
             return []
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                return self._record(cur, outcomes, run_id, source, fingerprint)
+                settled = self._settle(cur, outcomes, source, fingerprint)
+                rows = [
+                    _document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled
+                ]
+                cur.executemany(sql.UPSERT, rows)
         except psycopg.Error as exc:
             raise JournalError(f"cannot record outcomes: {_first_line(exc)}") from exc
+        return [s.outcome for s in settled]
 
-    def _record(
-        self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], run_id: int, source: str, fp: str
-    ) -> list[Outcome]:
-        paths = [o.ref.id for o in outcomes]
-        cur.execute(sql.SELECT_FAILURES, (source, fp, paths))
+    def _settle(
+        self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str
+    ) -> list[Settled]:
+        failed = [o.ref.id for o in outcomes if o.status.value in ("failed", "crashed")]
+        cur.execute(sql.SELECT_FAILURES, (source, fingerprint, failed))
         failures = {row["path"]: row["failures"] for row in cur.fetchall()}
-        shas = sorted({o.sha256 for o in outcomes if o.sha256})
-        cur.execute(sql.SELECT_FIRSTS, (fp, shas))
-        firsts = {row["sha256"]: (row["path"], row["result"]) for row in cur.fetchall()}
-        recorded, rows = [], []
+        firsts = self._firsts(cur, outcomes, source, fingerprint)
+        settled = []
         for outcome in outcomes:
-            final, row = resolve(outcome, failures.get(outcome.ref.id, 0), firsts, self.quarantine_after)
-            recorded.append(final)
-            rows.append((source, outcome.ref.id, fp, *row, run_id))
-        cur.executemany(sql.UPSERT, rows)
-        return recorded
+            done = settle(
+                outcome,
+                failures=failures.get(outcome.ref.id, 0),
+                first=firsts.get(outcome.sha256 or ""),
+                quarantine_after=self.quarantine_after,
+            )
+            if done.outcome.status.value == "ok" and outcome.sha256:
+                firsts.setdefault(outcome.sha256, First(outcome.ref.id, outcome.result or {}))
+            settled.append(done)
+        return settled
+
+    def _firsts(
+        self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str
+    ) -> dict[str, First]:
+        wanted = {o.sha256: o.ref.id for o in outcomes if o.sha256 and o.status.value == "ok"}
+        cur.execute(sql.SELECT_FIRSTS, (source, fingerprint, list(wanted)))
+        firsts: dict[str, First] = {}
+        for row in cur.fetchall():
+            if row["path"] != wanted[row["sha256"]]:
+                firsts.setdefault(row["sha256"], First(row["path"], row["result"] or {}))
+        return firsts
 
     def forget(self, *, source: str, fingerprint: str) -> int:
         with self._conn.transaction(), self._conn.cursor() as cur:
@@ -160,7 +177,7 @@ class PostgresJournal:
             return cur.rowcount
 
     def summary(self, run_id: int | None = None) -> Summary:
-        where, params = _run_filter(run_id)
+        where, params = self._where(Query(run_id=run_id))
         by_status = {r["status"]: r["n"] for r in self._all(sql.COUNT_BY_STATUS.format(where), params)}
         by_label = {r["label"]: r["n"] for r in self._all(sql.COUNT_BY_LABEL.format(where), params)}
         span = self._one(sql.SPAN.format(where), params) or {}
@@ -173,33 +190,55 @@ class PostgresJournal:
         )
 
     def documents(self, query: Query) -> list[DocumentRecord]:
-        where, params = _query_filter(query)
-        text = f"{sql.SELECT_DOCUMENTS} {where} ORDER BY path, fingerprint LIMIT %s OFFSET %s"
+        where, params = self._where(query)
+        text = f"{sql.SELECT_DOCUMENTS} {where} ORDER BY path LIMIT %s OFFSET %s"
         return [_document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
 
+    def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
+        """Every document matching ``query`` (limit and offset ignored), streamed in path order."""
+        where, params = self._where(query)
+        clause = f"{where} AND path > %s" if where else "WHERE path > %s"
+        last = ""
+        while True:
+            text = f"{sql.SELECT_DOCUMENTS} {clause} ORDER BY path LIMIT {_LOOKUP_BATCH}"
+            rows = self._all(text, (*params, last))
+            yield from (_document_record(r) for r in rows)
+            if len(rows) < _LOOKUP_BATCH:
+                return
+            last = rows[-1]["path"]
+
     def count(self, query: Query) -> int:
-        where, params = _query_filter(query)
+        where, params = self._where(query)
         row = self._one(f"SELECT count(*) AS n FROM docmill_documents {where}", params)
         return int(row["n"]) if row else 0
 
     def document(self, path: str, *, run_id: int | None = None) -> DocumentRecord | None:
-        where, params = _query_filter(Query(run_id=run_id))
+        where, params = self._where(Query(run_id=run_id))
         clause = f"{where} AND path = %s" if where else "WHERE path = %s"
-        row = self._one(
-            f"{sql.SELECT_DOCUMENTS} {clause} ORDER BY finished DESC NULLS LAST LIMIT 1", (*params, path)
-        )
+        row = self._one(f"{sql.SELECT_DOCUMENTS} {clause} LIMIT 1", (*params, path))
         return None if row is None else _document_record(row)
 
     def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]:
         """Documents finished per time slice of the run: (slice start, count), oldest first."""
-        span = self._one(sql.FINISHED_SPAN, (run_id,))
-        if not span or span["lo"] is None:
+        run = self.run(run_id)
+        if run is None or buckets < 1:
             return []
-        lo, hi = float(span["lo"]), float(span["hi"])
-        width = max((hi - lo) / max(1, buckets), 1e-9)
-        rows = self._all(sql.THROUGHPUT, (lo, width, buckets - 1, run_id))
-        counts = {int(r["b"]): int(r["n"]) for r in rows}
-        return [(lo + i * width, counts.get(i, 0)) for i in range(buckets)]
+        end = run.finished or run.heartbeat or time.time()
+        width = max((end - run.started) / buckets, 1e-6)
+        counts = {int(r["b"]): int(r["n"]) for r in self._all(sql.THROUGHPUT, (run.started, width, run_id))}
+        return [(run.started + i * width, counts.get(i, 0)) for i in range(buckets)]
+
+    def _where(self, query: Query) -> tuple[str, tuple[Any, ...]]:
+        """Scope a query as the SQLite journal does: to its run's (source, fingerprint), else the latest."""
+        source, fingerprint = query.source, query.fingerprint
+        if source is None and fingerprint is None:
+            row = (
+                self._one(sql.SCOPE, (query.run_id,))
+                if query.run_id is not None
+                else self._one(sql.LATEST_SCOPE, ())
+            )
+            source, fingerprint = (row["source"], row["fingerprint"]) if row else (None, None)
+        return _where(query, source, fingerprint)
 
     def close(self) -> None:
         if not self._conn.closed:
@@ -230,19 +269,10 @@ class PostgresJournal:
             raise JournalError(f"journal query failed: {_first_line(exc)}") from exc
 
 
-def _run_filter(run_id: int | None) -> tuple[str, tuple[Any, ...]]:
-    return ("WHERE run_id = %s", (run_id,)) if run_id is not None else ("", ())
-
-
-def _query_filter(query: Query) -> tuple[str, tuple[Any, ...]]:
+def _where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (
-        ("run_id", query.run_id),
-        ("source", query.source),
-        ("fingerprint", query.fingerprint),
-        ("label", query.label),
-    ):
+    for column, value in (("source", source), ("fingerprint", fingerprint), ("label", query.label)):
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)
@@ -255,6 +285,28 @@ def _query_filter(query: Query) -> tuple[str, tuple[Any, ...]]:
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
+def _document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
+    """The UPSERT parameters for one settled outcome (the same columns as the SQLite journal)."""
+    o = settled.outcome
+    result = dict(o.result or {})
+    error = o.error
+    label, score = result.get("label"), result.get("score")
+    return (
+        source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
+        None if label is None else str(label), _number(score), json.dumps(result, default=str),
+        error.type if error else None, error.message if error else None, error.traceback if error else None,
+        bool(error and error.retryable), o.attempts, settled.failures, settled.duplicate_of,
+        o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
+    )  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _run_record(row: Mapping[str, Any]) -> RunRecord:
     return RunRecord(**{**row, "config": row["config"] or {}, "stats": row["stats"] or {}})
 
@@ -265,17 +317,6 @@ def _document_record(row: Mapping[str, Any]) -> DocumentRecord:
 
 def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, default=str, sort_keys=True)
-
-
-def _batched(items: Iterable[DocumentRef], size: int) -> Iterator[list[DocumentRef]]:
-    batch: list[DocumentRef] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _first_line(exc: BaseException) -> str:
