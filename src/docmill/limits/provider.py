@@ -1,0 +1,84 @@
+"""ProviderLimits: a provider's two budgets, requests and tokens per window, used together.
+
+Before a call: ``acquire(estimate)`` takes one request and the estimated tokens. After it:
+``settle(estimate, actual)`` refunds the difference (or charges it), and ``observe(...)`` lets the
+provider's ``x-ratelimit-remaining-*`` headers pull our levels down to what it sees. On a 429,
+``pause_for(retry_after)`` stops every caller on both budgets. A failed request keeps its charge:
+providers count failed requests too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.limits.base import LimiterStats, NullLimiter, RateLimiter
+from docmill.limits.shared import SharedTokenBucket
+from docmill.limits.token_bucket import TokenBucket
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimitStats:
+    """Snapshots of both budgets."""
+
+    requests: LimiterStats
+    tokens: LimiterStats
+
+
+class ProviderLimits:
+    """Requests-per-window and tokens-per-window limiters acting as one."""
+
+    def __init__(self, requests: RateLimiter | None = None, tokens: RateLimiter | None = None) -> None:
+        self.requests: RateLimiter = requests or NullLimiter()
+        self.tokens: RateLimiter = tokens or NullLimiter()
+
+    @classmethod
+    def from_rates(
+        cls,
+        rpm: float | None,
+        tpm: float | None,
+        *,
+        per: float = 60.0,
+        shared: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> ProviderLimits:
+        """Buckets that keep under ``rpm`` requests and ``tpm`` tokens in any ``per`` seconds.
+
+        ``shared=True`` makes one budget for every process holding a copy (SharedTokenBucket);
+        ``False`` keeps it to this process's threads and event loops (TokenBucket).
+        """
+        kind = SharedTokenBucket if shared else TokenBucket
+        requests = kind.within(rpm, per, clock=clock) if rpm else None
+        tokens = kind.within(tpm, per, clock=clock) if tpm else None
+        return cls(requests, tokens)
+
+    def acquire(self, tokens: float) -> None:
+        """Block until one request carrying ``tokens`` (estimated) may be sent."""
+        self.requests.acquire(1.0)
+        self.tokens.acquire(tokens)
+
+    async def aacquire(self, tokens: float) -> None:
+        await self.requests.aacquire(1.0)
+        await self.tokens.aacquire(tokens)
+
+    def settle(self, estimate: float, actual: float) -> None:
+        """Correct the token charge once the provider reported real usage."""
+        if actual != estimate:
+            self.tokens.refund(estimate - actual)
+
+    def pause_for(self, seconds: float) -> None:
+        self.requests.pause_for(seconds)
+        self.tokens.pause_for(seconds)
+
+    def observe(self, *, requests_left: float | None, tokens_left: float | None) -> None:
+        """Re-synchronise with the provider's view (``x-ratelimit-remaining-*``)."""
+        if requests_left is not None:
+            self.requests.resync(requests_left)
+        if tokens_left is not None:
+            self.tokens.resync(tokens_left)
+
+    def statistics(self) -> ProviderLimitStats:
+        return ProviderLimitStats(self.requests.statistics(), self.tokens.statistics())
+
+    def __repr__(self) -> str:
+        return f"ProviderLimits(requests={self.requests!r}, tokens={self.tokens!r})"

@@ -1,0 +1,377 @@
+"""A local stand-in for an LLM provider: OpenAI chat completions and Ollama chat, with real limits.
+
+``Emulator.handle`` turns one HTTP request into a :class:`Reply`; ``docmill.llm.emulator_server``
+serves it on loopback (``docmill emulate``, or ``EmulatorServer`` in tests). It behaves like a
+provider where it matters to a client:
+
+* **Limits** over a sliding window (60 s by default): more than ``rpm`` requests or ``tpm``
+  tokens → 429 with ``Retry-After`` (whole seconds), ``retry-after-ms`` and the
+  ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` headers (also sent on every success).
+  Every request counts against ``rpm``, rejected and failed ones included. Tokens are charged at
+  admission as prompt + ``max_tokens`` and corrected to the real usage when the reply is made.
+* **Latency**: lognormal around ``latency_median`` with spread ``latency_sigma``, plus
+  ``per_token_latency`` per output token; at most ``max_concurrency`` requests are worked on at
+  once (the rest queue, so latency rises under overload).
+* **Faults**, each drawn per request with its rate: 500, 503, dropped connection, hang, malformed
+  JSON body, truncated body, and a label outside the allowed set.
+* **Answers**: keyword scoring of the prompt's labels (``emulator_model``), deterministic, with a
+  seeded ``error_rate`` of wrong labels.
+
+``GET /emulator/stats`` reports the provider's view; ``POST /emulator/reset`` clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.errors import ConfigError
+from docmill.llm import emulator_model
+from docmill.llm.prompt import answer_json, count_prompt_tokens, estimate_tokens, parse_messages
+
+FAULTS = ("fail_500", "fail_503", "drop", "hang", "malformed", "truncated", "bad_label")
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """How the emulated provider behaves. Rates are per ``window`` seconds; 0 = unlimited."""
+
+    rpm: int = 600
+    tpm: int = 200_000
+    window: float = 60.0
+    latency_median: float = 1.0
+    latency_sigma: float = 0.3
+    per_token_latency: float = 0.0
+    max_concurrency: int = 0
+    error_rate: float = 0.0
+    gullible: bool = False
+    api_key: str | None = None
+    models: tuple[str, ...] = ("emulated-small", "emulated-large")
+    hang_seconds: float = 600.0
+    seed: int = 0
+    fail_500: float = 0.0
+    fail_503: float = 0.0
+    drop: float = 0.0
+    hang: float = 0.0
+    malformed: float = 0.0
+    truncated: float = 0.0
+    bad_label: float = 0.0
+
+    def __post_init__(self) -> None:
+        rates = [getattr(self, name) for name in FAULTS]
+        if any(not 0 <= r <= 1 for r in [*rates, self.error_rate]) or sum(rates) > 1:
+            raise ConfigError("fault and error rates must be within [0, 1] and sum to at most 1")
+        if self.rpm < 0 or self.tpm < 0 or self.window <= 0 or self.latency_median < 0:
+            raise ConfigError("rpm, tpm and latency must be >= 0 and window > 0")
+
+
+@dataclass(slots=True)
+class Reply:
+    """What to send back. ``action``: ``send``; ``drop`` (close, no reply); ``truncate`` (half a body)."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str = "send"
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
+        return cls(
+            status, json.dumps(payload).encode(), {"content-type": "application/json", **(headers or {})}
+        )
+
+
+@dataclass(slots=True)
+class _Window:
+    """Sliding-window accounting of one budget: [arrival, amount] entries younger than ``window``."""
+
+    limit: int
+    window: float
+    entries: deque[list[float]] = field(default_factory=deque)
+
+    def prune(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now - self.window:
+            self.entries.popleft()
+
+    def used(self) -> float:
+        return sum(entry[1] for entry in self.entries)
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` more fits (0 if it fits now)."""
+        excess = self.used() + amount - self.limit
+        for arrival, value in self.entries:
+            if excess <= 0:
+                break
+            excess -= value
+            if excess <= 0:
+                return arrival + self.window - now
+        return 0.0 if excess <= 0 else self.window
+
+    def reset_in(self, now: float) -> float:
+        return self.entries[0][0] + self.window - now if self.entries else 0.0
+
+
+class Emulator:
+    """The provider's behaviour, independent of HTTP. One instance serves one event loop."""
+
+    def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all traffic: windows, statistics and the random stream."""
+        cfg = self.config
+        self._requests = _Window(cfg.rpm, cfg.window)
+        self._tokens = _Window(cfg.tpm, cfg.window)
+        self._rng = random.Random(cfg.seed)
+        self._slots = asyncio.Semaphore(cfg.max_concurrency) if cfg.max_concurrency else None
+        self.arrivals: list[float] = []
+        self.counts: dict[str, int] = {
+            "requests": 0,
+            "ok": 0,
+            "rate_limited": 0,
+            "tokens_in": 0,
+            "tokens_out": 0,
+        }
+        self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.started = self.clock.monotonic()
+
+    async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Answer one HTTP request."""
+        route = (method, path.split("?")[0].rstrip("/"))
+        if route == ("GET", "/emulator/stats"):
+            return Reply.json(200, self.stats(arrivals="arrivals=1" in path))
+        if route == ("POST", "/emulator/reset"):
+            self.reset()
+            return Reply.json(200, {"reset": True})
+        if route in (("GET", "/v1/models"), ("GET", "/api/tags")):
+            return Reply.json(200, self._models(ollama=route[1] == "/api/tags"))
+        if route in (("POST", "/v1/chat/completions"), ("POST", "/api/chat")):
+            return await self._chat(headers, body, ollama=route[1] == "/api/chat")
+        return Reply.json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+
+    def _models(self, *, ollama: bool) -> dict[str, Any]:
+        if ollama:
+            return {"models": [{"name": m, "model": m, "size": 0} for m in self.config.models]}
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "owned_by": "docmill"} for m in self.config.models],
+        }
+
+    async def _chat(self, headers: Mapping[str, str], body: bytes, *, ollama: bool) -> Reply:
+        now = self.clock.monotonic()
+        self.arrivals.append(now)
+        self.counts["requests"] += 1
+        key = self.config.api_key
+        if key is not None and headers.get("authorization") != f"Bearer {key}":
+            return Reply.json(401, {"error": {"message": "invalid or missing API key", "type": "auth"}})
+        try:
+            request = json.loads(body)
+            messages = list(request["messages"])
+        except (ValueError, KeyError, TypeError):
+            return Reply.json(
+                400, {"error": {"message": "body must be JSON with messages", "type": "invalid_request"}}
+            )
+        prompt_tokens = count_prompt_tokens(messages)
+        max_out = _max_tokens(request, ollama=ollama)
+        throttled = self._admit(now, prompt_tokens + max_out)
+        if throttled is not None:
+            return throttled
+        entry = self._tokens.entries[-1] if self.config.tpm else [now, 0.0]
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._work(request, messages, prompt_tokens, max_out, entry, ollama=ollama)
+        finally:
+            self.in_flight -= 1
+
+    def _admit(self, now: float, tokens: int) -> Reply | None:
+        """Charge the windows; a 429 reply if either budget is spent (the request counts anyway)."""
+        cfg = self.config
+        for window in (self._requests, self._tokens):
+            window.prune(now)
+        wait_requests = self._requests.wait_for(1, now) if cfg.rpm else 0.0
+        self._requests.entries.append([now, 1.0])
+        wait_tokens = self._tokens.wait_for(tokens, now) if cfg.tpm else 0.0
+        if wait_requests <= 0 and wait_tokens <= 0:
+            if cfg.tpm:
+                self._tokens.entries.append([now, float(tokens)])
+            return None
+        self.counts["rate_limited"] += 1
+        wait = max(wait_requests, wait_tokens)
+        kind = "requests" if wait_requests >= wait_tokens else "tokens"
+        headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+        headers.update(self.limit_headers(now))
+        message = f"Rate limit reached for {kind} per {cfg.window:g} s. Please try again in {wait:.3f}s."
+        return Reply.json(
+            429, {"error": {"message": message, "type": kind, "code": "rate_limit_exceeded"}}, headers
+        )
+
+    def limit_headers(self, now: float) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers describing both budgets now."""
+        headers = {}
+        for kind, window in (("requests", self._requests), ("tokens", self._tokens)):
+            if window.limit:
+                window.prune(now)
+                headers[f"x-ratelimit-limit-{kind}"] = str(window.limit)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(window.limit - window.used())))
+                headers[f"x-ratelimit-reset-{kind}"] = f"{max(0.0, window.reset_in(now)):.3f}s"
+        return headers
+
+    async def _work(
+        self,
+        request: Mapping[str, Any],
+        messages: list[Any],
+        prompt_tokens: int,
+        max_out: int,
+        entry: list[float],
+        *,
+        ollama: bool,
+    ) -> Reply:
+        fault = self._draw_fault()
+        labels, text = parse_messages(messages)
+        cfg = self.config
+        label, confidence, reason = emulator_model.classify(
+            labels, text, seed=cfg.seed, error_rate=cfg.error_rate, gullible=cfg.gullible
+        )
+        if fault == "bad_label":
+            label = "not-a-label"
+        content = answer_json(label, confidence, reason)
+        if not _json_requested(request, ollama=ollama):
+            content = f"Here is the classification:\n```json\n{content}\n```"
+        finish = "stop"
+        if estimate_tokens(content) > max_out:
+            content, finish = content[: max_out * 4], "length"
+        completion_tokens = estimate_tokens(content)
+        entry[1] = float(prompt_tokens + completion_tokens)  # correct the admission charge to real usage
+        await self._latency(completion_tokens)
+        if fault is not None and fault != "bad_label":
+            return await self._fault(fault, prompt_tokens, entry)
+        self.counts["ok"] += 1
+        self.counts["tokens_in"] += prompt_tokens
+        self.counts["tokens_out"] += completion_tokens
+        usage = (prompt_tokens, completion_tokens)
+        payload = (
+            _ollama_reply(request, content, usage)
+            if ollama
+            else _openai_reply(request, content, usage, finish)
+        )
+        return Reply.json(200, payload, self.limit_headers(self.clock.monotonic()))
+
+    def _draw_fault(self) -> str | None:
+        draw = self._rng.random()
+        for name in FAULTS:
+            draw -= getattr(self.config, name)
+            if draw < 0:
+                self.faults[name] += 1
+                return name
+        return None
+
+    async def _latency(self, completion_tokens: int) -> None:
+        cfg = self.config
+        seconds = cfg.latency_median * math.exp(cfg.latency_sigma * self._rng.gauss(0.0, 1.0))
+        seconds += cfg.per_token_latency * completion_tokens
+        if self._slots is None:
+            await self.clock.asleep(seconds)
+            return
+        async with self._slots:
+            await self.clock.asleep(seconds)
+
+    async def _fault(self, fault: str, prompt_tokens: int, entry: list[float]) -> Reply:
+        entry[1] = float(prompt_tokens)  # the work was started: the prompt is charged
+        headers = self.limit_headers(self.clock.monotonic())
+        if fault in ("fail_500", "fail_503"):
+            status = 500 if fault == "fail_500" else 503
+            return Reply.json(
+                status, {"error": {"message": "The server had an error", "type": "server_error"}}, headers
+            )
+        if fault == "hang":
+            await self.clock.asleep(self.config.hang_seconds)
+            return Reply(0, action="drop")
+        if fault == "drop":
+            return Reply(0, action="drop")
+        body = b'{"id": "chatcmpl-x", "choices": [{"message": {"role": "assistant", "content": "{\\"lab'
+        if fault == "malformed":
+            return Reply(200, body, {"content-type": "application/json", **headers})
+        return Reply(
+            200, body + b" " * 64, {"content-type": "application/json", **headers}, action="truncate"
+        )
+
+    def stats(self, *, arrivals: bool = False) -> dict[str, Any]:
+        """The provider's view: counts, the busiest window, peak concurrency (``arrivals`` on demand)."""
+        result: dict[str, Any] = {
+            **self.counts,
+            "faults": dict(self.faults),
+            "window": self.config.window,
+            "max_requests_per_window": max_in_window(self.arrivals, self.config.window),
+            "peak_in_flight": self.peak_in_flight,
+            "in_flight": self.in_flight,
+            "elapsed": self.clock.monotonic() - self.started,
+            "config": asdict(self.config) | {"api_key": None},
+        }
+        if arrivals:
+            result["arrivals"] = [t - self.started for t in self.arrivals]
+        return result
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most events in any half-open interval [t, t + window) (``times`` ascending)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _max_tokens(request: Mapping[str, Any], *, ollama: bool) -> int:
+    if ollama:
+        value = (request.get("options") or {}).get("num_predict")
+    else:
+        value = request.get("max_completion_tokens") or request.get("max_tokens")
+    return int(value) if isinstance(value, int) and value > 0 else 256
+
+
+def _json_requested(request: Mapping[str, Any], *, ollama: bool) -> bool:
+    if ollama:
+        return bool(request.get("format"))
+    kind = (request.get("response_format") or {}).get("type")
+    return kind in ("json_object", "json_schema")
+
+
+def _openai_reply(
+    request: Mapping[str, Any], content: str, usage: tuple[int, int], finish: str
+) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{random.getrandbits(48):012x}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "emulated-small"),
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+        ],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    }
+
+
+def _ollama_reply(request: Mapping[str, Any], content: str, usage: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "model": request.get("model", "emulated-small"),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "message": {"role": "assistant", "content": content},
+        "done": True,
+        "done_reason": "stop",
+        "prompt_eval_count": usage[0],
+        "eval_count": usage[1],
+    }
