@@ -43,12 +43,17 @@ def _state(run: RunRecord, now: float) -> str:
 def progress(
     run: RunRecord, summary: Summary | None, stats: Mapping[str, Any], *, now: float
 ) -> dict[str, Any]:
-    """Done, total, fraction, docs/s, elapsed and ETA (seconds, or None when unknown)."""
-    done = _number(stats.get("done"), summary.total if summary else 0)
+    """Done, total, fraction, docs/s, elapsed and ETA (seconds, or None when unknown).
+
+    ``done`` counts what the journal holds for the run's source and pipeline (earlier runs included,
+    as ``total`` does); the rate is this run's own, from its heartbeat.
+    """
+    done = summary.total if summary else _number(stats.get("done"), 0) + _number(stats.get("skipped"), 0)
     total = run.total if run.total is not None else _optional(stats.get("total"))
     end = run.finished or (run.heartbeat if run.state != "running" else now) or now
     elapsed = max(0.0, end - run.started)
-    rate = _number(stats.get("docs_per_second"), done / elapsed if elapsed > 0 else 0.0)
+    own = _number(stats.get("done"), 0)
+    rate = _number(stats.get("docs_per_second"), own / elapsed if elapsed > 0 else 0.0)
     remaining = None if total is None else max(0, int(total) - int(done))
     eta = remaining / rate if remaining is not None and rate > 0 and run.state == "running" else None
     fraction = min(1.0, done / total) if total else (1.0 if run.state == "done" else None)
