@@ -1,0 +1,193 @@
+"""``PooledExecutor``: the dispatch loop shared by the process-based strategies.
+
+Subclasses choose only *how big a chunk is* (``chunk_size``/``observe``) and *which refs a worker
+gets* (``next_items``); pulling refs lazily, re-dispatching after crashes and yielding outcomes are
+here, once. Each worker holds at most ``depth`` chunks (one running, one waiting in its pipe), so
+it never waits for the parent, and no more than ``max_in_flight`` refs are pulled ahead.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from docmill.document import DocumentRef
+from docmill.errors import BrokenExecutorError, ConfigError
+from docmill.executors._pool import Pool, Report, WorkerHandle
+from docmill.executors._worker import Item, Task, WorkerLimits
+from docmill.executors.base import Executor, ExecutorStats
+from docmill.job import Job
+from docmill.outcome import Outcome
+
+_MIB = 1 << 20
+
+
+class PooledExecutor(Executor):
+    """A strategy over worker processes.
+
+    Options (keyword-only): ``start_method`` ("fork" on Linux, "spawn"), ``max_tasks_per_child``
+    (recycle a worker after that many documents), ``max_memory_mb`` (recycle a worker whose
+    resident memory passed this, failing the document that pushed it over), ``timeout_grace``
+    (seconds past ``job.timeout`` before the watchdog kills a stuck worker).
+    """
+
+    depth = 2  # chunks per worker: one running, one queued so the worker never waits on us
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_in_flight: int | None = None,
+        start_method: str | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_mb: float | None = None,
+        timeout_grace: float = 1.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(workers, max_in_flight=max_in_flight, **options)
+        if max_tasks_per_child is not None and max_tasks_per_child < 1:
+            raise ConfigError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
+        self.start_method = start_method
+        self.limits = WorkerLimits(
+            max_tasks=max_tasks_per_child,
+            max_rss=int(max_memory_mb * _MIB) if max_memory_mb else None,
+            **self.worker_shape(),
+        )
+        self.timeout_grace = timeout_grace
+        self._pool: Pool | None = None
+        self._stats = ExecutorStats(workers=self.workers)
+
+    def worker_shape(self) -> dict[str, Any]:
+        """Extra WorkerLimits fields (width, inner) for wide workers."""
+        return {}
+
+    def default_in_flight(self) -> int:
+        return 8192  # refs are ~200 bytes; chunk sizing keeps the *time* held per worker small
+
+    # ------------------------------------------------------------------------------ the hooks
+
+    def task(self, job: Job) -> Task:
+        """What the workers run (the Job itself, or a stage of it)."""
+        return job
+
+    def chunk_size(self, worker: WorkerHandle) -> int:
+        return 1
+
+    def observe(self, worker: int, docs: int, seconds: float) -> None:
+        """A chunk of ``docs`` documents took ``seconds`` on ``worker``."""
+
+    def prepare(self, refs: Iterable[DocumentRef]) -> None:
+        """Called once before dispatch with the refs; ``next_items`` then takes from them."""
+        self._refs: Iterator[DocumentRef] = iter(refs)
+
+    def next_items(self, worker: WorkerHandle, count: int) -> list[DocumentRef]:
+        """Up to ``count`` fresh refs for ``worker`` (fewer when the source runs dry)."""
+        return [ref for _, ref in zip(range(count), self._refs, strict=False)]
+
+    # ------------------------------------------------------------------------------- the loop
+
+    def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        pool = self._pool = self._make_pool(job)
+        try:
+            pool.start()
+            self.prepare(refs)
+            yield from self._drive(pool)
+            pool.shutdown(drain=True)
+        finally:
+            pool.shutdown(drain=False)
+            self._stats = self._snapshot(pool)
+            self._pool = None
+
+    def _make_pool(self, job: Job) -> Pool:
+        return Pool(
+            self.task(job),
+            self.workers,
+            limits=self.limits,
+            timeout=job.timeout,
+            grace=self.timeout_grace,
+            start_method=self.start_method,
+        )
+
+    def _drive(self, pool: Pool) -> Iterator[Outcome]:
+        pending: dict[int, DocumentRef] = {}
+        retry: collections.deque[Item] = collections.deque()
+        suspects: collections.deque[Item] = collections.deque()
+        self._seq = 0
+        while True:
+            self._dispatch(pool, pending, retry, suspects)
+            if not pending:
+                return
+            if not (pool.holding or retry or suspects):
+                raise BrokenExecutorError(f"{len(pending)} documents were lost track of")
+            report = pool.wait()
+            yield from self._settle(report, pending, retry, suspects)
+
+    def _settle(
+        self,
+        report: Report,
+        pending: dict[int, DocumentRef],
+        retry: collections.deque[Item],
+        suspects: collections.deque[Item],
+    ) -> Iterator[Outcome]:
+        retry.extend(report.requeue)
+        suspects.extend(report.suspects)
+        for worker, docs, seconds in report.timings:
+            self.observe(worker, docs, seconds)
+        for seq, result in report.finished:
+            if pending.pop(seq, None) is not None:
+                yield self.finish(result)
+
+    def finish(self, result: Any) -> Outcome:
+        """Turn a worker's result into the Outcome to yield."""
+        outcome: Outcome = result
+        return outcome
+
+    def _dispatch(
+        self,
+        pool: Pool,
+        pending: dict[int, DocumentRef],
+        retry: collections.deque[Item],
+        suspects: collections.deque[Item],
+    ) -> None:
+        for worker in pool.idle_capacity(self.depth):
+            if worker.retiring:
+                continue
+            if suspects:
+                pool.send(worker, [suspects.popleft()], solo=True)
+                continue
+            items = self._take(worker, pending, retry)
+            if not items:
+                return
+            pool.send(worker, items)
+
+    def _take(
+        self, worker: WorkerHandle, pending: dict[int, DocumentRef], retry: collections.deque[Item]
+    ) -> list[Item]:
+        size = self.chunk_size(worker)
+        items = [retry.popleft() for _ in range(min(size, len(retry)))]
+        room = min(size - len(items), self.max_in_flight - len(pending))
+        for ref in self.next_items(worker, room) if room > 0 else ():
+            pending[self._seq] = ref
+            items.append((self._seq, ref))
+            self._seq += 1
+        return items
+
+    # ------------------------------------------------------------------------------ reporting
+
+    def _snapshot(self, pool: Pool) -> ExecutorStats:
+        return ExecutorStats(
+            workers=self.workers,
+            crashed_workers=pool.crashed,
+            replaced_workers=pool.replaced,
+            detail=f"recycled={pool.recycled}",
+        )
+
+    def statistics(self) -> ExecutorStats:
+        pool = self._pool
+        return self._snapshot(pool) if pool is not None else self._stats
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(drain=False)
+        super().close()

@@ -1,0 +1,221 @@
+"""The one worker loop of the process-based strategies (processes, queue, batches, hybrid, staged).
+
+A worker process calls ``task.setup()`` once, then serves chunks sent by the parent over its own
+pipe until it receives ``None``::
+
+    parent ── (chunk id, [(seq, ref), …], solo) ──▶ worker: for each ref: publish seq → task.run(ref)
+    parent ◀── ("done", chunk id, [(seq, result), …], leftover, note) ── worker
+
+Before each document the worker writes its sequence number and start time into its slot of a
+shared ``RawArray`` (two stores, no IPC), so that when it dies the parent knows which document
+killed it and when a document overruns its time limit. Results travel once per chunk. A result
+that cannot be pickled becomes a FAILED outcome for its document alone. Between documents the worker
+retires itself when it reached ``max_tasks`` or its resident memory passed ``max_rss``; what it
+did not start goes back to the parent as ``leftover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from docmill.document import DocumentRef
+from docmill.errors import ResourceLimitExceeded
+from docmill.executors._outcomes import failed
+from docmill.outcome import ErrorInfo
+
+Item = tuple[int, DocumentRef]
+IDLE = -1.0
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_now = time.monotonic  # CLOCK_MONOTONIC is system-wide: the parent compares it with its own
+
+
+class Task(Protocol):
+    """What a worker runs: a Job, or a stage of one."""
+
+    def setup(self) -> None: ...
+    def teardown(self) -> None: ...
+    def run(self, ref: DocumentRef) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLimits:
+    """When a worker retires between documents, and how many documents it runs at once."""
+
+    max_tasks: int | None = None  # documents per worker process, then a fresh one (leaky libraries)
+    max_rss: int | None = None  # bytes of resident memory
+    width: int = 1  # documents at once inside one worker (hybrid); 1 = a plain loop
+    inner: str = "threads"  # how a wide worker runs them: "threads" or "asyncio"
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (one read of /proc/self/statm on Linux)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:  # pragma: no cover - not Linux
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def serve(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
+    """Entry point of a worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        task.setup()
+    except BaseException as exc:
+        conn.send_bytes(pickle.dumps(("setup-failed", ErrorInfo.from_exception(exc))))
+        return
+    try:
+        if limits.width > 1:
+            asyncio.run(_WideLoop(task, conn, slots, base, limits).serve())
+        else:
+            _serve_serial(task, conn, slots, base, limits)
+    finally:
+        task.teardown()
+
+
+def _receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
+    try:
+        message: tuple[int, list[Item], bool] | None = pickle.loads(conn.recv_bytes())
+    except (EOFError, OSError):
+        return None  # the parent is gone
+    return message
+
+
+def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
+    done = 0
+    while (message := _receive(conn)) is not None:
+        chunk_id, items, _solo = message
+        results: list[tuple[int, Any]] = []
+        leftover, note = _run_items(task, items, slots, base, limits, done, results)
+        done += len(results)
+        conn.send_bytes(encode_done(chunk_id, results, leftover, note))
+        if note:
+            return
+
+
+def _run_items(
+    task: Task,
+    items: list[Item],
+    slots: Any,
+    base: int,
+    limits: WorkerLimits,
+    done: int,
+    results: list[tuple[int, Any]],
+) -> tuple[list[Item], str | None]:
+    """Run ``items`` in order into ``results``; (what was not started, why the worker retires)."""
+    for i, (seq, ref) in enumerate(items):
+        slots[base + 1] = _now()
+        slots[base] = seq
+        results.append((seq, task.run(ref)))
+        slots[base] = IDLE
+        note = _retire_reason(limits, done + i + 1)
+        if note and note.startswith("memory"):
+            results[-1] = (seq, failed(ref, ResourceLimitExceeded(note + " after this document")))
+        if note:
+            return items[i + 1 :], note
+    return [], None
+
+
+def _retire_reason(limits: WorkerLimits, done: int) -> str | None:
+    if limits.max_tasks is not None and done >= limits.max_tasks:
+        return f"max_tasks_per_child={limits.max_tasks} reached"
+    if limits.max_rss is not None:
+        rss = rss_bytes()
+        if rss > limits.max_rss:
+            return f"memory: worker RSS {rss >> 20} MiB passed the {limits.max_rss >> 20} MiB limit"
+    return None
+
+
+def encode_done(
+    chunk_id: int, results: list[tuple[int, Any]], leftover: Sequence[Item], note: str | None
+) -> bytes:
+    """Pickle a chunk's results; a result that will not pickle becomes a FAILED outcome."""
+    try:
+        return pickle.dumps(("done", chunk_id, results, leftover, note), pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        clean = [(seq, _picklable(result)) for seq, result in results]
+        return pickle.dumps(("done", chunk_id, clean, leftover, note), pickle.HIGHEST_PROTOCOL)
+
+
+def _picklable(result: Any) -> Any:
+    try:
+        pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        ref: DocumentRef = result.ref  # an Outcome, or a Document between stages
+        wrapped = TypeError(f"result cannot be sent back from the worker: {exc}")
+        return failed(ref, wrapped)
+    return result
+
+
+class _WideLoop:
+    """A worker that runs up to ``width`` documents at once (hybrid): an event loop over the pipe.
+
+    Chunks stream in while earlier ones run, so the worker never idles between chunks. A ``solo``
+    chunk (a document suspected of killing a worker) runs with nothing else beside it.
+    """
+
+    def __init__(self, task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits):
+        self.task, self.conn, self.slots, self.base, self.limits = task, conn, slots, base, limits
+        self.free = list(range(limits.width))
+        self.gate = asyncio.Semaphore(limits.width)
+        self.done = 0
+        self.retiring: str | None = None
+        self.threads = ThreadPoolExecutor(limits.width) if limits.inner == "threads" else None
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[int, list[Item], bool] | None] = asyncio.Queue()
+        loop.add_reader(self.conn.fileno(), lambda: inbox.put_nowait(_receive(self.conn)))
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while self.retiring is None and (message := await inbox.get()) is not None:
+                if message[2]:  # solo: wait until alone
+                    await asyncio.gather(*running)
+                    await self._chunk(*message[:2])
+                    continue
+                job = asyncio.create_task(self._chunk(*message[:2]))
+                running.add(job)
+                job.add_done_callback(running.discard)
+            await asyncio.gather(*running)
+        finally:
+            loop.remove_reader(self.conn.fileno())
+            if self.threads is not None:
+                self.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _chunk(self, chunk_id: int, items: list[Item]) -> None:
+        results: list[tuple[int, Any]] = []
+        leftover: list[Item] = []
+        await asyncio.gather(*(self._one(item, results, leftover) for item in items))
+        self.conn.send_bytes(encode_done(chunk_id, results, leftover, self.retiring))
+
+    async def _one(self, item: Item, results: list[tuple[int, Any]], leftover: list[Item]) -> None:
+        async with self.gate:
+            if self.retiring is not None:
+                leftover.append(item)
+                return
+            k = self.free.pop()
+            self.slots[self.base + 2 * k + 1] = _now()
+            self.slots[self.base + 2 * k] = item[0]
+            try:
+                results.append((item[0], await self._run(item[1])))
+            finally:
+                self.slots[self.base + 2 * k] = IDLE
+                self.free.append(k)
+            self.done += 1
+            self.retiring = _retire_reason(self.limits, self.done)
+
+    async def _run(self, ref: DocumentRef) -> Any:
+        if self.threads is None:
+            return await self.task.arun(ref)  # type: ignore[attr-defined]
+        return await asyncio.get_running_loop().run_in_executor(self.threads, self.task.run, ref)
