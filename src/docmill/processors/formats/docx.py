@@ -3,7 +3,7 @@
 Faster than python-docx, and the only way to bound a decompression bomb: the declared uncompressed
 size is checked first, then the bytes actually inflated are counted while reading (a bomb can lie in
 its headers), and parsing stops once ``max_chars`` of text are in hand. Paragraphs, line breaks and
-table cells and rows become newlines, tabs stay tabs; deleted revisions and field codes are skipped.
+table cells and rows become newlines, tabs spaces (as in text); deleted revisions and field codes are skipped.
 Documents with a DTD are refused (Word never writes one; entity tricks need one).
 """
 
@@ -17,6 +17,7 @@ from xml.parsers import expat
 
 from docmill.errors import CorruptDocument, ResourceLimitExceeded, UnsupportedDocument
 from docmill.processors.formats import Deadline, Extracted, Limits
+from docmill.processors.formats.text import tidy
 
 _MAIN = "word/document.xml"
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -132,5 +133,4 @@ class _Collector:
             raise _Enough
 
     def text(self) -> str:
-        joined = "".join(self.parts)[: self.max_chars]
-        return "\n".join(line.strip() for line in joined.split("\n")).strip()
+        return tidy("".join(self.parts)[: self.max_chars])

@@ -119,7 +119,7 @@ _MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^ {0,3}(?:[-*_]\s*){3,}$", re.M), ""),  # horizontal rules
     (re.compile(r"(\*\*|__|`+)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # bold, inline code
     (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *italic*
-    (re.compile(r"<[a-zA-Z/][^>\n]*>"), ""),  # inline HTML tags
+    (re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s+[^<>\n]*)?/?>"), ""),  # inline HTML (not <stdio.h>)
 )
 
 
