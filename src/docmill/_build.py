@@ -1,0 +1,101 @@
+"""From a ``RunConfig`` to the objects a run needs: source, pipeline, journal, strategy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from docmill.config import RunConfig
+from docmill.errors import ConfigError
+from docmill.executors import executor_class
+from docmill.executors.base import Executor
+from docmill.journal import open_journal
+from docmill.journal.base import Journal
+from docmill.pipeline import Pipeline
+from docmill.sources.base import Source
+
+_JSONL = (".jsonl", ".ndjson")
+_NESTED = ("hybrid", "auto")  # strategies sized by the parallelization: section
+
+
+def build_source(config: RunConfig) -> Source:
+    """A directory → DirectorySource; ``*.jsonl`` → JsonlSource; ``@paths.txt`` → FileListSource."""
+    target = config.source
+    if not target:
+        raise ConfigError(
+            "no source given: pass a folder (docmill run FOLDER) or set source: in docmill.yaml"
+        )
+    if target.startswith("@"):
+        from docmill.sources.files import FileListSource
+
+        listed = FileListSource(target[1:])
+        listed.max_bytes = config.max_bytes
+        return listed
+    path = Path(target)
+    if path.is_file() and path.suffix.lower() in _JSONL:
+        from docmill.sources.jsonl import JsonlSource
+
+        return JsonlSource(path, max_bytes=config.max_bytes)
+    if not path.is_dir():
+        what = "not a folder or a .jsonl file" if path.exists() else "no such folder"
+        raise ConfigError(f"{what}: {target}")
+    from docmill.sources.files import DirectorySource
+
+    exclude = config.exclude + _own_files(config, path)
+    return DirectorySource(path, include=config.include, exclude=exclude, max_bytes=config.max_bytes)
+
+
+def _own_files(config: RunConfig, root: Path) -> tuple[str, ...]:
+    """docmill's own files inside the source folder (journal, cache, labels, config): never documents."""
+    db = Path(config.db)
+    candidates = [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+    candidates += [db.with_name("docmill-cache.db"), Path("docmill.yaml")]
+    if config.labels:
+        candidates.append(Path(config.labels))
+    real_root = root.resolve()
+    inside = []
+    for candidate in candidates:
+        try:
+            inside.append(candidate.resolve().relative_to(real_root).as_posix())
+        except ValueError:
+            continue
+    return tuple(inside)
+
+
+def default_labels(config: RunConfig) -> RunConfig:
+    """Use ``<source>/labels.yaml`` when no labels file is given and the source folder has one."""
+    if config.labels is not None or not config.source or config.source.startswith("@"):
+        return config
+    candidate = Path(config.source) / "labels.yaml"
+    return config.replace(labels=str(candidate)) if candidate.is_file() else config
+
+
+def build_pipeline(config: RunConfig) -> Pipeline:
+    """``Pipeline(ExtractText(**extract), <classifier>)``."""
+    from docmill.processors.extract import ExtractText
+    from docmill.processors.registry import build_classifier
+
+    try:
+        extract = ExtractText(**dict(config.extract))
+    except TypeError as exc:
+        raise ConfigError(f"bad extract: settings: {exc}") from exc
+    return Pipeline(extract, build_classifier(config.classifier, config.classifier_settings()))
+
+
+def build_journal(config: RunConfig) -> Journal:
+    options: dict[str, Any] = {"quarantine_after": config.quarantine_after}
+    if "://" not in config.db:
+        options["synchronous"] = config.synchronous
+        parent = os.path.dirname(os.path.abspath(config.db))
+        if not os.path.isdir(parent):
+            raise ConfigError(f"folder of the journal does not exist: {parent}")
+    return open_journal(config.db, **options)
+
+
+def build_executor(config: RunConfig) -> Executor:
+    options: dict[str, Any] = {"workers": config.workers}
+    if config.strategy in _NESTED:
+        options["max_processes"] = config.parallelization.max_processes
+        options["max_threads_per_process"] = config.parallelization.max_threads_per_process
+    return executor_class(config.strategy)(**options)

@@ -1,0 +1,89 @@
+"""The journal's decisions as pure functions, shared by every backend (SQLite, PostgreSQL).
+
+* ``is_pending``: does a listed document need (re)processing, given what is recorded for it?
+* ``settle``: what status does an outcome end in once recorded: ``duplicate`` of an earlier
+  identical document, ``quarantined`` after a permanent error or too many failures, or as reported?
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from docmill.document import DocumentRef
+from docmill.outcome import Outcome, Status
+
+SUCCESS = frozenset({Status.OK.value, Status.EMPTY.value, Status.DUPLICATE.value})
+RETRIED = frozenset({Status.FAILED.value, Status.CRASHED.value})
+FAILURES = frozenset({Status.FAILED.value, Status.CRASHED.value, Status.QUARANTINED.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The part of a stored row that ``is_pending`` needs."""
+
+    status: str
+    size: int | None
+    mtime_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class First:
+    """The earliest successful document with a given sha256: what a duplicate copies."""
+
+    path: str
+    result: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """An outcome as recorded, with the bookkeeping the row keeps."""
+
+    outcome: Outcome
+    failures: int
+    duplicate_of: str | None
+    demote: str | None = None  # an earlier "first" that this document replaces (smaller path)
+
+
+def is_pending(ref: DocumentRef, row: Recorded | None, *, retry_failed: bool) -> bool:
+    """Whether ``ref`` must be processed: new, changed on disk, or failed and worth retrying."""
+    if row is None or _changed(ref, row):
+        return True
+    if row.status in SUCCESS:
+        return False
+    if row.status in RETRIED:
+        return True
+    return retry_failed  # quarantined: only when asked
+
+
+def _changed(ref: DocumentRef, row: Recorded) -> bool:
+    if ref.size is not None and ref.size != row.size:
+        return True
+    return ref.mtime_ns is not None and ref.mtime_ns != row.mtime_ns
+
+
+def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_after: int) -> Settled:
+    """Decide the recorded status of ``outcome``.
+
+    ``failures`` counts earlier failed attempts of this document under this fingerprint; ``first``
+    is an earlier successful document with the same content (another path), if any. Of identical
+    documents the one with the smallest path is kept ``ok`` and the others become its duplicates,
+    whatever order they finish in: when this one sorts before ``first``, ``demote`` names ``first``,
+    which the backend re-records as a duplicate of this one. Every strategy thus records the same.
+    """
+    status = outcome.status
+    if status is Status.OK and first is not None and first.path > outcome.ref.id:
+        return Settled(outcome, 0, None, demote=first.path)
+    if status is Status.OK and first is not None and first.path != outcome.ref.id:
+        result = {**first.result, "duplicate_of": first.path}
+        copy = dataclasses.replace(outcome, status=Status.DUPLICATE, result=result)
+        return Settled(copy, 0, first.path)
+    if status not in (Status.FAILED, Status.CRASHED):
+        return Settled(outcome, 0, None)
+    failures += 1
+    permanent = status is Status.FAILED and not (outcome.error and outcome.error.retryable)
+    if permanent or failures >= quarantine_after:
+        return Settled(dataclasses.replace(outcome, status=Status.QUARANTINED), failures, None)
+    return Settled(outcome, failures, None)

@@ -1,0 +1,285 @@
+"""``run()``: drive a source through a pipeline under one strategy, recording every outcome.
+
+::
+
+  Source ─refs─▶ Journal.pending ─refs─▶ Executor.map_unordered(job, refs) ─outcomes─▶ [parent: 1 writer]
+                 (drops what is          │  threads / processes / asyncio / …       ├─ Journal.record(batch)
+                  already recorded)      └─ Job.run(ref): load → Pipeline → Outcome  ├─ RunStats, heartbeat
+                                               retry policy, per-document timeout    └─ Reporter.update()
+
+The parent is the only writer: outcomes are buffered and recorded in one transaction per batch, when
+``commit_every`` outcomes are waiting or ``commit_seconds`` have passed, whichever comes first; a ticker
+thread flushes and heartbeats the run's live stats into the journal about once a second, so a slow
+document never holds finished ones back. A document's failure never ends the run; only ConfigError,
+JournalError and BrokenExecutorError do. Stopping (Ctrl-C, SIGTERM, ``max_cost``) ends the refs
+iterator early: the strategy finishes what is in flight, the journal is flushed, and the next run
+resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from docmill._signals import StopFlag, graceful_stop
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.config import RunConfig
+from docmill.document import DocumentRef
+from docmill.executors import get_executor
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.journal.base import Journal, RunInfo
+from docmill.metrics import RunStats
+from docmill.outcome import Outcome
+from docmill.processors.base import Processor
+from docmill.progress import NullReporter, Reporter
+from docmill.retry import RetryPolicy
+from docmill.sources.base import Source
+
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunResult:
+    """What ``run`` returns: the stats, the journal's run id, and why it stopped early (if it did)."""
+
+    stats: RunStats
+    run_id: int
+    stopped: str | None = None  # None | "interrupted" | "max-cost"
+
+
+def run(
+    source: Source,
+    pipeline: Processor,
+    *,
+    executor: Executor | str = "sequential",
+    workers: int | None = None,
+    journal: Journal | None = None,
+    reporter: Reporter | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    commit_every: int = 500,
+    commit_seconds: float = 1.0,
+    retry_failed: bool = False,
+    fresh: bool = False,
+    max_cost: float | None = None,
+    settings: Mapping[str, Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> RunResult:
+    """Process every pending document of ``source``; returns when all are recorded or the run stops.
+
+    ``executor`` is a strategy name (see ``docmill.executors.EXECUTORS``) or an Executor; ``journal``
+    defaults to an in-memory SQLite journal. ``settings`` is stored with the run record.
+    """
+    pipeline.check_requirements()
+    job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
+    if journal is None:
+        from docmill.journal.sqlite import SqliteJournal
+
+        journal = SqliteJournal(":memory:")
+    strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
+    session = _Session(source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds)
+    session.max_cost = max_cost
+    with strategy:
+        return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
+
+
+class _Session:
+    """One run's moving parts: the writer buffer, the stats, the stop flag and the ticker."""
+
+    def __init__(
+        self,
+        source: Source,
+        job: Job,
+        journal: Journal,
+        reporter: Reporter,
+        clock: Clock,
+        commit_every: int,
+        commit_seconds: float,
+    ) -> None:
+        self.source, self.job, self.journal, self.reporter, self.clock = source, job, journal, reporter, clock
+        self.commit_every, self.commit_seconds = commit_every, commit_seconds
+        self.fingerprint = job.fingerprint()
+        self.stats = RunStats()
+        self.stop = StopFlag()
+        self.max_cost: float | None = None
+        self.total: int | None = None
+        self.run_id = 0
+        self._buffer: list[Outcome] = []
+        self._lock = threading.Lock()  # guards the buffer, stats and journal writes (main + ticker)
+        self._listed: collections.deque[str] = collections.deque()  # ids listed, not yet passed on
+        self._skipped = 0
+        self._ended = threading.Event()
+        self._spent = 0.0
+        self._started = clock.monotonic()
+        self._flushed = self._beat = self._started
+        self._strategy: Executor | None = None
+
+    def run(
+        self, strategy: Executor, *, fresh: bool, retry_failed: bool, settings: Mapping[str, Any]
+    ) -> RunResult:
+        self._strategy = strategy
+        if fresh:
+            self.journal.forget(source=self.source.root, fingerprint=self.fingerprint)
+        info = RunInfo(self.source.root, self.fingerprint, strategy.name, strategy.workers, None, settings)
+        self.run_id = self.journal.begin_run(info)
+        self.reporter.start(None)
+        threading.Thread(target=self._count, name="docmill-count", daemon=True).start()
+        ticker = threading.Thread(target=self._tick, name="docmill-ticker", daemon=True)
+        ticker.start()
+        state = "failed"
+        try:
+            with graceful_stop(self.stop, self.reporter.message):
+                self._consume(strategy, retry_failed)
+            state = "interrupted" if self.stop.reason == "interrupted" else "done"
+        except KeyboardInterrupt:
+            self.stop.set("interrupted")
+            state = "interrupted"
+            raise
+        finally:
+            self._finish(state, ticker)
+        return RunResult(self.stats, self.run_id, self.stop.reason)
+
+    def _consume(self, strategy: Executor, retry_failed: bool) -> None:
+        pending = self.journal.pending(
+            self._counted(self.source),
+            source=self.source.root,
+            fingerprint=self.fingerprint,
+            retry_failed=retry_failed,
+        )
+        outcomes = strategy.map_unordered(self.job, self._until_stopped(pending))
+        try:
+            for outcome in outcomes:
+                self._add(outcome)
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
+
+    def _counted(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        for ref in refs:
+            self._listed.append(ref.id)
+            yield ref
+
+    def _until_stopped(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        """Pass pending refs on until asked to stop; count those pending() dropped as skipped.
+
+        pending() keeps the source's order, so every listed ref ahead of the one it yields was dropped.
+        """
+        for ref in refs:
+            if self.stop.is_set():
+                return
+            while self._listed and self._listed.popleft() != ref.id:
+                self._skipped += 1
+            yield ref
+        self._skipped += len(self._listed)
+        self._listed.clear()
+
+    def _add(self, outcome: Outcome) -> None:
+        self.reporter.update(outcome)
+        self._spent += float((outcome.result or {}).get("cost") or 0.0)
+        if self.max_cost is not None and self._spent >= self.max_cost and self.stop.set("max-cost"):
+            self.reporter.message(
+                f"spending limit ${self.max_cost:g} reached: finishing the documents in flight"
+            )
+        with self._lock:
+            self._buffer.append(outcome)
+            if len(self._buffer) >= self.commit_every:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Record the buffer in one transaction (caller holds the lock)."""
+        batch, self._buffer = self._buffer, []
+        self._flushed = self.clock.monotonic()
+        self._note_skips()
+        if not batch:
+            return
+        recorded = self.journal.record(
+            batch, run_id=self.run_id, source=self.source.root, fingerprint=self.fingerprint
+        )
+        for outcome in recorded:
+            self.stats.add(outcome)
+
+    def _note_skips(self) -> None:
+        skipped = self._skipped
+        if skipped > self.stats.skipped:
+            self.reporter.skipped(skipped - self.stats.skipped)
+            self.stats.skipped = skipped
+
+    def _tick(self) -> None:
+        """Flush by time and heartbeat, until the run ends."""
+        period = min(self.commit_seconds, HEARTBEAT_SECONDS) / 4
+        while not self._ended.wait(period):
+            now = self.clock.monotonic()
+            with self._lock:
+                if now - self._flushed >= self.commit_seconds:
+                    self._flush()
+                if now - self._beat >= HEARTBEAT_SECONDS:
+                    self._beat = now
+                    self.journal.heartbeat(self.run_id, self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live stats written with each heartbeat and at the end."""
+        self.stats.wall_seconds = self.clock.monotonic() - self._started
+        data = self.stats.as_dict()
+        data["total"] = self.total
+        data["stopping"] = self.stop.reason
+        if self._strategy is not None:
+            data["executor"] = {
+                **dataclasses.asdict(self._strategy.statistics()),
+                "name": self._strategy.name,
+            }
+        return data
+
+    def _count(self) -> None:
+        try:
+            total = self.source.count()
+        except Exception:  # a count is only for the ETA: never let it end the run
+            return
+        if total is not None:
+            self.total = total
+            self.reporter.set_total(total)
+
+    def _finish(self, state: str, ticker: threading.Thread) -> None:
+        self._ended.set()
+        ticker.join()
+        with self._lock:
+            self._flush()
+            snapshot = self.snapshot()
+            self.journal.end_run(self.run_id, state, snapshot)
+        self.reporter.finish(self.stats)
+
+
+def run_config(
+    config: RunConfig, *, reporter: Reporter | None = None, clock: Clock = SYSTEM_CLOCK
+) -> RunResult:
+    """Run what ``config`` describes (what ``docmill run`` does): source, pipeline, strategy, journal."""
+    from docmill import _build
+
+    config = _build.default_labels(config)
+    source = _build.build_source(config)
+    pipeline = _build.build_pipeline(config)
+    executor = _build.build_executor(config)
+    journal = _build.build_journal(config)
+    try:
+        return run(
+            source,
+            pipeline,
+            executor=executor,
+            journal=journal,
+            reporter=reporter,
+            retry=config.retry,
+            timeout=config.timeout,
+            commit_every=config.commit_every,
+            commit_seconds=config.commit_seconds,
+            retry_failed=config.retry_failed,
+            fresh=config.fresh,
+            max_cost=config.cost_limit,
+            settings=config.public(),
+            clock=clock,
+        )
+    finally:
+        journal.close()

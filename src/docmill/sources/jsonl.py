@@ -1,0 +1,91 @@
+"""``JsonlSource``: one document per line of a JSON Lines file, streamed with bounded memory.
+
+The parent reads the file once, line by line, to hand out refs carrying each line's byte offset;
+a worker's ``load`` seeks to that offset and reads the one line back. A malformed line (bad JSON,
+not an object, no text) still gets a ref, whose ``load`` raises ``SourceError`` naming the line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from docmill.document import Document, DocumentRef, sha256_bytes
+from docmill.errors import ConfigError, ResourceLimitExceeded, SourceError
+
+
+class JsonlSource:
+    """Documents ``{"id": …, "text": …}`` (field names configurable), one per line of ``path``.
+
+    A document's id is its ``id_field`` value, or ``line-N`` when the line has none (or cannot be
+    parsed). Its sha256 is the hash of its UTF-8 text, so identical texts de-duplicate.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        id_field: str = "id",
+        text_field: str = "text",
+        max_bytes: int | None = None,
+    ) -> None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"JSONL file not found: {path}")
+        self.path = str(file.resolve())
+        self.root = self.path
+        self.id_field = id_field
+        self.text_field = text_field
+        self.max_bytes = max_bytes
+
+    def __iter__(self) -> Iterator[DocumentRef]:
+        mtime = os.stat(self.path).st_mtime_ns
+        with open(self.path, "rb") as handle:
+            offset = 0
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield self._ref(line, number, offset, mtime)
+                offset += len(line)
+
+    def _ref(self, line: bytes, number: int, offset: int, mtime: int) -> DocumentRef:
+        ref_id = f"line-{number}"
+        try:
+            value = json.loads(line).get(self.id_field)
+        except (ValueError, AttributeError):
+            value = None
+        if value is not None and str(value):
+            ref_id = str(value)
+        return DocumentRef(
+            id=ref_id, uri=f"{self.path}#L{number}", size=len(line), mtime_ns=mtime, offset=offset
+        )
+
+    def count(self) -> int | None:
+        with open(self.path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def load(self, ref: DocumentRef) -> Document:
+        if self.max_bytes is not None and (ref.size or 0) > self.max_bytes:
+            raise ResourceLimitExceeded(f"{ref.id}: {ref.size:,} bytes exceeds max_bytes={self.max_bytes:,}")
+        with open(self.path, "rb") as handle:
+            handle.seek(ref.offset or 0)
+            line = handle.readline()
+        text = self._text(ref, line)
+        return Document(ref=ref, sha256=sha256_bytes(text.encode("utf-8", "surrogatepass")), text=text)
+
+    def _text(self, ref: DocumentRef, line: bytes) -> str:
+        try:
+            record: Any = json.loads(line)
+        except ValueError as exc:
+            raise SourceError(f"{ref.uri}: malformed JSON ({exc})", uri=ref.uri) from exc
+        if not isinstance(record, dict):
+            raise SourceError(f"{ref.uri}: a JSON {type(record).__name__}, not an object", uri=ref.uri)
+        text = record.get(self.text_field)
+        if not isinstance(text, str):
+            raise SourceError(f"{ref.uri}: no string field {self.text_field!r}", uri=ref.uri)
+        return text
+
+    def __repr__(self) -> str:
+        return f"JsonlSource({self.path!r})"
