@@ -1,0 +1,139 @@
+"""The Redis side of one distributed run: every key it uses, and the operations on them.
+
+Keys (``{p}`` = ``docmill:run:<run id>``; all expire, so an abandoned run leaves nothing behind)::
+
+    docmill:job:<sha256>      the pickled Job, stored once, read once per worker process
+    {p}:alive                 set while the parent runs; workers skip chunks of a dead run
+    {p}:results               list of JSON messages, one per executed chunk; the parent pops them
+    {p}:deliveries            hash chunk → times a worker started it (>1: redelivered)
+    {p}:started               hash chunk → index of the ref being worked on (crash suspect)
+    {p}:crashes               hash "chunk:index" → deliveries that died on that ref
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+from docmill.errors import ConfigError, MissingDependencyError
+
+ALIVE_TTL = 30  # seconds a run outlives its parent's last sign of life
+RESULTS_TTL = 24 * 3600
+JOB_TTL = 7 * 24 * 3600
+
+
+def _redis_module() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - extra not installed
+        raise MissingDependencyError("redis", "celery") from exc
+    return redis
+
+
+class RunChannel:
+    """The keys of run ``run`` in the Redis at ``url``."""
+
+    def __init__(self, url: str, run: str) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"distributed runs exchange results through Redis; got {url!r}")
+        self.url = url
+        self.run = run
+        self.prefix = f"docmill:run:{run}"
+        self.redis = _redis_module().Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+
+    # -- parent side ------------------------------------------------------------------------------
+
+    def publish_job(self, job: object) -> str:
+        """Store the pickled job once (content-addressed); return its key."""
+        blob = pickle.dumps(job)
+        key = f"docmill:job:{hashlib.sha256(blob).hexdigest()[:32]}"
+        self.redis.set(key, blob, ex=JOB_TTL)
+        return key
+
+    def keep_alive(self) -> None:
+        self.redis.set(f"{self.prefix}:alive", "1", ex=ALIVE_TTL)
+
+    def pop(self, timeout: float) -> dict[str, Any] | None:
+        """The next chunk's message, or None after ``timeout`` seconds."""
+        item = self.redis.blpop([f"{self.prefix}:results"], timeout=max(timeout, 0.01))
+        return None if item is None else dict(json.loads(item[1]))
+
+    def deliveries(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(f"{self.prefix}:deliveries").items()}
+
+    def close(self) -> None:
+        """End the run: workers skip what is still queued for it."""
+        self.redis.delete(f"{self.prefix}:alive", f"{self.prefix}:started", f"{self.prefix}:crashes")
+        self.redis.expire(f"{self.prefix}:results", 60)
+        self.redis.expire(f"{self.prefix}:deliveries", 3600)
+        self.redis.close()
+
+    # -- worker side ------------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return bool(self.redis.exists(f"{self.prefix}:alive"))
+
+    def delivered(self, chunk: str) -> int:
+        """Count one more delivery of ``chunk``; return the count (1 = first time)."""
+        pipe = self.redis.pipeline()
+        pipe.hincrby(f"{self.prefix}:deliveries", chunk, 1)
+        pipe.expire(f"{self.prefix}:deliveries", RESULTS_TTL)
+        return int(pipe.execute()[0])
+
+    def suspect(self, chunk: str) -> int | None:
+        """Index of the ref an earlier delivery of ``chunk`` was working on, if any."""
+        value = self.redis.hget(f"{self.prefix}:started", chunk)
+        return None if value is None else int(value)
+
+    def crashed_on(self, chunk: str, index: int) -> int:
+        """Count one more dead delivery on ref ``index`` of ``chunk``; return the count."""
+        return int(self.redis.hincrby(f"{self.prefix}:crashes", f"{chunk}:{index}", 1))
+
+    def starting(self, chunk: str, index: int) -> None:
+        self.redis.hset(f"{self.prefix}:started", chunk, index)
+
+    def push(self, message: Mapping[str, Any]) -> None:
+        pipe = self.redis.pipeline()
+        pipe.rpush(f"{self.prefix}:results", json.dumps(message, default=str))
+        pipe.expire(f"{self.prefix}:results", RESULTS_TTL)
+        pipe.hdel(f"{self.prefix}:started", message["chunk"])
+        pipe.execute()
+
+
+_JOBS: dict[str, Any] = {}
+_CHANNELS: dict[tuple[int, str, str], RunChannel] = {}
+
+
+def channel_for(url: str, run: str) -> RunChannel:
+    """This process's channel to run ``run`` (one socket per process and run)."""
+    key = (os.getpid(), url, run)
+    if key not in _CHANNELS:
+        if len(_CHANNELS) > 16:
+            _CHANNELS.clear()
+        _CHANNELS[key] = RunChannel(url, run)
+    return _CHANNELS[key]
+
+
+def load_job(channel: RunChannel, key: str) -> Any:
+    """The job stored under ``key``, unpickled and set up once per process."""
+    job = _JOBS.get(key)
+    if job is None:
+        blob = channel.redis.get(key)
+        if blob is None:
+            raise LookupError(f"job {key} is gone from Redis (expired, or the run ended)")
+        job = pickle.loads(blob)
+        job.setup()
+        while len(_JOBS) >= 2:  # runs come and go; a worker keeps the two latest jobs warm
+            _JOBS.pop(next(iter(_JOBS))).teardown()
+        _JOBS[key] = job
+    return job
+
+
+def teardown_jobs() -> None:
+    """Release what the cached jobs built (called when a worker process shuts down)."""
+    for key in list(_JOBS):
+        _JOBS.pop(key).teardown()

@@ -1,0 +1,86 @@
+"""The one Celery task: run a chunk of refs through the run's Job and push the outcomes back.
+
+A chunk can be delivered more than once: the worker died (``reject_on_worker_lost`` requeues it)
+or it outlived the broker's visibility timeout. Each delivery is counted in Redis; the parent
+keeps the first result of each chunk and counts the others as duplicate work. Before each ref the
+worker notes its index, so a redelivery knows which ref the dead delivery was holding: after
+``MAX_CRASHES`` deaths on the same ref it ends ``crashed`` instead of killing workers forever.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from docmill.distributed.channel import RunChannel, channel_for, load_job
+from docmill.distributed.codec import outcome_to_dict, ref_from_dict
+from docmill.document import DocumentRef
+from docmill.errors import ProcessingTimeout, WorkerCrashedError
+from docmill.job import Job
+from docmill.outcome import ErrorInfo, Outcome, Status, Timings
+
+MAX_CRASHES = 2
+_SOFT_LIMIT = "SoftTimeLimitExceeded"  # Celery raises it in the task; Job.run turns it into an error
+
+
+def run_chunk(
+    *, run: str, job: str, store: str, chunk: str, refs: Sequence[Mapping[str, Any]], task_id: str = ""
+) -> str:
+    """Run one chunk for run ``run``; push ``{chunk, delivery, worker, outcomes, unfinished}``."""
+    channel = channel_for(store, run)
+    if not channel.alive():
+        return "skipped: the run is over"
+    delivery = channel.delivered(chunk)
+    the_job: Job = load_job(channel, job)
+    the_job.worker = f"{socket.gethostname()}:{os.getpid()}"
+    outcomes, unfinished = _execute(the_job, channel, chunk, [ref_from_dict(r) for r in refs], delivery)
+    message = {
+        "chunk": chunk,
+        "delivery": delivery,
+        "task": task_id,
+        "worker": the_job.worker,
+        "outcomes": [outcome_to_dict(o) for o in outcomes],
+        "unfinished": list(refs[len(refs) - unfinished :]) if unfinished else [],
+    }
+    channel.push(message)
+    return f"{len(outcomes)} outcomes, delivery {delivery}"
+
+
+def _execute(
+    job: Job, channel: RunChannel, chunk: str, refs: list[DocumentRef], delivery: int
+) -> tuple[list[Outcome], int]:
+    """(outcomes, how many refs at the end were left unfinished by a soft time limit)."""
+    poison = _poisoned(channel, chunk) if delivery > 1 else None
+    outcomes: list[Outcome] = []
+    for index, ref in enumerate(refs):
+        if index == poison:
+            outcomes.append(_crashed(ref, job.worker))
+            continue
+        channel.starting(chunk, index)
+        outcome = job.run(ref)
+        if outcome.error is not None and outcome.error.type == _SOFT_LIMIT:
+            timeout = ProcessingTimeout("the chunk's time limit ran out on this document")
+            outcomes.append(_failed(ref, job.worker, timeout))
+            return outcomes, len(refs) - index - 1  # the parent resubmits the rest
+        outcomes.append(outcome)
+    return outcomes, 0
+
+
+def _poisoned(channel: RunChannel, chunk: str) -> int | None:
+    """The ref index that has now killed ``MAX_CRASHES`` deliveries of this chunk, if any."""
+    suspect = channel.suspect(chunk)
+    if suspect is None:
+        return None
+    return suspect if channel.crashed_on(chunk, suspect) >= MAX_CRASHES else None
+
+
+def _crashed(ref: DocumentRef, worker: str) -> Outcome:
+    error = WorkerCrashedError(f"the worker died {MAX_CRASHES} times while processing this document")
+    info = ErrorInfo.from_exception(error)
+    return Outcome(ref, Status.CRASHED, None, None, info, MAX_CRASHES, Timings(worker=worker))
+
+
+def _failed(ref: DocumentRef, worker: str, exc: BaseException) -> Outcome:
+    return Outcome(ref, Status.FAILED, None, None, ErrorInfo.from_exception(exc), 1, Timings(worker=worker))

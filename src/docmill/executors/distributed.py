@@ -1,0 +1,242 @@
+"""CeleryExecutor: documents run on Celery workers anywhere; the parent stays the only writer.
+
+::
+
+    parent (this process)                          Redis / broker                    workers (any host)
+    refs ─▶ chunks of ``chunk_size`` ─send_task─▶  queue "docmill"  ─▶ docmill.run_chunk(chunk)
+       ▲        (at most ``max_chunks`` out)                               │ Job.run(ref) for each ref
+       └──── outcomes ◀──── BLPOP ◀──── docmill:run:<id>:results ◀────────┘ RPUSH one message per chunk
+
+The Job travels once: pickled into Redis under a content hash, loaded and set up once per worker
+process. Messages are JSON (refs as dicts). Delivery is at least once (see
+``docmill.distributed.app``): the first message of each chunk is used and later ones are counted
+as duplicate work; a ref of a redelivered chunk is never yielded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.distributed.app import DEFAULT_QUEUE, TASK_NAME, make_app
+from docmill.distributed.channel import RunChannel
+from docmill.distributed.codec import outcome_from_dict, ref_to_dict
+from docmill.document import DocumentRef
+from docmill.errors import BrokenExecutorError
+from docmill.executors.base import Executor, ExecutorStats
+from docmill.job import Job
+from docmill.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+# benchmarks/bench_distributed.py: 50 no-op refs per task keep the broker's share well under 1 ms/doc
+DEFAULT_CHUNK = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DistributedStats:
+    """What the broker did: chunks sent and completed, and the duplicate work of redelivery."""
+
+    chunks_sent: int = 0
+    chunks_done: int = 0
+    redelivered_chunks: int = 0  # chunks a worker started more than once
+    duplicate_results: int = 0  # chunk results that arrived after the first and were dropped
+    duplicate_documents: int = 0  # documents processed again in those results
+    resubmitted_refs: int = 0  # refs sent again after a chunk's soft time limit
+
+
+class CeleryExecutor(Executor):
+    """Chunks of refs as Celery tasks on ``queue``; outcomes come back through Redis.
+
+    ``workers`` is how many worker processes serve the queue (it sizes the chunks kept in
+    flight, nothing more: start workers with ``docmill worker``). ``store`` is the Redis that
+    carries the job and results (default: the broker). ``stall_timeout``: after that many seconds
+    without a result, the parent checks that some worker answers and stops with
+    BrokenExecutorError if none does.
+    """
+
+    name = "celery"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_in_flight: int | None = None,
+        broker: str | None = None,
+        store: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        chunk_size: int = DEFAULT_CHUNK,
+        stall_timeout: float = 60.0,
+        task_time_limit: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        **options: Any,
+    ) -> None:
+        self.chunk_size = max(1, chunk_size)
+        super().__init__(workers, max_in_flight=max_in_flight, **options)
+        self.app = make_app(broker, queue=queue)
+        self.broker = str(self.app.conf.broker_url)
+        self.store = store or self.broker
+        self.queue = queue
+        self.stall_timeout = stall_timeout
+        self.task_time_limit = task_time_limit
+        self.clock = clock
+        self._stats = DistributedStats()
+        self._in_flight = 0
+
+    def default_in_flight(self) -> int:
+        return 2 * self.workers * self.chunk_size  # one chunk running and one queued per worker
+
+    @property
+    def max_chunks(self) -> int:
+        return max(1, math.ceil(self.max_in_flight / self.chunk_size))
+
+    def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        run = _Run(self, job, RunChannel(self.store, uuid.uuid4().hex))
+        try:
+            yield from run.drive(iter(refs))
+        finally:
+            self._stats = run.finish()
+            self._in_flight = 0
+
+    def distributed_stats(self) -> DistributedStats:
+        return self._stats
+
+    def statistics(self) -> ExecutorStats:
+        s = self._stats
+        detail = (
+            f"chunks={s.chunks_done}/{s.chunks_sent} redelivered={s.redelivered_chunks} "
+            f"duplicate_results={s.duplicate_results} duplicate_docs={s.duplicate_documents}"
+        )
+        return ExecutorStats(
+            workers=self.workers, in_flight=self._in_flight, completed=s.chunks_done, detail=detail
+        )
+
+    def describe(self) -> str:
+        return f"celery(workers={self.workers}, chunk_size={self.chunk_size}, queue={self.queue!r})"
+
+
+class _Run:
+    """One ``map_unordered`` call: send chunks, drain results, keep the books."""
+
+    def __init__(self, executor: CeleryExecutor, job: Job, channel: RunChannel) -> None:
+        self.ex = executor
+        self.job = job
+        self.channel = channel
+        self.pending: dict[str, dict[str, DocumentRef]] = {}  # chunk id → refs not yet yielded
+        self.counts = {"sent": 0, "done": 0, "dup_results": 0, "dup_docs": 0, "resubmitted": 0}
+        self.exhausted = False
+        self.last_progress = executor.clock.monotonic()
+        self.last_beat = -math.inf
+        channel.keep_alive()
+        self.job_key = channel.publish_job(job)
+
+    def drive(self, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
+        while True:
+            self._fill(refs)
+            if not self.pending:
+                return
+            self._beat()
+            message = self.channel.pop(timeout=1.0)
+            if message is None:
+                self._check_stall()
+                continue
+            yield from self._accept(message)
+
+    def _fill(self, refs: Iterator[DocumentRef]) -> None:
+        while not self.exhausted and len(self.pending) < self.ex.max_chunks:
+            chunk = list(islice(refs, self.ex.chunk_size))
+            if not chunk:
+                self.exhausted = True
+                return
+            self._send(chunk)
+
+    def _send(self, refs: list[DocumentRef]) -> None:
+        chunk = f"{self.counts['sent']:08d}"
+        self.counts["sent"] += 1
+        self.pending[chunk] = {ref.id: ref for ref in refs}
+        self.ex._in_flight = sum(len(p) for p in self.pending.values())
+        kwargs = {
+            "run": self.channel.run,
+            "job": self.job_key,
+            "store": self.ex.store,
+            "chunk": chunk,
+            "refs": [ref_to_dict(r) for r in refs],
+        }
+        soft, hard = self._time_limits(len(refs))
+        self.ex.app.send_task(
+            TASK_NAME, kwargs=kwargs, queue=self.ex.queue, soft_time_limit=soft, time_limit=hard
+        )
+
+    def _time_limits(self, n: int) -> tuple[float | None, float | None]:
+        """Celery's per-task limits: the given one, or derived from the Job's per-document timeout."""
+        if self.ex.task_time_limit is not None:
+            return self.ex.task_time_limit, self.ex.task_time_limit + 30
+        if self.job.timeout is None:
+            return None, None
+        soft = n * self.job.timeout * self.job.retry.max_attempts + 30
+        return soft, soft + 30
+
+    def _accept(self, message: dict[str, Any]) -> Iterator[Outcome]:
+        chunk = str(message["chunk"])
+        waiting = self.pending.pop(chunk, None)
+        if waiting is None:
+            self.counts["dup_results"] += 1
+            self.counts["dup_docs"] += len(message["outcomes"])
+            return
+        self.counts["done"] += 1
+        self.last_progress = self.ex.clock.monotonic()
+        for data in message["outcomes"]:
+            outcome = outcome_from_dict(data)
+            if waiting.pop(outcome.ref.id, None) is not None:
+                yield outcome
+        leftover = list(waiting.values())  # refs a soft time limit left unfinished
+        if leftover:
+            self.counts["resubmitted"] += len(leftover)
+            self._send(leftover)
+        self.ex._in_flight = sum(len(p) for p in self.pending.values())
+
+    def _beat(self) -> None:
+        now = self.ex.clock.monotonic()
+        if now - self.last_beat >= 5.0:
+            self.channel.keep_alive()
+            self.last_beat = now
+
+    def _check_stall(self) -> None:
+        """No result for ``stall_timeout`` seconds: fine if workers answer, fatal if none does."""
+        now = self.ex.clock.monotonic()
+        if now - self.last_progress < self.ex.stall_timeout:
+            return
+        replies = self.ex.app.control.ping(timeout=2.0)
+        if not replies:
+            raise BrokenExecutorError(
+                f"no Celery worker answers on {self.ex.broker} (queue {self.ex.queue!r}) and "
+                f"{len(self.pending)} chunks are waiting; start one with: "
+                f"docmill worker --broker {self.ex.broker}"
+            )
+        log.info("%d chunks still running on %d workers", len(self.pending), len(replies))
+        self.last_progress = now
+
+    def finish(self) -> DistributedStats:
+        """Close the run (queued chunks of it are skipped) and report the duplicate work."""
+        try:
+            redelivered = sum(1 for n in self.channel.deliveries().values() if n > 1)
+            self.channel.close()
+        except Exception as exc:  # the books are still worth returning
+            log.warning("could not close run %s in Redis: %s", self.channel.run, exc)
+            redelivered = 0
+        c = self.counts
+        stats = DistributedStats(
+            c["sent"], c["done"], redelivered, c["dup_results"], c["dup_docs"], c["resubmitted"]
+        )
+        if redelivered or c["dup_results"]:
+            log.warning(
+                "%d chunks were delivered more than once (%d duplicate results, %d documents, dropped)",
+                redelivered, c["dup_results"], c["dup_docs"],
+            )  # fmt: skip
+        return stats

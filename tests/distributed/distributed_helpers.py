@@ -1,0 +1,125 @@
+"""Helpers of the distributed tests: Celery workers as subprocesses, and a minimal runner loop.
+
+Worker subprocesses get this folder on PYTHONPATH, so jobs built from the processors below (pickled
+as ``distributed_helpers.X``) load in them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import psutil
+
+from docmill.document import Document
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.journal.base import Journal, RunInfo
+from docmill.outcome import Outcome
+from docmill.processors.base import Processor
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
+
+
+class Workers:
+    """``docmill worker`` subprocesses on a private queue; stopped (and reaped) on ``stop``."""
+
+    def __init__(
+        self, broker: str, *, count: int = 2, concurrency: int = 1, visibility: float = 3600
+    ) -> None:
+        self.broker = broker
+        self.queue = f"docmill-test-{uuid.uuid4().hex[:8]}"
+        self.visibility = visibility
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for i in range(count):
+            self.start(f"w{i}-{self.queue}", concurrency)
+
+    def start(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC)])}
+        argv = [
+            sys.executable, "-m", "docmill", "worker", "--broker", self.broker, "--queue", self.queue,
+            "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@localhost",
+            "--visibility-timeout", str(self.visibility), "--loglevel", "WARNING",
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    def wait_ready(self, app: object, expected: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        names = {f"w{i}-{self.queue}@localhost" for i in range(expected)}
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=0.5)  # type: ignore[attr-defined]
+            if names <= {name for reply in replies for name in reply}:
+                return
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"worker exited: {dead[0].stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        raise TimeoutError(f"workers not ready after {timeout:g} s")
+
+    def children(self, index: int) -> list[psutil.Process]:
+        """The pool processes (prefork children) of worker ``index``."""
+        return psutil.Process(self.procs[index].pid).children()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    child.kill()
+                proc.kill()
+                proc.wait(5)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+def drive(
+    executor: Executor, job: Job, journal: Journal, refs: Iterable[object], *, batch: int = 100
+) -> tuple[int, list[Outcome]]:
+    """The runner's loop at its simplest: pending → map_unordered → record in batches."""
+    source = job.source.root
+    fingerprint = job.fingerprint()
+    run_id = journal.begin_run(RunInfo(source, fingerprint, executor.name, executor.workers))
+    pending = journal.pending(refs, source=source, fingerprint=fingerprint)  # type: ignore[arg-type]
+    recorded: list[Outcome] = []
+    buffer: list[Outcome] = []
+    for outcome in executor.map_unordered(job, pending):
+        buffer.append(outcome)
+        if len(buffer) >= batch:
+            recorded += journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
+            buffer = []
+    recorded += journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
+    journal.end_run(run_id, "done", {})
+    return run_id, recorded
+
+
+class SlowProcessor(Processor):
+    """Sleeps ``seconds`` per document, then labels it like ``testing.NoopProcessor``."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def process(self, doc: Document) -> Document:
+        time.sleep(self.seconds)
+        text = (doc.content or b"").decode("utf-8", "replace")
+        return doc.evolve(text=text).with_metadata(label="slow")
+
+    def config(self) -> dict[str, float]:
+        return {"seconds": self.seconds}
+
+
+def iter_ids(outcomes: Iterable[Outcome]) -> Iterator[str]:
+    return (o.ref.id for o in outcomes)
