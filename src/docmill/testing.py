@@ -114,7 +114,7 @@ class MemorySource:
 
 
 def _finish(doc: Document, **metadata: object) -> Document:
-    text = (doc.content or b"").decode("utf-8", "replace")
+    text = doc.text if doc.text is not None else (doc.content or b"").decode("utf-8", "replace")
     label = "even" if int(doc.sha256[:2], 16) % 2 == 0 else "odd"
     return doc.evolve(text=text).with_metadata(label=label, **metadata)
 

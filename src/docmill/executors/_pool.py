@@ -134,14 +134,14 @@ class Pool:
     def holding(self) -> bool:
         return any(w.held for w in self.workers)
 
-    def wait(self, timeout: float | None = None) -> Report:
-        """Block until some worker reports or dies (or ``timeout``); then collect everything ready."""
+    def wait(self, timeout: float | None = None, extra: list[Any] | None = None) -> Report:
+        """Block until some worker reports or dies, ``extra`` is ready, or ``timeout``; collect."""
         report = Report()
         tick = self._tick(timeout)
         by_object: dict[Any, WorkerHandle] = {w.conn: w for w in self.workers}
         by_object.update({w.process.sentinel: w for w in self.workers})
-        ready = wait(list(by_object), tick)
-        for worker in {by_object[obj] for obj in ready}:
+        ready = wait([*by_object, *(extra or ())], tick)
+        for worker in {by_object[obj] for obj in ready if obj in by_object}:
             if worker.process.sentinel in ready or not self._drain(worker, report):
                 self._bury(worker, report)
         self._watch()

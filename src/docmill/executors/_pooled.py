@@ -14,7 +14,7 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, ConfigError
-from docmill.executors._pool import Pool, Report, WorkerHandle
+from docmill.executors._pool import Pool, WorkerHandle
 from docmill.executors._worker import Item, Task, WorkerLimits
 from docmill.executors.base import Executor, ExecutorStats
 from docmill.job import Job
@@ -52,15 +52,14 @@ class PooledExecutor(Executor):
         self.limits = WorkerLimits(
             max_tasks=max_tasks_per_child,
             max_rss=int(max_memory_mb * _MIB) if max_memory_mb else None,
-            **self.worker_shape(),
         )
         self.timeout_grace = timeout_grace
         self._pool: Pool | None = None
         self._stats = ExecutorStats(workers=self.workers)
 
-    def worker_shape(self) -> dict[str, Any]:
-        """Extra WorkerLimits fields (width, inner) for wide workers."""
-        return {}
+    def worker_limits(self, job: Job) -> WorkerLimits:
+        """The workers' limits and shape for this job (hybrid widens them)."""
+        return self.limits
 
     def default_in_flight(self) -> int:
         return 8192  # refs are ~200 bytes; chunk sizing keeps the *time* held per worker small
@@ -80,10 +79,17 @@ class PooledExecutor(Executor):
     def prepare(self, refs: Iterable[DocumentRef]) -> None:
         """Called once before dispatch with the refs; ``next_items`` then takes from them."""
         self._refs: Iterator[DocumentRef] = iter(refs)
+        self._dry = False
 
     def next_items(self, worker: WorkerHandle, count: int) -> list[DocumentRef]:
         """Up to ``count`` fresh refs for ``worker`` (fewer when the source runs dry)."""
-        return [ref for _, ref in zip(range(count), self._refs, strict=False)]
+        refs = [ref for _, ref in zip(range(count), self._refs, strict=False)]
+        self._dry = self._dry or len(refs) < count
+        return refs
+
+    def source_dry(self) -> bool:
+        """True once ``next_items`` has nothing more to give."""
+        return self._dry
 
     # ------------------------------------------------------------------------------- the loop
 
@@ -103,7 +109,7 @@ class PooledExecutor(Executor):
         return Pool(
             self.task(job),
             self.workers,
-            limits=self.limits,
+            limits=self.worker_limits(job),
             timeout=job.timeout,
             grace=self.timeout_grace,
             start_method=self.start_method,
@@ -116,32 +122,36 @@ class PooledExecutor(Executor):
         self._seq = 0
         while True:
             self._dispatch(pool, pending, retry, suspects)
-            if not pending:
+            if not pending and self.source_dry():
                 return
-            if not (pool.holding or retry or suspects):
+            if not (pool.holding or retry or suspects or self.later_stages_busy()):
                 raise BrokenExecutorError(f"{len(pending)} documents were lost track of")
-            report = pool.wait()
-            yield from self._settle(report, pending, retry, suspects)
+            report = pool.wait(extra=self.wakeups())
+            retry.extend(report.requeue)
+            suspects.extend(report.suspects)
+            for worker, docs, seconds in report.timings:
+                self.observe(worker, docs, seconds)
+            for seq, result in [*report.finished, *self.later_results()]:
+                outcome = self.accept(seq, result)
+                if outcome is not None and pending.pop(seq, None) is not None:
+                    yield outcome
 
-    def _settle(
-        self,
-        report: Report,
-        pending: dict[int, DocumentRef],
-        retry: collections.deque[Item],
-        suspects: collections.deque[Item],
-    ) -> Iterator[Outcome]:
-        retry.extend(report.requeue)
-        suspects.extend(report.suspects)
-        for worker, docs, seconds in report.timings:
-            self.observe(worker, docs, seconds)
-        for seq, result in report.finished:
-            if pending.pop(seq, None) is not None:
-                yield self.finish(result)
-
-    def finish(self, result: Any) -> Outcome:
-        """Turn a worker's result into the Outcome to yield."""
+    def accept(self, seq: int, result: Any) -> Outcome | None:
+        """The Outcome to yield for a worker's result, or None when a later stage takes it on."""
         outcome: Outcome = result
         return outcome
+
+    def later_stages_busy(self) -> bool:
+        """Whether documents are in a stage after the workers (staged)."""
+        return False
+
+    def later_results(self) -> list[tuple[int, Outcome]]:
+        """Outcomes finished by a later stage since the last wait."""
+        return []
+
+    def wakeups(self) -> list[Any]:
+        """Extra objects (with ``fileno``) whose readiness should end a wait."""
+        return []
 
     def _dispatch(
         self,
@@ -151,15 +161,10 @@ class PooledExecutor(Executor):
         suspects: collections.deque[Item],
     ) -> None:
         for worker in pool.idle_capacity(self.depth):
-            if worker.retiring:
-                continue
             if suspects:
                 pool.send(worker, [suspects.popleft()], solo=True)
-                continue
-            items = self._take(worker, pending, retry)
-            if not items:
-                return
-            pool.send(worker, items)
+            elif items := self._take(worker, pending, retry):
+                pool.send(worker, items)
 
     def _take(
         self, worker: WorkerHandle, pending: dict[int, DocumentRef], retry: collections.deque[Item]

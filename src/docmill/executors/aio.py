@@ -1,0 +1,166 @@
+"""AsyncioExecutor: one event loop, thousands of documents awaiting at once.
+
+For latency-bound pipelines (an LLM behind an HTTP API). The loop runs in a helper thread so that
+``map_unordered`` stays a plain iterator the runner can drive; refs go to the loop in batches and
+outcomes come back in batches, one thread hand-off per batch rather than per document. Async steps
+are awaited natively (``job.arun``); sync steps run in a thread pool owned by the executor, whose
+threads are abandoned, not awaited, when a document overruns its time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+from docmill.document import DocumentRef
+from docmill.errors import BrokenExecutorError
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.outcome import Outcome
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class LoopThread(Generic[T, R]):
+    """An event loop in a helper thread running ``work(item)`` for submitted items.
+
+    At most ``concurrency`` run at once; results are handed back in batches through ``results``
+    (and, if given, a byte written to ``wakeup`` so a ``select`` on it wakes).
+    """
+
+    def __init__(
+        self,
+        work: Callable[[T], Awaitable[R]],
+        concurrency: int,
+        *,
+        threads: int = 8,
+        wakeup: Callable[[], None] | None = None,
+    ) -> None:
+        self.work, self.concurrency, self.wakeup = work, concurrency, wakeup
+        self.results: queue.SimpleQueue[list[R]] = queue.SimpleQueue()
+        self.loop = asyncio.new_event_loop()
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="docmill-aio")
+        self._buffer: list[R] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gate: asyncio.Semaphore | None = None
+        self.thread = threading.Thread(target=self._run, name="docmill-asyncio", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.set_default_executor(self.pool)
+        self._gate = asyncio.Semaphore(self.concurrency)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self._cancel_all())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.loop.close()
+
+    def submit(self, items: list[T]) -> None:
+        """Start ``items`` (thread-safe; called from the consumer's thread)."""
+        self.loop.call_soon_threadsafe(self._start, items)
+
+    def _start(self, items: list[T]) -> None:
+        for item in items:
+            task = self.loop.create_task(self._one(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, item: T) -> None:
+        assert self._gate is not None
+        async with self._gate:
+            result = await self.work(item)
+        if not self._buffer:
+            self.loop.call_soon(self._flush)  # after the other tasks finishing in this loop pass
+        self._buffer.append(result)
+
+    def _flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        self.results.put(batch)
+        if self.wakeup is not None:
+            self.wakeup()
+
+    def take(self, timeout: float = 1.0) -> list[R]:
+        """The next batch of results; raises BrokenExecutorError if the loop thread died."""
+        while True:
+            try:
+                return self.results.get(timeout=timeout)
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise BrokenExecutorError("the event loop thread stopped") from None
+
+    async def _cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Cancel what is running, stop the loop and join its thread. Idempotent."""
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+
+
+class AsyncioExecutor(Executor):
+    """Up to ``workers`` documents awaiting at once (default 64) on one event loop.
+
+    ``sync_threads`` (default 8) sizes the thread pool for the pipeline's synchronous steps.
+    """
+
+    name = "asyncio"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_in_flight: int | None = None,
+        sync_threads: int = 8,
+        **options: Any,
+    ) -> None:
+        super().__init__(workers, max_in_flight=max_in_flight, **options)
+        self.sync_threads = sync_threads
+        self._loop: LoopThread[DocumentRef, Outcome] | None = None
+
+    def default_workers(self) -> int:
+        return 64
+
+    def default_in_flight(self) -> int:
+        return 2 * self.workers  # the next batch waits in the loop while the current one runs
+
+    def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        job.setup()
+        loop = self._loop = LoopThread(job.arun, self.workers, threads=self.sync_threads)
+        try:
+            yield from self._drive(loop, iter(refs))
+        finally:
+            loop.stop()
+            self._loop = None
+            job.teardown()
+
+    def _drive(
+        self, loop: LoopThread[DocumentRef, Outcome], refs: Iterator[DocumentRef]
+    ) -> Iterator[Outcome]:
+        in_flight, more = 0, True
+        while True:
+            room = self.max_in_flight - in_flight
+            batch = [ref for _, ref in zip(range(room), refs, strict=False)] if more else []
+            more = more and len(batch) == room
+            if batch:
+                loop.submit(batch)
+                in_flight += len(batch)
+            if in_flight == 0:
+                return
+            outcomes = loop.take()
+            in_flight -= len(outcomes)
+            yield from outcomes
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+        super().close()

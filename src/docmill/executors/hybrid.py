@@ -1,0 +1,58 @@
+"""HybridExecutor: N worker processes, each running many documents at once (threads or asyncio).
+
+For pipelines that mix CPU work with waiting, or that wait so much one process cannot keep up
+with the bookkeeping. ``max_processes`` processes (default: usable cores) × ``max_threads_per_process``
+documents each (default 8 with threads, 64 with asyncio). ``inner="auto"`` picks asyncio for a
+pipeline with async steps, threads otherwise. Chunks stream into a worker while earlier ones run.
+When a worker dies with several documents running, the culprit is unknown: each of those documents
+is re-run alone ("solo") and only the one that kills a worker again ends CRASHED.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from docmill.errors import ConfigError
+from docmill.executors._pool import WorkerHandle
+from docmill.executors._worker import WorkerLimits
+from docmill.executors.work_queue import QueueExecutor
+from docmill.job import Job
+
+
+class HybridExecutor(QueueExecutor):
+    """Processes × (threads | asyncio)."""
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_processes: int | None = None,
+        max_threads_per_process: int | None = None,
+        inner: str = "auto",
+        **options: Any,
+    ) -> None:
+        if inner not in ("auto", "threads", "asyncio"):
+            raise ConfigError(f"inner must be 'auto', 'threads' or 'asyncio', got {inner!r}")
+        if max_threads_per_process is not None and max_threads_per_process < 1:
+            raise ConfigError(f"max_threads_per_process must be >= 1, got {max_threads_per_process}")
+        super().__init__(max_processes or workers, **options)
+        self.inner = inner
+        self.width = max_threads_per_process
+        self._width = 1  # the width of the current run's workers
+
+    def worker_limits(self, job: Job) -> WorkerLimits:
+        inner = self.inner
+        if inner == "auto":
+            inner = "asyncio" if job.pipeline.is_async else "threads"
+        width = self.width or (64 if inner == "asyncio" else 8)
+        self._width = width
+        return dataclasses.replace(self.limits, width=width, inner=inner)
+
+    def chunk_size(self, worker: WorkerHandle) -> int:
+        return max(self._width, super().chunk_size(worker))
+
+    def describe(self) -> str:
+        return f"hybrid(processes={self.workers}, per_process={self.width or 'auto'}, inner={self.inner})"
