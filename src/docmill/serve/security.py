@@ -32,7 +32,7 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _SECRET_KEY = re.compile(
-    r"(api[_-]?key|secret|passw(or)?d|passwd|credential|private[_-]?key|(^|[_-])(token|auth|key)($|[_-]))",
+    r"(api[_-]?key|secret|passw(or)?d|passwd|credential|authorization|private[_-]?key|(^|[_-])(token|auth|key)($|[_-]))",
     re.IGNORECASE,
 )
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
@@ -118,15 +118,16 @@ class Guard:
         if host_name(headers.get("host", "")) not in self.hosts:
             return 403, "unknown Host header", []
         origin = headers.get("origin")
-        if origin is not None and not self._same_origin(origin, headers.get("host", "")):
+        if origin is not None and not self._same_origin(origin, scope, headers.get("host", "")):
             return 403, "cross-origin requests are refused", []
         if self.token and not self._has_token(scope, headers):
             return 401, "a token is required", [(b"www-authenticate", b"Bearer")]
         return None
 
-    def _same_origin(self, origin: str, host: str) -> bool:
-        netloc = urlsplit(origin).netloc.lower()
-        return bool(netloc) and netloc == host.lower() and host_name(netloc) in self.hosts
+    def _same_origin(self, origin: str, scope: Scope, host: str) -> bool:
+        parts = urlsplit(origin.lower())
+        same = parts.scheme == scope.get("scheme", "http") and parts.netloc == host.lower()
+        return same and host_name(parts.netloc) in self.hosts
 
     def _has_token(self, scope: Scope, headers: Mapping[str, str]) -> bool:
         assert self.token is not None
