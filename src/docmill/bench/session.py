@@ -1,0 +1,119 @@
+"""One ``docmill bench`` run: measure a matrix, then write results/<run-id>/ with CSVs, plots and report.
+
+::
+
+    results/<run-id>/
+    ├── raw.csv        one row per repetition
+    ├── summary.csv    medians per case, speedup, efficiency, coefficient of variation
+    ├── run.json       the matrix, the machine, skipped strategies
+    ├── report.md      winners, recommended workers, Amdahl fit, caveats
+    └── plots/*.png
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docmill.bench.harness import Bench, BenchRow, MatrixSpec, ProgressHook, available_strategies
+from docmill.bench.peers import PEERS
+from docmill.bench.report import machine, render, write_csv, write_run_json
+from docmill.bench.summary import Summary, summarise
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.errors import ConfigError
+
+QUICK: Mapping[str, Any] = {
+    "workers": (1, 2),
+    "sizes_kb": (100,),
+    "complexities": ("medium",),
+    "workloads": ("cpu", "io"),
+    "repeat": 2,
+    "cell_seconds": 0.5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    """Where a run's files are, and what it measured."""
+
+    folder: Path
+    rows: list[BenchRow]
+    summaries: list[Summary]
+    skipped: Mapping[str, str]
+
+
+def default_strategies(*, peers: bool = True) -> list[str]:
+    """Every registered strategy that imports (services-only ones excluded), then the peers."""
+    ready, _ = available_strategies()
+    return ready + (list(PEERS) if peers else [])
+
+
+def resolve_strategies(names: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Usable strategies among ``names`` and why the others are skipped; unknown names fail."""
+    ready, skipped = available_strategies(names)
+    if not ready:
+        raise ConfigError(f"none of the strategies {', '.join(names)} can run: {skipped}")
+    return tuple(ready), skipped
+
+
+def run_id(clock: Clock = SYSTEM_CLOCK) -> str:
+    return dt.datetime.fromtimestamp(clock.wall(), dt.UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def run_bench(
+    spec: MatrixSpec,
+    out: Path,
+    *,
+    skipped: Mapping[str, str] | None = None,
+    on_row: ProgressHook | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> BenchResult:
+    """Measure ``spec`` and write every output file under a new ``out/<run-id>/``."""
+    folder = out / run_id(clock)
+    while folder.exists():
+        folder = folder.with_name(folder.name + "-1")
+    folder.mkdir(parents=True)
+    facts = machine()
+    with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
+        rows = Bench(spec, Path(work), clock=clock).run(on_row)
+    summaries = summarise(rows, cores=int(facts["cores"]))
+    write_outputs(folder, spec, rows, summaries, facts, skipped or {})
+    return BenchResult(folder, rows, summaries, skipped or {})
+
+
+def write_outputs(
+    folder: Path,
+    spec: MatrixSpec,
+    rows: list[BenchRow],
+    summaries: list[Summary],
+    facts: Mapping[str, object],
+    skipped: Mapping[str, str],
+) -> None:
+    from docmill.bench.plots import write_plots  # matplotlib loads only when plotting
+
+    facts = {**facts, "load_average_end": list(_loadavg())}
+    write_csv(folder / "raw.csv", rows)
+    write_csv(folder / "summary.csv", sorted(summaries, key=_order))
+    write_run_json(folder / "run.json", spec, facts, skipped)
+    (folder / "report.md").write_text(render(summaries, facts, spec, skipped), encoding="utf-8")
+    if summaries:
+        write_plots(summaries, folder / "plots")
+
+
+def _order(s: Summary) -> tuple[str, int, str, str, int]:
+    return (s.workload, s.size_kb, s.complexity, s.strategy, s.workers)
+
+
+def _loadavg() -> tuple[float, ...]:
+    import os
+
+    return tuple(round(x, 2) for x in os.getloadavg())
+
+
+def quick_spec(strategies: Sequence[str], **overrides: Any) -> MatrixSpec:
+    """The ``--quick`` preset (well under two minutes on two cores), with some fields replaced."""
+    return MatrixSpec(strategies=tuple(strategies), **{**QUICK, **overrides})

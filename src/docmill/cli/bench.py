@@ -1,0 +1,162 @@
+"""``docmill bench`` (measure strategies) and ``docmill plan`` (project a run to N documents)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from docmill.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _split(text: str | None, cast: Callable[[str], T], option: str) -> tuple[T, ...] | None:
+    """``"1,2,4"`` → (1, 2, 4); a bad item is a one-line ConfigError naming the option."""
+    if text is None:
+        return None
+    try:
+        return tuple(cast(item.strip()) for item in text.split(",") if item.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{option}: cannot read {text!r} ({exc})") from exc
+
+
+def _size_kb(text: str) -> int:
+    """``10``, ``10k``, ``10KB``, ``1MB`` → KiB."""
+    value = text.lower().removesuffix("b")
+    if value.endswith("m"):
+        return int(float(value[:-1]) * 1024)
+    return int(float(value.removesuffix("k")))
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small matrix that finishes in under 2 minutes.")
+    ] = False,
+    strategies: Annotated[
+        str | None, typer.Option(help="Comma list; default: every registered strategy.")
+    ] = None,
+    workers: Annotated[str | None, typer.Option(help="Comma list of worker counts [1,2,4,8].")] = None,
+    sizes: Annotated[str | None, typer.Option(help="Document sizes, e.g. 10k,100k,500k.")] = None,
+    complexity: Annotated[str | None, typer.Option(help="light,medium,heavy")] = None,
+    workloads: Annotated[str | None, typer.Option(help="cpu,io,mixed")] = None,
+    repeat: Annotated[int | None, typer.Option(help="Repetitions per case [3].")] = None,
+    docs: Annotated[int | None, typer.Option(help="Documents per case (default: calibrated).")] = None,
+    cell_seconds: Annotated[
+        float | None, typer.Option(help="Sequential seconds per case when calibrating.")
+    ] = None,
+    peers: Annotated[bool, typer.Option(help="Add multiprocessing.Pool, joblib and mpire rows.")] = True,
+    corpus: Annotated[Path | None, typer.Option(help="Benchmark this real folder (extraction).")] = None,
+    classifier: Annotated[str | None, typer.Option(help="With --corpus: classifier spec to add.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic documents.")] = 0,
+    out: Annotated[Path, typer.Option(help="Results folder; a run writes OUT/<run-id>/.")] = Path("results"),
+) -> None:
+    """Measure every strategy over a matrix of workers, sizes, complexities and workloads."""
+    from docmill.bench.harness import MatrixSpec
+    from docmill.bench.session import QUICK, default_strategies, resolve_strategies
+
+    names = _split(strategies, str, "--strategies") or tuple(default_strategies(peers=peers))
+    chosen, skipped = resolve_strategies(names)
+    fields = dict(QUICK) if quick else {}
+    given = {
+        "workers": _split(workers, int, "--workers"),
+        "sizes_kb": _split(sizes, _size_kb, "--sizes"),
+        "complexities": _split(complexity, str, "--complexity"),
+        "workloads": _split(workloads, str, "--workloads"),
+        "repeat": repeat,
+        "docs": docs,
+        "cell_seconds": cell_seconds,
+        "corpus": str(corpus) if corpus else None,
+        "classifier": classifier,
+    }
+    fields.update({k: v for k, v in given.items() if v is not None})
+    settings = {"labels": str(labels)} if labels else {}
+    spec = MatrixSpec(strategies=chosen, seed=seed, settings=settings, **fields)
+    _run_with_progress(spec, out, skipped)
+
+
+def _run_with_progress(spec: object, out: Path, skipped: dict[str, str]) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from docmill.bench.harness import BenchCase, BenchRow, MatrixSpec
+    from docmill.bench.session import run_bench
+
+    assert isinstance(spec, MatrixSpec)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("bench", total=spec.n_cases())
+
+        def advance(case: BenchCase, row: BenchRow) -> None:
+            rate = "failed" if row.error else f"{row.docs_per_s:.1f} docs/s"
+            label = (
+                f"{case.workload} {case.size_kb}KB {case.complexity} {case.strategy}×{case.workers}: {rate}"
+            )
+            progress.update(task, advance=1, description=label)
+
+        result = run_bench(spec, out, skipped=skipped, on_row=advance)
+    for name, why in skipped.items():
+        typer.echo(f"skipped {name}: {why}", err=True)
+    typer.echo(f"wrote {result.folder}/report.md, raw.csv, summary.csv, plots/")
+
+
+def plan(
+    docs: Annotated[int, typer.Option(help="Documents to project to.")],
+    sample: Annotated[Path | None, typer.Option(help="Measure the real pipeline on this folder.")] = None,
+    from_run: Annotated[Path | None, typer.Option("--from", help="Read costs from results/<run-id>.")] = None,
+    deadline: Annotated[str | None, typer.Option(help="e.g. 7d, 12h, 90m.")] = None,
+    rpm: Annotated[float | None, typer.Option(help="LLM requests per minute allowed.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="LLM tokens per minute allowed.")] = None,
+    price_in: Annotated[float, typer.Option(help="USD per 1M input tokens.")] = 0.0,
+    price_out: Annotated[float, typer.Option(help="USD per 1M output tokens.")] = 0.0,
+    budget: Annotated[float | None, typer.Option(help="USD available.")] = None,
+    llm: Annotated[bool, typer.Option(help="Count one LLM classification request per document.")] = True,
+    latency: Annotated[float, typer.Option(help="Seconds per LLM request.")] = 1.0,
+    hosts: Annotated[int, typer.Option(help="Hosts to project for.")] = 1,
+    hosts_cores: Annotated[int | None, typer.Option(help="Cores per host [this machine's].")] = None,
+    hosts_memory_gb: Annotated[float | None, typer.Option(help="Memory per host [this machine's].")] = None,
+    strategies: Annotated[str | None, typer.Option(help="Strategies to measure with --sample.")] = None,
+    classifier: Annotated[str | None, typer.Option(help="With --sample: classifier spec to include.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
+    cell: Annotated[str | None, typer.Option(help="With --from: workload:size:complexity to use.")] = None,
+) -> None:
+    """Project wall time, workers/hosts, LLM rate and cost of a run over DOCS documents."""
+    from docmill.bench.plan import PlanInputs, parse_duration, plan_report
+    from docmill.bench.profile import measure_profile, profile_from_run
+
+    if (sample is None) == (from_run is None):
+        raise ConfigError("give exactly one of --sample DIR or --from results/<run-id>")
+    if sample is not None:
+        names = _split(strategies, str, "--strategies")
+        settings = {"labels": str(labels)} if labels else {}
+        profile = measure_profile(
+            sample, strategies=names, classifier=classifier, settings=settings, cores=hosts_cores
+        )
+    else:
+        assert from_run is not None
+        profile = profile_from_run(from_run, cell=cell)
+    inputs = PlanInputs(
+        docs=docs,
+        deadline_s=parse_duration(deadline) if deadline else None,
+        rpm=rpm,
+        tpm=tpm,
+        price_in=price_in,
+        price_out=price_out,
+        budget=budget,
+        llm=llm,
+        llm_latency_s=latency,
+        hosts=hosts,
+        cores=hosts_cores,
+        memory_gb=hosts_memory_gb,
+    )
+    typer.echo(plan_report(profile, inputs))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
+    app.command()(plan)
+
+
+__all__: Sequence[str] = ["bench", "plan", "register"]
