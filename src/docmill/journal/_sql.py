@@ -84,6 +84,12 @@ def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str
     )  # fmt: skip
 
 
+def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:
+    """DEMOTE parameters: ``settled.demote`` and its duplicates now point at this document."""
+    new = settled.outcome.ref.id
+    return (new, new, source, fingerprint, settled.demote, settled.demote)
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 

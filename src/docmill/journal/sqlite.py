@@ -127,12 +127,14 @@ class SqliteJournal:
                     quarantine_after=self.quarantine_after,
                 )
                 if done.outcome.status.value == "ok" and outcome.sha256:
-                    firsts.setdefault(outcome.sha256, First(outcome.ref.id, outcome.result or {}))
+                    firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {})
                 settled.append(done)
             rows = [
                 _sql.document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled
             ]
             db.executemany(_sql.UPSERT, rows)
+            demoted = [s for s in settled if s.demote]
+            db.executemany(_sql.DEMOTE, [_sql.demote_row(s, source, fingerprint) for s in demoted])
         return [s.outcome for s in settled]
 
     def _failures(
@@ -207,10 +209,13 @@ class SqliteJournal:
         run = self.run(run_id)
         if run is None or buckets < 1:
             return []
-        end = run.finished or run.heartbeat or _now()
+        last = self._read("SELECT max(finished) FROM documents WHERE run_id = ?", (run_id,))[0][0]
+        end = max(run.finished or run.heartbeat or _now(), last or 0.0)
         width = max((end - run.started) / buckets, 1e-6)
-        rows = self._read(_sql.THROUGHPUT, (run.started, width, run_id))
-        counts = {int(b): n for b, n in rows if b is not None}
+        counts: dict[int, int] = {}
+        for bucket, n in self._read(_sql.THROUGHPUT, (run.started, width, run_id)):
+            index = min(max(int(bucket), 0), buckets - 1)  # the last document ends exactly at `end`
+            counts[index] = counts.get(index, 0) + n
         return [(run.started + i * width, counts.get(i, 0)) for i in range(buckets)]
 
     def _where(self, query: Query) -> tuple[str, tuple[Any, ...]]:

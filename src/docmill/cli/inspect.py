@@ -1,0 +1,183 @@
+"""``docmill status``, ``docmill export`` and ``docmill failures``: read the journal, never write it.
+
+They work while a run is writing (WAL readers see the last committed batch) and against any journal
+``open_journal`` understands (a SQLite file, a ``postgresql://`` URL).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from docmill.clock import SYSTEM_CLOCK
+from docmill.errors import ConfigError
+from docmill.journal import open_journal
+from docmill.journal.base import DocumentRecord, Journal, Query
+from docmill.journal.policy import FAILURES
+
+_Db = Annotated[str, typer.Option("--db", help="Journal: SQLite file or postgresql:// URL.")]
+_Run = Annotated[int | None, typer.Option("--run", help="A run id (default: the latest run).")]
+
+
+def open_existing(db: str) -> Journal:
+    """Open a journal for reading; a missing SQLite file is a one-line error, not a new empty journal."""
+    if "://" not in db and not Path(db).is_file():
+        raise ConfigError(f"no journal at {db} (run `docmill run` first, or pass --db)")
+    return open_journal(db)
+
+
+def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
+    """Everything ``status`` shows, as one JSON-ready object."""
+    run = journal.run(run_id) if run_id is not None else next(iter(journal.runs()), None)
+    if run_id is not None and run is None:
+        raise ConfigError(f"no run {run_id} in this journal")
+    summary = journal.summary(run.id if run else None)
+    stats = dict(run.stats) if run else {}
+    failures = sum(n for s, n in summary.by_status.items() if s in FAILURES)
+    return {
+        "run": None if run is None else {
+            "id": run.id, "source": run.source, "fingerprint": run.fingerprint, "strategy": run.strategy,
+            "workers": run.workers, "state": run.state, "started": run.started, "finished": run.finished,
+            "heartbeat": run.heartbeat, "total": run.total,
+        },
+        "documents": summary.total,
+        "total": run.total if run else None,
+        "by_status": dict(summary.by_status),
+        "by_label": dict(summary.by_label),
+        "failures": failures,
+        "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
+        "cost": stats.get("cost", 0.0),
+        "live": stats,
+    }  # fmt: skip
+
+
+def status_lines(data: dict[str, Any]) -> list[str]:
+    """``status`` for people: a few plain lines."""
+    run = data["run"]
+    if run is None:
+        return ["the journal holds no run yet"]
+    total = data["total"]
+    position = f"{data['documents']}/{total}" if total else str(data["documents"])
+    lines = [
+        f"run {run['id']} · {run['state']} · {run['strategy']} ×{run['workers']} · {run['source']}",
+        f"documents {position} · {data['docs_per_second']:.1f} docs/s · failures {data['failures']}",
+        "status: " + (", ".join(f"{k} {v}" for k, v in sorted(data["by_status"].items())) or "-"),
+    ]
+    if data["by_label"]:
+        lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_label"].items())))
+    if data["cost"]:
+        lines.append(f"spent ${data['cost']:.4f}")
+    return lines
+
+
+def status_command(
+    db: _Db = "docmill.db",
+    run: _Run = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh until the run ends (Ctrl-C to leave).")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 1.0,
+) -> None:
+    """Counts by status and label, speed and failures of the latest (or given) run."""
+    journal = open_existing(db)
+    try:
+        if watch:
+            _watch(journal, run, as_json, interval)
+        else:
+            _show(status_data(journal, run), as_json)
+    finally:
+        journal.close()
+
+
+def _show(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str, ensure_ascii=False))
+    else:
+        typer.echo("\n".join(status_lines(data)))
+
+
+def _watch(journal: Journal, run: int | None, as_json: bool, interval: float) -> None:
+    """Re-read the journal every ``interval`` seconds until the run is no longer ``running``."""
+    while True:
+        data = status_data(journal, run)
+        _show(data, as_json)
+        if data["run"] is None or data["run"]["state"] != "running":
+            return
+        if not as_json:
+            typer.echo("")
+        SYSTEM_CLOCK.sleep(interval)
+
+
+def export_command(
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | jsonl | parquet")] = "csv",
+    db: _Db = "docmill.db",
+    run: _Run = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only these statuses (repeatable).")] = None,
+    label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
+) -> None:
+    """Write the results (path, sha256, status, label, score, error, …) as CSV, JSON Lines or Parquet."""
+    from docmill.sinks import export
+
+    journal = open_existing(db)
+    try:
+        query = Query(run_id=run, status=tuple(status or ()), label=label)
+        n = export(_records(journal, query), fmt, output)
+    finally:
+        journal.close()
+    if output != "-":
+        typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+def _records(journal: Journal, query: Query) -> Iterator[DocumentRecord]:
+    """Every matching record, streamed (``iter_documents`` when the journal has it, else pages)."""
+    streaming = getattr(journal, "iter_documents", None)
+    if streaming is not None:
+        yield from streaming(query)
+        return
+    offset, page = 0, 1000
+    while batch := journal.documents(Query(**{**_fields(query), "limit": page, "offset": offset})):
+        yield from batch
+        offset += len(batch)
+
+
+def _fields(query: Query) -> dict[str, Any]:
+    return {name: getattr(query, name) for name in query.__slots__}
+
+
+def failures_command(
+    db: _Db = "docmill.db",
+    run: _Run = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Add attempts and worker.")] = False,
+) -> None:
+    """Every failed, quarantined or crashed document with its reason, one line each."""
+    journal = open_existing(db)
+    try:
+        query = Query(run_id=run, status=tuple(sorted(FAILURES)))
+        n = 0
+        for n, record in enumerate(_records(journal, query), start=1):  # noqa: B007 - n counts
+            typer.echo(failure_line(record, verbose=verbose))
+    finally:
+        journal.close()
+    print(f"{n} document(s) failed", file=sys.stderr)  # noqa: T201
+
+
+def failure_line(record: DocumentRecord, *, verbose: bool = False) -> str:
+    """``path<TAB>status<TAB>ErrorType: message`` (one line, whatever the message held)."""
+    reason = f"{record.error_type}: {record.error_message}" if record.error_type else "(no reason recorded)"
+    line = "\t".join([record.path, record.status, " ".join(reason.split())])
+    if verbose:
+        line += f"\tattempts={record.attempts} failures={record.failures} worker={record.worker or '-'}"
+    return line
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status_command)
+    app.command("export")(export_command)
+    app.command("failures")(failures_command)

@@ -1,0 +1,100 @@
+"""Write journal records as CSV, JSON Lines or Parquet.
+
+Rows stream from the journal and are written as they come, so memory stays flat for any journal size.
+A file is written under a temporary name and renamed at the end: a reader never sees half an export.
+``-`` writes CSV or JSON Lines to standard output.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from docmill.errors import ConfigError
+from docmill.journal.base import DocumentRecord
+
+COLUMNS = (
+    "path",
+    "sha256",
+    "status",
+    "label",
+    "score",
+    "error",
+    "attempts",
+    "duplicate_of",
+    "size",
+    "seconds",
+)
+
+Writer = Callable[[Iterable[DocumentRecord], Path], int]
+
+
+def write_csv(records: Iterable[DocumentRecord], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for n, record in enumerate(records, start=1):  # noqa: B007 - n is the count
+        writer.writerow(record.export_row())
+    return n
+
+
+def write_jsonl(records: Iterable[DocumentRecord], out: TextIO) -> int:
+    n = 0
+    for n, record in enumerate(records, start=1):  # noqa: B007 - n is the count
+        row = {**record.export_row(), "result": dict(record.result)}
+        out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    return n
+
+
+def _text_file(write: Callable[[Iterable[DocumentRecord], TextIO], int]) -> Writer:
+    def to_path(records: Iterable[DocumentRecord], path: Path) -> int:
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            return write(records, out)
+
+    return to_path
+
+
+def _parquet(records: Iterable[DocumentRecord], path: Path) -> int:
+    from docmill.sinks.parquet import write_parquet
+
+    return write_parquet(records, path)
+
+
+FORMATS: dict[str, Writer] = {
+    "csv": _text_file(write_csv),
+    "jsonl": _text_file(write_jsonl),
+    "parquet": _parquet,
+}
+_STREAMS = {"csv": write_csv, "jsonl": write_jsonl}
+
+
+def export(records: Iterable[DocumentRecord], fmt: str, out: str | os.PathLike[str]) -> int:
+    """Write ``records`` to ``out`` (a path, or ``-`` for stdout) in format ``fmt``; returns the row count."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if str(out) == "-":
+        if fmt not in _STREAMS:
+            raise ConfigError(f"{fmt} cannot be written to standard output; give -o FILE")
+        return _STREAMS[fmt](records, sys.stdout)
+    target = Path(out)
+    if not target.parent.is_dir():
+        raise ConfigError(f"folder does not exist: {target.parent}")
+    return _atomic(target, lambda tmp: FORMATS[fmt](records, tmp))
+
+
+def _atomic(target: Path, write: Callable[[Path], Any]) -> int:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        n = int(write(tmp))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n

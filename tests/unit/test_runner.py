@@ -1,0 +1,164 @@
+"""The runner: every document recorded once, batching, resume, stops (signal, budget), failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docmill.document import Document, DocumentRef
+from docmill.errors import BrokenExecutorError
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.journal.base import Query
+from docmill.journal.sqlite import SqliteJournal
+from docmill.metrics import RunStats
+from docmill.outcome import Outcome
+from docmill.processors.base import Processor
+from docmill.progress import NullReporter
+from docmill.runner import run
+from docmill.testing import MemorySource, NoopProcessor, RaisingProcessor
+
+
+class CountingJournal(SqliteJournal):
+    """A real SQLite journal that remembers the size of every batch it was given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+
+    def record(self, outcomes: Sequence[Outcome], **kw: Any) -> list[Outcome]:
+        self.batches.append(len(outcomes))
+        return super().record(outcomes, **kw)
+
+
+class Paid(Processor):
+    """Charges one dollar per document, as an LLM classifier reports spend."""
+
+    name = "paid"
+
+    def process(self, doc: Document) -> Document:
+        return doc.evolve(text="x").with_metadata(label="l", cost=1.0, tokens_in=10, requests=1)
+
+
+class InterruptAfter(Processor):
+    """Sends SIGINT to this process on its n-th document (a Ctrl-C mid-run)."""
+
+    name = "interrupt"
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def process(self, doc: Document) -> Document:
+        self.seen += 1
+        if self.seen == self.n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return doc.evolve(text="x").with_metadata(label="l")
+
+
+class Recorder(NullReporter):
+    def __init__(self) -> None:
+        self.updates = 0
+        self.total: int | None = None
+        self.finished: RunStats | None = None
+        self.messages: list[str] = []
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def update(self, outcome: Outcome) -> None:
+        self.updates += 1
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def finish(self, stats: RunStats) -> None:
+        self.finished = stats
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[CountingJournal]:
+    j = CountingJournal(tmp_path / "j.db")
+    yield j
+    j.close()
+
+
+def test_every_document_is_recorded_in_batches(journal: CountingJournal) -> None:
+    reporter = Recorder()
+    result = run(MemorySource(1000), NoopProcessor(), journal=journal, reporter=reporter, commit_every=128)
+    assert result.stats.done == 1000 and result.stopped is None
+    assert journal.summary().total == 1000
+    assert sum(journal.batches) == 1000 and max(journal.batches) <= 128
+    assert reporter.updates == 1000 and reporter.finished is result.stats
+    record = journal.run(result.run_id)
+    assert record is not None and record.state == "done" and record.stats["done"] == 1000
+
+
+def test_a_second_run_resumes_and_skips_what_is_done(journal: CountingJournal) -> None:
+    run(MemorySource(300), NoopProcessor(), journal=journal)
+    again = run(MemorySource(400), NoopProcessor(), journal=journal)
+    assert again.stats.done == 100 and again.stats.skipped == 300
+    assert journal.count(Query()) == 400
+
+
+def test_fresh_forgets_earlier_results(journal: CountingJournal) -> None:
+    run(MemorySource(50), NoopProcessor(), journal=journal)
+    again = run(MemorySource(50), NoopProcessor(), journal=journal, fresh=True)
+    assert again.stats.done == 50
+
+
+def test_failures_are_recorded_and_the_run_goes_on(journal: CountingJournal) -> None:
+    source = MemorySource(20, unreadable=["doc-000003"])
+    result = run(source, RaisingProcessor(["doc-000007"]), journal=journal)
+    assert result.stats.done == 20
+    assert result.stats.by_status == {"ok": 18, "quarantined": 2}
+    bad = {d.path: d.error_type for d in journal.documents(Query(status=("quarantined",)))}
+    assert bad == {"doc-000003": "SourceError", "doc-000007": "UnsupportedDocument"}
+
+
+def test_max_cost_stops_cleanly_and_the_next_run_finishes(journal: CountingJournal) -> None:
+    reporter = Recorder()
+    result = run(MemorySource(50), Paid(), journal=journal, max_cost=5.0, reporter=reporter)
+    assert result.stopped == "max-cost"
+    assert 5 <= result.stats.done < 50 and result.stats.cost == result.stats.done
+    assert result.stats.llm == {"tokens_in": 10 * result.stats.done, "requests": result.stats.done}
+    assert any("spending limit" in m for m in reporter.messages)
+    rest = run(MemorySource(50), Paid(), journal=journal)
+    assert rest.stats.done == 50 - result.stats.done
+
+
+def test_sigint_finishes_in_flight_work_and_resume_completes(journal: CountingJournal) -> None:
+    result = run(MemorySource(200), InterruptAfter(30), journal=journal)
+    assert result.stopped == "interrupted"
+    assert result.stats.done == 30  # sequential: nothing else was in flight
+    record = journal.run(result.run_id)
+    assert record is not None and record.state == "interrupted"
+    rest = run(MemorySource(200), InterruptAfter(10_000), journal=journal)
+    assert rest.stats.done == 170 and journal.count(Query()) == 200
+
+
+def test_the_reporter_learns_the_total(journal: CountingJournal) -> None:
+    reporter = Recorder()
+    run(MemorySource(10), NoopProcessor(), journal=journal, reporter=reporter)
+    assert reporter.total == 10
+
+
+class Breaking(Executor):
+    name = "breaking"
+
+    def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        for i, ref in enumerate(refs):
+            if i == 5:
+                raise BrokenExecutorError("pool gone")
+            yield job.run(ref)
+
+
+def test_a_broken_strategy_ends_the_run_with_what_was_done_recorded(journal: CountingJournal) -> None:
+    with pytest.raises(BrokenExecutorError):
+        run(MemorySource(20), NoopProcessor(), executor=Breaking(1), journal=journal)
+    assert journal.count(Query()) == 5
+    assert journal.runs()[0].state == "failed"
