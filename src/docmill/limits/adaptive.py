@@ -30,6 +30,7 @@ class AIMD:
     latency_backoff: float = 0.9  # gentler factor applied when latency rises
     latency_tolerance: float = 2.0  # "rising" = smoothed latency above this multiple of the best
     cooldown: float = 1.0  # seconds between two cuts
+    drift: float = 0.001  # per result, how fast the latency floor forgets
     _best: float = float("inf")
     _smoothed: float = 0.0
     _last_cut: float = float("-inf")
@@ -51,7 +52,9 @@ class AIMD:
         if throttled:
             return self._cut(self.backoff, now)
         self._smoothed = latency if self._smoothed == 0 else 0.8 * self._smoothed + 0.2 * latency
-        self._best = min(self._best, self._smoothed)  # smoothed: one lucky sample is not a baseline
+        # The floor is the best *smoothed* latency (one lucky sample is no baseline); it drifts up
+        # slowly so that a provider that became slower for everyone stops looking like queueing.
+        self._best = min(self._best * (1 + self.drift), self._smoothed)
         if self._smoothed > self._best * self.latency_tolerance:
             return self._cut(self.latency_backoff, now)
         self.limit = min(float(self.maximum), self.limit + 1.0 / max(1.0, self.limit))
@@ -61,7 +64,7 @@ class AIMD:
         if now - self._last_cut >= self.cooldown:
             self.limit = max(float(self.minimum), self.limit * factor)
             self._last_cut = now
-            self._best, self._smoothed = float("inf"), 0.0  # re-learn the baseline at the new level
+            self._smoothed = 0.0  # judge the new level by its own latencies
         return self.current
 
 

@@ -1,0 +1,248 @@
+"""LLMClient: one chat call to a provider, paced by the shared limits, errors mapped in one place.
+
+Layers of one call, outermost first (sync ``complete`` and async ``acomplete`` are thin drivers
+around the same ``_prepare`` and ``_finish``)::
+
+    ConcurrencyGate.hold → ProviderLimits.acquire(estimate) → httpx send (no retries of its own)
+    → _finish: 429 → pause every caller + RateLimitedError(retry_after); 5xx, timeouts, dropped
+      connections, garbled bodies → UpstreamError; other 4xx → PermanentError; 200 → settle the
+      token estimate with the real usage and re-synchronise with x-ratelimit-remaining-*.
+
+Retrying is the caller's business (``LLMClassifier`` with a ``RetryPolicy``). The API key lives
+only in this object's memory and in the Authorization header; it is never pickled (clients are
+built per worker in ``setup()``) and is scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.errors import PermanentError, RateLimitedError, UpstreamError
+from docmill.limits.adaptive import ConcurrencyGate
+from docmill.limits.provider import ProviderLimits
+from docmill.llm.prompt import Message, count_prompt_tokens
+from docmill.llm.providers import Completion, Provider, get_provider
+
+DEFAULT_RETRY_AFTER = 1.0  # seconds to pause on a 429 that does not say how long
+_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True, slots=True)
+class LLMReply:
+    """One successful call: the completion and what it took."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str | None
+    latency: float
+    concurrency: int
+
+
+class LLMClient:
+    """Chat calls to one provider endpoint. Thread-safe; use ``acomplete`` from one event loop."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        provider: str | Provider = "openai",
+        api_key: str | None = None,
+        limits: ProviderLimits | None = None,
+        gate: ConcurrencyGate | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.provider = get_provider(provider) if isinstance(provider, str) else provider
+        self.url = base_url.rstrip("/") + self.provider.path
+        self.limits = limits or ProviderLimits()
+        self.gate = gate or ConcurrencyGate(clock=clock)
+        self.clock = clock
+        self._secret = api_key or None
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        sync = transport if isinstance(transport, httpx.BaseTransport) else None
+        self._http = httpx.Client(headers=headers, timeout=timeout, transport=sync)
+        self._ahttp: httpx.AsyncClient | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._async_options: dict[str, Any] = {"headers": headers, "timeout": timeout}
+        if isinstance(transport, httpx.AsyncBaseTransport):
+            self._async_options["transport"] = transport
+
+    def _prepare(
+        self, messages: Sequence[Message], model: str, max_tokens: int, schema: Mapping[str, Any] | None
+    ) -> tuple[httpx.Request, int]:
+        body = self.provider.body(messages, model=model, max_tokens=max_tokens, schema=schema)
+        estimate = count_prompt_tokens(messages) + max_tokens
+        return self._http.build_request("POST", self.url, json=body), estimate
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        max_tokens: int = 100,
+        schema: Mapping[str, Any] | None = None,
+    ) -> LLMReply:
+        """One call, blocking. Raises RateLimitedError, UpstreamError or PermanentError."""
+        request, estimate = self._prepare(messages, model, max_tokens, schema)
+        with self.gate.hold() as concurrency:
+            self.limits.acquire(estimate)
+            started = self.clock.monotonic()
+            with self._mapped():
+                response = self._http.send(request)
+                response.read()
+        return self._finish(response, estimate, started, concurrency)
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        max_tokens: int = 100,
+        schema: Mapping[str, Any] | None = None,
+    ) -> LLMReply:
+        """One call, awaited."""
+        request, estimate = self._prepare(messages, model, max_tokens, schema)
+        http = self._async_http()
+        async with self.gate.ahold() as concurrency:
+            await self.limits.aacquire(estimate)
+            started = self.clock.monotonic()
+            with self._mapped():
+                response = await http.send(request)
+                await response.aread()
+        return self._finish(response, estimate, started, concurrency)
+
+    def _async_http(self) -> httpx.AsyncClient:
+        """The async connection pool of the running event loop (pools cannot change loops)."""
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or self._aloop is not loop:
+            self._ahttp, self._aloop = httpx.AsyncClient(**self._async_options), loop
+        return self._ahttp
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Transport failures → UpstreamError (the one place httpx errors are translated)."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"no reply from {self.url} in time ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                self._scrub(f"request to {self.url} failed: {type(exc).__name__}: {exc}")
+            ) from exc
+
+    def _finish(self, response: httpx.Response, estimate: int, started: float, concurrency: int) -> LLMReply:
+        latency = self.clock.monotonic() - started
+        if response.status_code != 200:
+            self._observe(response)
+            if response.status_code == 429:
+                self._throttled(response, latency)
+            raise self._status_error(response)
+        completion = self._completion(response)
+        self.limits.settle(estimate, completion.tokens_in + completion.tokens_out)
+        self._observe(response)  # after settling: the provider's count already has the real usage
+        self.gate.record(latency, throttled=False)
+        return LLMReply(
+            completion.text,
+            completion.tokens_in,
+            completion.tokens_out,
+            completion.finish_reason,
+            latency,
+            concurrency,
+        )
+
+    def _observe(self, response: httpx.Response) -> None:
+        self.limits.observe(
+            requests_left=_number(response.headers.get("x-ratelimit-remaining-requests")),
+            tokens_left=_number(response.headers.get("x-ratelimit-remaining-tokens")),
+        )
+
+    def _throttled(self, response: httpx.Response, latency: float) -> None:
+        wait = retry_after(response.headers, now=self.clock.wall())
+        self.limits.pause_for(DEFAULT_RETRY_AFTER if wait is None else wait)
+        self.gate.record(latency, throttled=True)
+        raise RateLimitedError(f"rate limited by the provider: {self._detail(response)}", retry_after=wait)
+
+    def _status_error(self, response: httpx.Response) -> Exception:
+        status, detail = response.status_code, self._detail(response)
+        if status >= 500 or status in (408, 409):
+            return UpstreamError(f"provider error {status}: {detail}", status=status)
+        return PermanentError(f"provider refused the request ({status}): {detail}")
+
+    def _completion(self, response: httpx.Response) -> Completion:
+        try:
+            payload = json.loads(response.content)
+        except ValueError as exc:
+            raise UpstreamError(f"malformed reply body ({len(response.content)} bytes): {exc}") from exc
+        return self.provider.completion(payload)
+
+    def _detail(self, response: httpx.Response) -> str:
+        try:
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        return self._scrub(" ".join(message.split())[:300])
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def close(self) -> None:
+        self._http.close()
+
+    async def aclose(self) -> None:
+        if self._ahttp is not None:
+            await self._ahttp.aclose()
+            self._ahttp = None
+
+    def __repr__(self) -> str:
+        return f"LLMClient({self.url!r}, limits={self.limits!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("LLMClient holds an API key and open connections: build one per worker in setup()")
+
+
+def retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Seconds a 429 asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date),
+    else the ``x-ratelimit-reset-*`` durations (``1m30s``, ``250ms``); None if none is given."""
+    if (ms := _number(headers.get("retry-after-ms"))) is not None:
+        return max(0.0, ms / 1000)
+    value = headers.get("retry-after")
+    if value is not None:
+        if (seconds := _number(value)) is not None:
+            return max(0.0, seconds)
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    resets = [parse_duration(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``"1m30.5s"`` → 90.5, ``"250ms"`` → 0.25, ``"2"`` → 2.0; None if unreadable."""
+    if not text:
+        return None
+    if (plain := _number(text)) is not None:
+        return plain
+    parts = list(_DURATION.finditer(text.strip()))
+    if not parts or "".join(p.group(0) for p in parts) != text.strip():
+        return None
+    return sum(float(p["value"]) * _UNITS[p["unit"]] for p in parts)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None

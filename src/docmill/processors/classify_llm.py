@@ -1,0 +1,347 @@
+"""``--classifier llm``: one label per document from an LLM, at the provider's rate limit.
+
+The prompt (``docmill.llm.prompt``) lists the allowed labels with their descriptions and the
+document's text cut to a token budget; the reply must be JSON naming one of them. A reply that
+does not (bad JSON, a label outside the set, whatever an injected instruction made the model
+say) is asked again up to ``invalid_retries`` times, then the document fails permanently with
+``InvalidModelOutput``, which the journal quarantines. Rate limits (429), provider errors and
+timeouts are retried with exponential backoff and full jitter (``RetryPolicy``); a 429's
+Retry-After pauses every worker sharing the limits.
+
+Result metadata: ``label``, ``score`` (the model's confidence, or None), ``classifier``
+(fingerprint), ``model``, ``tokens_in``, ``tokens_out``, ``cost`` (USD), ``requests`` (HTTP
+calls made, failed ones included), ``cached`` and ``concurrency`` (the adaptive limit in force).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.document import Document
+from docmill.errors import ConfigError, InvalidModelOutput, RetryableError
+from docmill.labels import LabelSet, load_labels
+from docmill.limits.adaptive import AIMD, ConcurrencyGate
+from docmill.limits.provider import ProviderLimits
+from docmill.llm.cache import NullCache, ResponseCache, cache_key
+from docmill.llm.client import LLMClient, LLMReply
+from docmill.llm.pricing import Price
+from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
+from docmill.processors.base import AsyncProcessor
+from docmill.retry import RetryPolicy
+
+_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial=0.5, maximum=30.0)
+FREE = Price()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one document's attempts cost so far."""
+
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    failures: int = 0  # retryable failures (429, 5xx, timeouts)
+    invalid: int = 0  # replies that named no allowed label
+    concurrency: int = 0
+
+    def add(self, reply: LLMReply) -> None:
+        self.requests += 1
+        self.tokens_in += reply.tokens_in
+        self.tokens_out += reply.tokens_out
+        self.concurrency = reply.concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class LLMSettings:
+    """How to reach the model. The API key is read from ``api_key_env`` in each worker's setup()."""
+
+    base_url: str
+    model: str
+    provider: str = "openai"
+    api_key_env: str | None = None
+    timeout: float = 60.0
+    response_format: str = "json_schema"
+    max_tokens_in: int = 2000
+    max_tokens_out: int = 100
+
+
+class LLMClassifier(AsyncProcessor):
+    """Classify documents with a chat model; ``prompt()`` and ``parse()`` are the override points."""
+
+    name = "llm"
+    version = "1"
+    requires = (("httpx", "llm"),)
+
+    def __init__(
+        self,
+        labels: LabelSet,
+        settings: LLMSettings,
+        *,
+        limits: ProviderLimits | None = None,
+        price: Price = FREE,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        invalid_retries: int = 2,
+        concurrency: AIMD | None = None,
+        transport: Any = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.labels = labels
+        self.settings = settings
+        self.limits = limits or ProviderLimits()
+        self.price = price
+        self.cache = cache
+        self.retry = retry
+        self.invalid_retries = invalid_retries
+        self.concurrency = concurrency or AIMD()
+        self.transport = transport  # tests: httpx.MockTransport
+        self.clock = clock
+        self._specs = [LabelSpec(n, labels.descriptions[n], labels.keywords[n]) for n in labels.names]
+        self._client: LLMClient | None = None
+        self._cache: ResponseCache | NullCache = NullCache()
+
+    def config(self) -> Mapping[str, Any]:
+        s = self.settings
+        return {
+            "labels": self.labels.fingerprint(),
+            "model": s.model,
+            "prompt": PROMPT_VERSION,
+            "max_tokens_in": s.max_tokens_in,
+        }
+
+    def setup(self) -> None:
+        """Per worker: read the API key, open the connection pool and the cache."""
+        s = self.settings
+        gate = ConcurrencyGate(
+            AIMD(**{f: getattr(self.concurrency, f) for f in ("limit", "minimum", "maximum")}),
+            clock=self.clock,
+        )
+        self._client = LLMClient(
+            s.base_url,
+            provider=s.provider,
+            api_key=_api_key(s),
+            limits=self.limits,
+            gate=gate,
+            timeout=s.timeout,
+            transport=self.transport,
+            clock=self.clock,
+        )
+        self._cache = self.cache or NullCache()
+
+    def teardown(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._cache.close()
+
+    # -- the two drivers: same decisions, blocking or awaiting ------------------------------------
+
+    def process(self, doc: Document) -> Document:
+        if (hit := self._cached(doc)) is not None:
+            return hit
+        client, messages, tally = self._started(), self.prompt(doc), _Tally()
+        while True:
+            try:
+                reply = client.complete(messages, **self._call_options())
+                return self._answered(doc, reply, tally)
+            except (RetryableError, InvalidModelOutput) as exc:
+                wait = self._after_failure(tally, exc)
+            self.clock.sleep(wait)
+
+    async def aprocess(self, doc: Document) -> Document:
+        if (hit := self._cached(doc)) is not None:
+            return hit
+        client, messages, tally = self._started(), self.prompt(doc), _Tally()
+        while True:
+            try:
+                reply = await client.acomplete(messages, **self._call_options())
+                return self._answered(doc, reply, tally)
+            except (RetryableError, InvalidModelOutput) as exc:
+                wait = self._after_failure(tally, exc)
+            await self.clock.asleep(wait)
+
+    # -- the decisions ----------------------------------------------------------------------------
+
+    def _started(self) -> LLMClient:
+        if self._client is None:
+            self.setup()
+        assert self._client is not None
+        return self._client
+
+    def _call_options(self) -> dict[str, Any]:
+        schema = response_schema(self.labels.names)
+        return {"model": self.settings.model, "max_tokens": self.settings.max_tokens_out, "schema": schema}
+
+    def _after_failure(self, tally: _Tally, exc: Exception) -> float:
+        """Seconds to wait before asking again; re-raises ``exc`` when the budget is spent."""
+        if isinstance(exc, InvalidModelOutput):
+            tally.invalid += 1
+            if tally.invalid > self.invalid_retries:
+                raise exc
+            return 0.0
+        tally.requests += 1
+        tally.failures += 1
+        wait = self.retry.delay(tally.failures, exc)
+        if wait is None:
+            raise exc
+        return wait
+
+    def _answered(self, doc: Document, reply: LLMReply, tally: _Tally) -> Document:
+        tally.add(reply)
+        answer = self.parse(doc, reply)
+        self._cache.put(self._key(doc), answer)
+        cost = self.price.cost(tally.tokens_in, tally.tokens_out)
+        usage = {"tokens_in": tally.tokens_in, "tokens_out": tally.tokens_out, "requests": tally.requests}
+        return doc.with_metadata(
+            **self._common(answer), **usage, cost=cost, cached=False, concurrency=tally.concurrency
+        )
+
+    def _cached(self, doc: Document) -> Document | None:
+        answer = self._cache.get(self._key(doc))
+        if answer is None:
+            return None
+        return doc.with_metadata(
+            **self._common(answer),
+            tokens_in=0,
+            tokens_out=0,
+            requests=0,
+            cost=0.0,
+            cached=True,
+            concurrency=0,
+        )
+
+    def _common(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "label": answer["label"],
+            "score": answer.get("score"),
+            "classifier": self.fingerprint(),
+            "model": self.settings.model,
+        }
+
+    def _key(self, doc: Document) -> str:
+        s = self.settings
+        return cache_key(
+            doc.sha256, PROMPT_VERSION, s.provider, s.model, self.labels.fingerprint(), str(s.max_tokens_in)
+        )
+
+    # -- override points --------------------------------------------------------------------------
+
+    def prompt(self, doc: Document) -> list[Message]:
+        """The messages sent for ``doc``: labels, descriptions and its text cut to the token budget."""
+        text = doc.text if doc.text is not None else (doc.content or b"").decode("utf-8", "replace")
+        return build_messages(self._specs, truncate(text, self.settings.max_tokens_in))
+
+    def parse(self, doc: Document, reply: LLMReply) -> dict[str, Any]:
+        """``{"label", "score"}`` from the reply; InvalidModelOutput unless it names an allowed label."""
+        found = _OBJECT.search(reply.text)
+        try:
+            answer = json.loads(found.group(0) if found else reply.text)
+            label = answer["label"]
+        except (ValueError, KeyError, TypeError) as exc:
+            cut = " (cut off at max_tokens_out)" if reply.finish_reason == "length" else ""
+            raise InvalidModelOutput(
+                f"reply is not a JSON object with a label{cut}: {reply.text[:80]!r}"
+            ) from exc
+        allowed = {name.casefold(): name for name in self.labels.names}
+        if not isinstance(label, str) or label.strip().casefold() not in allowed:
+            raise InvalidModelOutput(
+                f"label {str(label)[:40]!r} is not one of the {len(allowed)} allowed labels"
+            )
+        return {"label": allowed[label.strip().casefold()], "score": _confidence(answer.get("confidence"))}
+
+    def __repr__(self) -> str:
+        s = self.settings
+        where = f"model={s.model!r}, provider={s.provider!r}, labels={len(self.labels)}"
+        return f"LLMClassifier({where}, limits={self.limits!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(_client=None, _cache=NullCache())  # rebuilt per worker by setup()
+        return state
+
+
+def _confidence(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return min(1.0, max(0.0, float(value)))
+
+
+def _api_key(settings: LLMSettings) -> str | None:
+    name = settings.api_key_env
+    if name is None:
+        return os.environ.get("OPENAI_API_KEY") if settings.provider == "openai" else None
+    key = os.environ.get(name)
+    if not key:
+        raise ConfigError(f"environment variable {name} (api_key_env) is not set")
+    return key
+
+
+_DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "ollama": "http://127.0.0.1:11434"}
+
+
+def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
+    """``--classifier llm[:MODEL]`` configured from the ``classifier:``/``llm:`` settings."""
+    if not settings.get("labels"):
+        raise ConfigError("the llm classifier needs a labels file (labels: path/to/labels.yaml)")
+    provider = str(settings.get("provider") or "openai")
+    model = arg or settings.get("model")
+    if not model:
+        raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
+    llm = LLMSettings(
+        base_url=str(settings.get("base_url") or _DEFAULT_URLS.get(provider, "")),
+        model=str(model),
+        provider=provider,
+        api_key_env=settings.get("api_key_env"),
+        timeout=float(settings.get("timeout", 60.0)),
+        response_format=str(settings.get("response_format", "json_schema")),
+        max_tokens_in=int(settings.get("max_tokens_in", 2000)),
+        max_tokens_out=int(settings.get("max_tokens_out", 100)),
+    )
+    return LLMClassifier(
+        load_labels(settings["labels"]),
+        llm,
+        limits=_limits(settings),
+        price=Price(
+            float(settings.get("price_input_per_1m", 0.0)), float(settings.get("price_output_per_1m", 0.0))
+        ),
+        cache=_cache(settings),
+        retry=RetryPolicy(
+            max_attempts=int(settings.get("max_attempts", DEFAULT_RETRY.max_attempts)),
+            initial=0.5,
+            maximum=30.0,
+        ),
+        invalid_retries=int(settings.get("invalid_retries", 2)),
+        concurrency=AIMD(
+            limit=float(settings.get("concurrency", 8)), maximum=int(settings.get("max_concurrency", 256))
+        ),
+    )
+
+
+def _limits(settings: Mapping[str, Any]) -> ProviderLimits:
+    rpm, tpm = settings.get("rpm"), settings.get("tpm")
+    per = float(settings.get("rate_window", 60.0))
+    shared = str(settings.get("limiter", "shared")) != "local"
+    return ProviderLimits.from_rates(
+        float(rpm) if rpm else None, float(tpm) if tpm else None, per=per, shared=shared
+    )
+
+
+def _cache(settings: Mapping[str, Any]) -> ResponseCache | None:
+    """``cache:`` a path, ``false``/``none`` for no cache; default ``docmill-cache.db`` beside the journal."""
+    value = settings.get("cache", "auto")
+    if value in (None, False, "none", "off", "false"):
+        return None
+    if value == "auto":
+        journal = settings.get("journal")
+        if not journal or str(journal).startswith("postgresql"):
+            return None
+        return ResponseCache(Path(str(journal)).parent / "docmill-cache.db")
+    return ResponseCache(str(value))
