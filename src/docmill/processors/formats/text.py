@@ -30,6 +30,7 @@ _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 _OVERSTRIKE = re.compile(".\b")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_LINE_EDGES = re.compile(r" ?\n ?")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
 
 
@@ -107,7 +108,7 @@ def tidy(text: str) -> str:
     if "\b" in text:
         text = _OVERSTRIKE.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _SPACES.sub(" ", text)
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
