@@ -120,7 +120,7 @@ function renderProgress(run) {
   const pct = p.fraction == null ? null : Math.round(p.fraction * 1000) / 10;
   $("bar-fill").style.width = `${pct ?? 0}%`;
   $("bar").setAttribute("aria-valuenow", String(pct ?? 0));
-  $("bar").classList.toggle("active", run.state === "running");
+  $("bar").className = `bar ${run.state === "running" ? "active" : run.state}`;
   const total = p.total == null ? "" : ` / ${fmtInt(p.total)}`;
   $("bar-text").textContent = `${fmtInt(p.done)}${total} documents${pct == null ? "" : ` · ${pct}%`}`;
   $("t-rate").textContent = fmtRate(p.docs_per_second);

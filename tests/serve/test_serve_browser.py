@@ -1,0 +1,163 @@
+"""The page in a real browser (Debian's chromium) while a real ``docmill run`` is in progress."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import BROKEN_PDF, Corpus, command_env, docmill_command, make_corpus
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "serve"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "browser-test-token"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Corpus, subprocess.Popen[bytes]]]:
+    """A slow ``docmill run`` in progress and ``docmill serve --token`` over its journal."""
+    root = tmp_path_factory.mktemp("live")
+    corpus = make_corpus(root / "corpus", 90)
+    db = root / "docmill.db"
+    run_args = ["run", str(corpus.root), "--db", str(db), "-s", "threads", "-w", "2", "-c", "slow:0.08"]
+    runner = subprocess.Popen(
+        docmill_command(*run_args, "--progress", "none", slow=True), env=command_env(), stderr=subprocess.PIPE
+    )
+    _wait_until(db.exists, 30, "the journal to appear")
+    port = _free_port()
+    server = subprocess.Popen(
+        docmill_command("serve", "--db", str(db), "--port", str(port), "--token", TOKEN), env=command_env()
+    )
+    try:
+        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz?token={TOKEN}"), 30, "the server")
+        yield f"http://127.0.0.1:{port}/", corpus, runner
+    finally:
+        _stop(server)
+        _stop(runner)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _done(page: object) -> int:
+    text = page.locator("#bar-text").inner_text()  # type: ignore[attr-defined]
+    match = re.match(r"([\d,]+)", text)
+    assert match, text
+    return int(match.group(1).replace(",", ""))
+
+
+def test_watch_a_run_open_a_failure_and_find_an_odd_path(
+    live: tuple[str, Corpus, subprocess.Popen[bytes]], browser: object
+) -> None:
+    url, corpus, runner = live
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{url}?token={TOKEN}")
+    assert "token" not in page.url  # the page swaps it for a SameSite=Strict cookie
+
+    expect(page.locator("#run-state")).to_have_text("running", timeout=15_000)
+    expect(page.locator("#bar-text")).to_contain_text("documents")
+    first = _done(page)
+    _wait_until(lambda: _done(page) > first, 15, "progress to advance on the page")
+    assert runner.poll() is None, "the run finished before the page could watch it"
+    page.screenshot(path=str(ARTIFACTS / "1-run-in-progress.png"), full_page=True)
+
+    broken = page.locator("#rows tr", has_text=BROKEN_PDF)
+    broken.wait_for(timeout=60_000)
+    broken.click()
+    dialog = page.locator("#doc")
+    dialog.wait_for(state="visible")
+    assert dialog.locator("#doc-path").inner_text() == BROKEN_PDF
+    assert "Error" in dialog.locator("#doc-fields").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "2-failure-detail.png"))
+    page.keyboard.press("Escape")
+
+    expect(page.locator("#run-state")).to_have_text("done", timeout=60_000)
+    total = len(corpus.good) + len(corpus.bad)
+    assert _done(page) == total
+    assert page.locator("#t-failures").inner_text() == str(len(corpus.bad))
+
+    page.click("#tab-all")
+    page.fill("#f-path", "#7 & ü — naïve")
+    row = page.locator("#rows tr", has_text="invoice #7 & ü — naïve.txt")
+    row.wait_for()
+    assert page.locator("#rows tr").count() == 1
+    row.click()
+    assert page.locator("#doc-path").inner_text() == corpus.invoices[7]
+    assert "invoice" in page.locator("#doc-fields").inner_text()
+    page.keyboard.press("Escape")
+    assert "run=1" in (page.locator("#export-csv").get_attribute("href") or "")
+    page.screenshot(path=str(ARTIFACTS / "3-run-done.png"), full_page=True)
+    assert not errors
+
+
+def test_without_the_token_the_page_gets_nothing(
+    live: tuple[str, Corpus, subprocess.Popen[bytes]], browser: object
+) -> None:
+    url, _, _ = live
+    page = browser.new_page()  # type: ignore[attr-defined]
+    response = page.goto(url)
+    assert response is not None and response.status == 401
