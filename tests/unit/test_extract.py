@@ -136,3 +136,15 @@ def test_whole_manpage_corpus_extracts(manpages: Path, manpage_labels: Path) -> 
         if not extract.process(_doc(row["path"], (manpages / row["path"]).read_bytes())).text
     ]
     assert empty == []
+
+
+def test_pdfs_from_many_threads_match_the_sequential_text(manpages: Path, manpage_labels: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pdfs = [row["path"] for row in _manpage_rows(manpage_labels) if row["format"] == "pdf"][:12]
+    docs = [_doc(path, (manpages / path).read_bytes()) for path in pdfs]
+    extract = ExtractText()
+    expected = [extract.process(doc).text for doc in docs]
+    with ThreadPoolExecutor(4) as pool:  # PDFium is not thread-safe: ExtractText must serialise it
+        for _ in range(3):
+            assert list(pool.map(lambda d: extract.process(d).text, docs)) == expected

@@ -4,10 +4,14 @@ Guards: ``max_pages`` (checked before any page is read), the cooperative deadlin
 pages), ``max_chars`` (stops reading pages once enough text is in hand). Every PDFium object is
 closed deterministically, so a worker's memory does not grow with the documents it has seen.
 A page without a text layer (a scan) yields no text; a document with none at all ends ``empty``.
+
+PDFium is not thread-safe, not even across different documents: every call into it happens under
+one process-wide lock. Threads therefore read PDFs one at a time; processes read them in parallel.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,11 +19,13 @@ from typing import Any
 from docmill.errors import CorruptDocument, ResourceLimitExceeded, UnsupportedDocument
 from docmill.processors.formats import Deadline, Extracted, Limits
 
+_PDFIUM = threading.Lock()  # PDFium must never be entered by two threads at once
+
 
 def read_pdf(data: bytes, limits: Limits) -> Extracted:
     """A PDF's text layer; pages separated by form feeds."""
-    deadline = limits.timer()
-    with _open(data) as pdf:
+    with _PDFIUM, _open(data) as pdf:
+        deadline = limits.timer()  # started once the lock is ours: waiting is not extracting
         pages = len(pdf)
         if pages > limits.max_pages:
             raise ResourceLimitExceeded(
