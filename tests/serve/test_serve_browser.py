@@ -130,8 +130,8 @@ def test_watch_a_run_open_a_failure_and_find_an_odd_path(
     broken.click()
     dialog = page.locator("#doc")
     dialog.wait_for(state="visible")
-    assert dialog.locator("#doc-path").inner_text() == BROKEN_PDF
-    assert "Error" in dialog.locator("#doc-fields").inner_text()
+    expect(dialog.locator("#doc-path")).to_have_text(BROKEN_PDF)
+    expect(dialog.locator("#doc-fields")).to_contain_text("Error")
     page.screenshot(path=str(ARTIFACTS / "2-failure-detail.png"))
     page.keyboard.press("Escape")
 
@@ -146,8 +146,8 @@ def test_watch_a_run_open_a_failure_and_find_an_odd_path(
     row.wait_for()
     assert page.locator("#rows tr").count() == 1
     row.click()
-    assert page.locator("#doc-path").inner_text() == corpus.invoices[7]
-    assert "invoice" in page.locator("#doc-fields").inner_text()
+    expect(page.locator("#doc-path")).to_have_text(corpus.invoices[7])
+    expect(page.locator("#doc-fields")).to_contain_text("invoice")
     page.keyboard.press("Escape")
     assert "run=1" in (page.locator("#export-csv").get_attribute("href") or "")
     page.screenshot(path=str(ARTIFACTS / "3-run-done.png"), full_page=True)
