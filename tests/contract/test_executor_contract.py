@@ -61,7 +61,7 @@ def test_refs_are_pulled_lazily(executor_name: str) -> None:
     with get_executor(executor_name, workers=2, max_in_flight=8) as executor:
         outcomes = executor.map_unordered(make_job(MemorySource(), NoopProcessor()), refs)
         for yielded, _ in enumerate(outcomes, start=1):
-            assert refs.pulled - yielded <= 8 + _probe_allowance(executor_name)
+            assert refs.pulled - yielded <= 8
             if yielded == 50:
                 break
         outcomes.close()  # type: ignore[attr-defined]
@@ -77,11 +77,6 @@ def test_batches_materialises() -> None:
         outcomes.close()  # type: ignore[attr-defined]
 
 
-def _probe_allowance(name: str) -> int:
-    """``auto`` pulls its probe sample before the chosen strategy's window applies."""
-    return 32 if name == "auto" else 0
-
-
 def test_setup_runs_at_most_once_per_worker(executor_name: str, tmp_path: Path) -> None:
     log = tmp_path / "setups"
     source = MemorySource(40)
@@ -89,8 +84,7 @@ def test_setup_runs_at_most_once_per_worker(executor_name: str, tmp_path: Path) 
         list(executor.map_unordered(make_job(source, SetupRecorder(log), NoopProcessor()), source))
     counts = SetupRecorder.setups_per_pid(log)
     assert counts, "setup never ran"
-    limit = 2 if executor_name == "auto" else 1  # auto: its probe, then the chosen strategy
-    assert max(counts.values()) <= limit, counts
+    assert max(counts.values()) == 1, counts
 
 
 def test_close_is_idempotent(executor_name: str) -> None:

@@ -46,13 +46,8 @@ class PooledExecutor(Executor):
         **options: Any,
     ) -> None:
         super().__init__(workers, max_in_flight=max_in_flight, **options)
-        if max_tasks_per_child is not None and max_tasks_per_child < 1:
-            raise ConfigError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
         self.start_method = start_method
-        self.limits = WorkerLimits(
-            max_tasks=max_tasks_per_child,
-            max_rss=int(max_memory_mb * _MIB) if max_memory_mb else None,
-        )
+        self.limits = limits_from(max_tasks_per_child, max_memory_mb)
         self.timeout_grace = timeout_grace
         self._pool: Pool | None = None
         self._stats = ExecutorStats(workers=self.workers)
@@ -196,3 +191,13 @@ class PooledExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(drain=False)
         super().close()
+
+
+def limits_from(max_tasks_per_child: int | None = None, max_memory_mb: float | None = None) -> WorkerLimits:
+    """WorkerLimits from the user-facing options, validated."""
+    if max_tasks_per_child is not None and max_tasks_per_child < 1:
+        raise ConfigError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
+    if max_memory_mb is not None and max_memory_mb <= 0:
+        raise ConfigError(f"max_memory_mb must be > 0, got {max_memory_mb}")
+    rss = int(max_memory_mb * _MIB) if max_memory_mb else None
+    return WorkerLimits(max_tasks=max_tasks_per_child, max_rss=rss)

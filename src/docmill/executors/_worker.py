@@ -152,7 +152,8 @@ def _picklable(result: Any) -> Any:
     try:
         pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        ref: DocumentRef = result.ref  # an Outcome, or a Document between stages
+        carrier = result[0] if isinstance(result, tuple) else result  # (Outcome, timings…)
+        ref: DocumentRef = carrier.ref  # an Outcome, or a Document between stages
         wrapped = TypeError(f"result cannot be sent back from the worker: {exc}")
         return failed(ref, wrapped)
     return result
@@ -174,7 +175,10 @@ class _WideLoop:
         self.threads = ThreadPoolExecutor(limits.width) if limits.inner == "threads" else None
 
     async def serve(self) -> None:
+        from docmill.executors.aio import StepThreads
+
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(StepThreads(8, thread_name_prefix="docmill-steps"))
         inbox: asyncio.Queue[tuple[int, list[Item], bool] | None] = asyncio.Queue()
         loop.add_reader(self.conn.fileno(), lambda: inbox.put_nowait(_receive(self.conn)))
         running: set[asyncio.Task[None]] = set()

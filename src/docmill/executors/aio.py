@@ -13,17 +13,35 @@ import asyncio
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from docmill.document import DocumentRef
-from docmill.errors import BrokenExecutorError
+from docmill.errors import BrokenExecutorError, PermanentError
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.outcome import Outcome
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class StepThreads(ThreadPoolExecutor):
+    """The thread pool behind ``asyncio.to_thread`` for sync steps.
+
+    A ``SystemExit`` raised in a thread would reach the awaiting task as itself, and asyncio lets
+    SystemExit escape the event loop, ending the strategy; here it becomes the document's error.
+    """
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        return super().submit(_contained, fn, *args, **kwargs)
+
+
+def _contained(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    try:
+        return fn(*args, **kwargs)
+    except SystemExit as exc:
+        raise PermanentError(f"SystemExit: {exc.code} raised in a worker thread") from exc
 
 
 class LoopThread(Generic[T, R]):
@@ -44,7 +62,7 @@ class LoopThread(Generic[T, R]):
         self.work, self.concurrency, self.wakeup = work, concurrency, wakeup
         self.results: queue.SimpleQueue[list[R]] = queue.SimpleQueue()
         self.loop = asyncio.new_event_loop()
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="docmill-aio")
+        self.pool = StepThreads(threads, thread_name_prefix="docmill-aio")
         self._buffer: list[R] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate: asyncio.Semaphore | None = None

@@ -1,0 +1,204 @@
+"""AutoExecutor: run a sample of the real documents, measure them, pick a strategy, say why.
+
+The probe runs the first documents one at a time in a single worker process — not in the parent,
+so a sample document that segfaults costs a worker, not the run — and times each with
+``time.thread_time`` (CPU) against the wall clock. The probe's outcomes are real and are yielded
+like any other; the rest of the refs go to the chosen strategy. The choice, from the CPU share of
+a document's life (``cpu / wall``) and the shape of the pipeline:
+
+=====================  ======================================================================
+CPU share ≥ 60 %       ``queue`` over every core (self-sizing chunks: tiny or heavy documents)
+CPU share ≤ 15 %       waiting dominates: ``asyncio`` for async pipelines, ``threads`` otherwise
+in between             ``staged`` when sync CPU steps precede async ones (extract ‖ LLM),
+                       else ``hybrid`` (processes × threads/asyncio)
+=====================  ======================================================================
+
+``explain()`` returns the measurements and the reasons; ``docmill run --explain`` prints them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from docmill.document import DocumentRef
+from docmill.executors._pool import Pool
+from docmill.executors._pooled import limits_from
+from docmill.executors.base import Executor, ExecutorStats, default_workers
+from docmill.job import Job
+from docmill.outcome import Outcome
+
+CPU_BOUND = 0.60  # CPU share above which more processes is the only lever
+WAIT_BOUND = 0.15  # CPU share below which one process can keep hundreds of documents waiting
+
+
+class _Timed:
+    """The probe's task: the job, each document timed (CPU of this thread, wall)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def setup(self) -> None:
+        self.job.setup()
+
+    def teardown(self) -> None:
+        self.job.teardown()
+
+    def run(self, ref: DocumentRef) -> tuple[Outcome, float, float]:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        outcome = self.job.run(ref)
+        return outcome, time.thread_time() - cpu, time.perf_counter() - wall
+
+
+@dataclass
+class Probe:
+    """What the sample showed."""
+
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    untimed: int = 0  # ended by the pool (crash, overrun, unpicklable)
+
+    @property
+    def cpu_share(self) -> float:
+        total = sum(self.wall)
+        return sum(self.cpu) / total if total > 0 else 1.0
+
+    def describe(self) -> str:
+        if not self.wall:
+            return f"probe: no document finished normally ({self.untimed} crashed or overran)"
+        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
+        return (
+            f"probe: {len(self.wall)} documents, median {wall * 1e3:.2f} ms wall and "
+            f"{cpu * 1e3:.2f} ms CPU each; CPU share {self.cpu_share:.0%}"
+        )
+
+
+@dataclass(frozen=True)
+class Choice:
+    strategy: str
+    options: dict[str, Any]
+    reason: str
+
+
+class AutoExecutor(Executor):
+    """Probe ``sample`` documents (or ``probe_seconds`` of them), then delegate.
+
+    ``max_processes`` / ``max_threads_per_process`` (the ``parallelization:`` section) bound what
+    the chosen strategy may use.
+    """
+
+    name = "auto"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_in_flight: int | None = None,
+        sample: int = 16,
+        probe_seconds: float = 0.3,
+        max_processes: int | None = None,
+        max_threads_per_process: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(workers, max_in_flight=max_in_flight, **options)
+        self.sample, self.probe_seconds = sample, probe_seconds
+        self.processes = max_processes or workers or default_workers()
+        self.per_process = max_threads_per_process
+        self.probe = Probe()
+        self.choice: Choice | None = None
+        self._inner: Executor | None = None
+        self._explicit_in_flight = max_in_flight
+
+    def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        remaining = iter(refs)
+        self.probe = Probe()
+        yield from self._run_probe(job, remaining)
+        self.choice = choose(self.probe, job, self.processes, self.per_process)
+        options = dict(self.choice.options)
+        if self._explicit_in_flight:
+            options["max_in_flight"] = self._explicit_in_flight
+        from docmill.executors import get_executor  # the registry imports this module lazily
+
+        if self.choice.strategy not in ("threads", "asyncio"):
+            options.update(self.options)  # worker limits (max_memory_mb, start_method, …)
+        inner = self._inner = get_executor(self.choice.strategy, **options)
+        try:
+            yield from inner.map_unordered(job, remaining)
+        finally:
+            inner.close()
+
+    def _run_probe(self, job: Job, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
+        keys = ("max_tasks_per_child", "max_memory_mb")
+        limits = limits_from(**{k: v for k, v in self.options.items() if k in keys})
+        pool = Pool(_Timed(job), 1, limits=limits, timeout=job.timeout)
+        pool.start()
+        try:
+            deadline = time.monotonic() + self.probe_seconds
+            for seq, ref in enumerate(refs):
+                yield self._one(pool, seq, ref)
+                if seq + 1 >= self.sample or time.monotonic() > deadline:
+                    break
+            pool.shutdown(drain=True)
+        finally:
+            pool.shutdown(drain=False)
+
+    def _one(self, pool: Pool, seq: int, ref: DocumentRef) -> Outcome:
+        pool.send(pool.workers[0], [(seq, ref)])
+        while True:
+            report = pool.wait()
+            for item in report.requeue:
+                pool.send(pool.workers[0], [item])
+            for _, result in report.finished:
+                if isinstance(result, Outcome):  # the worker died or overran: no timing
+                    self.probe.untimed += 1
+                    return result
+                outcome, cpu, wall = result
+                self.probe.cpu.append(cpu)
+                self.probe.wall.append(wall)
+                return outcome  # type: ignore[no-any-return]
+
+    def explain(self) -> str:
+        """The measurements and the reasons for the choice (empty before the probe ran)."""
+        if self.choice is None:
+            return "auto: not run yet; the probe runs on the first documents"
+        choice = self.choice
+        return f"{self.probe.describe()}\n→ {choice.strategy} {choice.options}: {choice.reason}"
+
+    def describe(self) -> str:
+        inner = self._inner.describe() if self._inner is not None else "undecided"
+        return f"auto({inner})"
+
+    def statistics(self) -> ExecutorStats:
+        if self._inner is not None:
+            return self._inner.statistics()
+        return ExecutorStats(workers=1, detail="probing")
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+        super().close()
+
+
+def choose(probe: Probe, job: Job, processes: int, per_process: int | None) -> Choice:
+    """The strategy for what the probe measured (a pure function: tested with made-up probes)."""
+    share = probe.cpu_share
+    cpu_steps, _ = job.pipeline.split()
+    if not probe.wall or share >= CPU_BOUND:
+        why = f"CPU share {share:.0%} ≥ {CPU_BOUND:.0%}: documents are CPU-bound, use every core"
+        return Choice("queue", {"workers": processes}, why)
+    if share <= WAIT_BOUND:
+        if job.pipeline.is_async:
+            width = per_process or 256
+            why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly await; one event loop"
+            return Choice("asyncio", {"workers": width}, why)
+        why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly block on I/O; threads"
+        return Choice("threads", {"workers": per_process or 32}, why)
+    if job.pipeline.is_async and cpu_steps.steps:
+        why = f"CPU share {share:.0%}: CPU steps then async steps; extract in processes ‖ await in the parent"
+        return Choice("staged", {"workers": processes}, why)
+    options = {"max_processes": processes, "max_threads_per_process": per_process}
+    why = f"CPU share {share:.0%}: both CPU and waiting; processes × concurrent documents"
+    return Choice("hybrid", options, why)
