@@ -1,0 +1,187 @@
+"""Behaviour of individual strategies beyond the shared contract: sizing, recycling, choices."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from docmill.document import Document, DocumentRef
+from docmill.errors import BrokenExecutorError, ConfigError, UnknownExecutorError
+from docmill.executors import get_executor
+from docmill.executors.auto import AutoExecutor, Probe, choose
+from docmill.executors.batches import partition_by_size
+from docmill.executors.work_queue import TARGET_SECONDS, QueueExecutor
+from docmill.job import Job
+from docmill.outcome import Status
+from docmill.pipeline import Pipeline
+from docmill.processors.base import Processor
+from docmill.testing import (
+    AsyncSleepProcessor,
+    CpuProcessor,
+    FakeClock,
+    HangingProcessor,
+    MemorySource,
+    NoopProcessor,
+    SetupRecorder,
+    SleepProcessor,
+    make_refs,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class BrokenSetup(Processor):
+    name = "broken-setup"
+
+    def setup(self) -> None:
+        raise RuntimeError("model file missing")
+
+    def process(self, doc: Document) -> Document:
+        return doc
+
+
+def _run(name: str, job: Job, n: int, **options: object) -> list[object]:
+    with get_executor(name, **options) as executor:
+        return list(executor.map_unordered(job, MemorySource(n)))
+
+
+@pytest.mark.parametrize("name", ["processes", "queue", "batches", "hybrid", "staged"])
+def test_workers_are_recycled_after_max_tasks(name: str, tmp_path: Path) -> None:
+    log = tmp_path / "setups"
+    job = Job(MemorySource(), Pipeline(SetupRecorder(log), NoopProcessor()))
+    outcomes = _run(name, job, 23, workers=2, max_tasks_per_child=5)
+    assert len(outcomes) == 23
+    counts = SetupRecorder.setups_per_pid(log)
+    assert set(counts.values()) == {1}
+    assert len(counts) >= 23 // 5  # fresh processes took over
+
+
+@pytest.mark.parametrize("name", ["processes", "queue", "hybrid"])
+def test_a_setup_that_fails_breaks_the_executor_with_the_reason(name: str) -> None:
+    job = Job(MemorySource(), BrokenSetup())
+    with pytest.raises(BrokenExecutorError, match="model file missing"):
+        _run(name, job, 5, workers=2)
+    assert not multiprocessing.active_children()
+
+
+def test_spawn_start_method_works() -> None:
+    job = Job(MemorySource(), NoopProcessor())
+    outcomes = _run("queue", job, 12, workers=2, start_method="spawn")
+    assert len(outcomes) == 12
+
+
+def test_queue_chunks_grow_for_tiny_documents_and_shrink_for_slow_ones() -> None:
+    executor = QueueExecutor(2)
+    for _ in range(8):
+        executor.observe(0, docs=100, seconds=0.001)
+    grown = executor._size
+    assert grown > 1000
+    for _ in range(20):
+        executor.observe(0, docs=10, seconds=2.0)
+    assert executor._size <= max(1.0, TARGET_SECONDS / 0.2)
+
+
+def test_partition_by_size_balances_bytes() -> None:
+    refs = [DocumentRef(id=str(i), uri=str(i), size=s) for i, s in enumerate([90, 10, 50, 50, 40, 60])]
+    parts = partition_by_size(refs, 2)
+    assert sorted(sum(r.size or 0 for r in part) for part in parts) == [150, 150]
+
+
+def test_threads_abandon_a_hung_document_and_carry_on() -> None:
+    job = Job(MemorySource(), HangingProcessor({"doc-000001"}, seconds=1.5), timeout=0.3)
+    started = time.monotonic()
+    with get_executor("threads", workers=2) as executor:
+        outcomes = list(executor.map_unordered(job, MemorySource(10)))
+        assert executor.statistics().replaced_workers == 1
+    assert time.monotonic() - started < 1.4
+    assert Counter(o.status for o in outcomes) == Counter({Status.OK: 9, Status.FAILED: 1})
+
+
+def test_asyncio_overlaps_waits() -> None:
+    job = Job(MemorySource(), AsyncSleepProcessor(0.1))
+    started = time.monotonic()
+    outcomes = _run("asyncio", job, 200, workers=200)
+    assert len(outcomes) == 200
+    assert time.monotonic() - started < 1.0  # 200 × 0.1 s awaited together, not one by one
+
+
+def test_staged_sends_text_not_bytes_to_the_io_stage() -> None:
+    seen: list[bytes | None] = []
+
+    class Look(AsyncSleepProcessor):
+        async def aprocess(self, doc: Document) -> Document:
+            seen.append(doc.content)
+            return await super().aprocess(doc)
+
+    job = Job(MemorySource(), Pipeline(NoopProcessor(), Look(0.001)))
+    assert len(_run("staged", job, 6, workers=2)) == 6
+    assert seen == [None] * 6
+
+
+def test_bad_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        get_executor("processes", chunksize=0)
+    with pytest.raises(ConfigError):
+        get_executor("queue", max_tasks_per_child=0)
+    with pytest.raises(ConfigError):
+        get_executor("hybrid", inner="fibers")
+    with pytest.raises(ConfigError):
+        get_executor("batches", partition="random")
+    with pytest.raises(UnknownExecutorError, match="choose one of"):
+        get_executor("gpu")
+
+
+# ------------------------------------------------------------------------------------------- auto
+
+
+def _probe(cpu: float, wall: float, n: int = 8) -> Probe:
+    return Probe(cpu=[cpu] * n, wall=[wall] * n)
+
+
+def test_auto_picks_processes_for_cpu_bound_documents() -> None:
+    job = Job(MemorySource(), CpuProcessor())
+    assert choose(_probe(0.009, 0.010), job, 2, None).strategy == "queue"
+
+
+def test_auto_picks_asyncio_for_awaiting_and_threads_for_blocking() -> None:
+    async_job = Job(MemorySource(), AsyncSleepProcessor())
+    sync_job = Job(MemorySource(), SleepProcessor())
+    assert choose(_probe(0.0005, 0.05), async_job, 2, None).strategy == "asyncio"
+    assert choose(_probe(0.0005, 0.05), sync_job, 2, None).strategy == "threads"
+
+
+def test_auto_picks_staged_for_cpu_then_async_and_hybrid_otherwise() -> None:
+    staged_job = Job(MemorySource(), Pipeline(CpuProcessor(), AsyncSleepProcessor()))
+    mixed_job = Job(MemorySource(), SleepProcessor())
+    assert choose(_probe(0.02, 0.06), staged_job, 2, None).strategy == "staged"
+    assert choose(_probe(0.02, 0.06), mixed_job, 2, 4).options["max_threads_per_process"] == 4
+
+
+def test_auto_explains_and_yields_its_probe_outcomes() -> None:
+    executor = AutoExecutor(workers=2, sample=4)
+    assert "not run yet" in executor.explain()
+    job = Job(MemorySource(), AsyncSleepProcessor(0.02))
+    outcomes = list(executor.map_unordered(job, make_refs(40)))
+    executor.close()
+    assert sorted(o.ref.id for o in outcomes) == [r.id for r in make_refs(40)]
+    explained = executor.explain()
+    assert "probe: 4 documents" in explained and "asyncio" in explained
+
+
+# ------------------------------------------------------------------------------------- FakeClock
+
+
+def test_fake_clock_moves_only_when_told() -> None:
+    clock = FakeClock()
+    start = clock.monotonic()
+    clock.sleep(2.5)
+    asyncio.run(clock.asleep(0.5))
+    clock.advance(1)
+    assert clock.monotonic() - start == 4.0
+    assert clock.sleeps == [2.5, 0.5]
+    assert clock.wall() - clock.monotonic() == pytest.approx(1_700_000_000.0 - 1_000.0)
