@@ -37,6 +37,13 @@ def test_given_text_without_content_is_capped_and_kept() -> None:
     assert (out.text, out.metadata["format"], out.metadata["truncated"]) == ("abc", "txt", True)
 
 
+@pytest.mark.parametrize(("name", "fmt"), [("scan.PDF", "pdf"), ("a.docx", "docx"), ("noext", "txt")])
+def test_zero_bytes_are_empty_whatever_the_name(name: str, fmt: str) -> None:
+    out = ExtractText().process(_doc(name, b""))
+    assert out.is_empty
+    assert out.metadata["format"] == fmt
+
+
 def test_neither_content_nor_text_is_unsupported() -> None:
     doc = Document(DocumentRef("x", "x"), "0" * 64)
     with pytest.raises(UnsupportedDocument, match="neither content nor text"):

@@ -73,6 +73,8 @@ def test_sniff_magic_first_then_extension(data: bytes, suffix: str, expected: st
         (b"\x89PNG\r\n\x1a\n....", "PNG"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE2"),
         (b"\x00\x00\x00\x20ftypisom", "MP4"),
+        (b"{\\rtf1\\ansi hello}", "RTF"),
+        (b"%!PS-Adobe-3.0", "PostScript"),
     ],
 )
 def test_sniff_refuses_binary_magic_whatever_the_extension(data: bytes, what: str) -> None:

@@ -36,7 +36,7 @@ from docmill.processors.formats import Extracted, Limits, cap
 from docmill.processors.formats.docx import read_docx
 from docmill.processors.formats.html import read_html
 from docmill.processors.formats.pdf import read_pdf
-from docmill.processors.formats.sniff import sniff
+from docmill.processors.formats.sniff import BY_EXTENSION, sniff
 from docmill.processors.formats.text import read_markdown, read_text
 
 Reader = Callable[[bytes, Limits], Extracted]
@@ -81,10 +81,11 @@ class ExtractText(Processor):
     def process(self, doc: Document) -> Document:
         if doc.content is None:
             return self._cap_given_text(doc)
-        suffix = PurePosixPath(doc.ref.id or doc.ref.uri).suffix
-        kind = sniff(doc.content, suffix)
-        if kind == "docx":
-            result = read_docx(doc.content, self.limits, named_docx=suffix.lower() in (".docx", ""))
+        suffix = PurePosixPath(doc.ref.id or doc.ref.uri).suffix.lower()
+        if not doc.content:  # a zero-byte file is empty whatever its name says
+            kind, result = BY_EXTENSION.get(suffix, "txt"), Extracted("")
+        elif (kind := sniff(doc.content, suffix)) == "docx":
+            result = read_docx(doc.content, self.limits, named_docx=suffix == ".docx")
         else:
             result = READERS[kind](doc.content, self.limits)
         return doc.evolve(content=None, text=result.text).with_metadata(**_metadata(kind, result))

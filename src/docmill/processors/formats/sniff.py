@@ -31,8 +31,13 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"ID3", "MP3 audio"),
     (b"PAR1", "a Parquet file"),
 )
+# Text-based formats that have no reader: their markup would pass for words.
+_UNREAD_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"{\\rtf", "RTF documents are not supported; convert them to DOCX or text"),
+    (b"%!PS", "PostScript is not supported; convert it to PDF"),
+)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_BY_EXTENSION = {
+BY_EXTENSION = {
     ".pdf": "pdf",
     ".docx": "docx",
     ".html": "html",
@@ -53,7 +58,7 @@ def sniff(data: bytes, suffix: str) -> str:
     if head.startswith(_ZIP_MAGIC):
         return "docx"
     _reject_binary_magic(head)
-    known = _BY_EXTENSION.get(suffix.lower())
+    known = BY_EXTENSION.get(suffix.lower())
     if known is not None:
         return known
     return "html" if _HTML_START.match(head) else "txt"
@@ -65,3 +70,6 @@ def _reject_binary_magic(head: bytes) -> None:
             raise UnsupportedDocument(f"binary data ({what}), not a document")
     if head[4:8] == b"ftyp":
         raise UnsupportedDocument("binary data (ISO media: MP4/MOV/HEIC), not a document")
+    for magic, why in _UNREAD_FORMATS:
+        if head.startswith(magic):
+            raise UnsupportedDocument(why)
