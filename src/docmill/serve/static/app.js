@@ -211,6 +211,10 @@ function renderLlm(run) {
   if (!f) return;
   gauge("rpm", f.rpm, f.rpmLimit);
   gauge("tpm", f.tpm, f.tpmLimit);
+  $("llm-basis").textContent = run.state === "running"
+    ? "rates over the last minute, against the configured limits"
+    : "average rates over the run, against the configured limits";
+  for (const node of document.querySelectorAll(".conc")) node.hidden = f.concurrency == null;
   $("v-conc").textContent = f.concurrency == null ? "–" : `${fmtInt(f.concurrency)}${f.concurrencyLimit ? " of " + fmtInt(f.concurrencyLimit) : ""}`;
   $("v-req").textContent = `${fmtInt(f.requests)}${f.cached ? ` (+${fmtInt(f.cached)} cached)` : ""}`;
   $("v-tok").textContent = `${fmtInt(f.tokensIn)} / ${fmtInt(f.tokensOut)}`;
