@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
+import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -124,6 +126,8 @@ class _Session:
         self._strategy = strategy
         if fresh:
             self.journal.forget(source=self.source.root, fingerprint=self.fingerprint)
+        _close_dead_runs(self.journal)
+        settings = {**settings, "pid": os.getpid(), "host": socket.gethostname()}
         info = RunInfo(self.source.root, self.fingerprint, strategy.name, strategy.workers, None, settings)
         self.run_id = self.journal.begin_run(info)
         self.reporter.start(None)
@@ -248,9 +252,34 @@ class _Session:
         ticker.join()
         with self._lock:
             self._flush()
+            if self.total is None and state == "done":  # the walk ended before the count did
+                self.total = self.stats.done + self.stats.skipped
             snapshot = self.snapshot()
             self.journal.end_run(self.run_id, state, snapshot)
         self.reporter.finish(self.stats)
+
+
+def _close_dead_runs(journal: Journal) -> None:
+    """Mark ``interrupted`` the runs still ``running`` whose process on this host is gone (kill -9)."""
+    host = socket.gethostname()
+    for record in journal.runs():
+        pid = record.config.get("pid")
+        if record.state == "running" and record.config.get("host") == host and not _alive(pid):
+            journal.end_run(
+                record.id, "interrupted", {**record.stats, "note": "the run's process was killed"}
+            )
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return True  # not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_config(

@@ -14,7 +14,9 @@ INSERT INTO runs (source, fingerprint, strategy, workers, total, config, state, 
 VALUES (?, ?, ?, ?, ?, ?, 'running', ?)
 """
 HEARTBEAT = "UPDATE runs SET stats = ?, heartbeat = ?, total = coalesce(?, total) WHERE id = ?"
-END_RUN = "UPDATE runs SET state = ?, finished = ?, stats = ?, heartbeat = ? WHERE id = ?"
+END_RUN = """
+UPDATE runs SET state = ?, finished = ?, stats = ?, heartbeat = ?, total = coalesce(?, total) WHERE id = ?
+"""
 SCOPE = "SELECT source, fingerprint FROM runs WHERE id = ?"
 
 RECORDED = """

@@ -83,7 +83,7 @@ class SqliteJournal:
 
     def end_run(self, run_id: int, state: str, stats: Mapping[str, Any]) -> None:
         with self._write() as db:
-            db.execute(_sql.END_RUN, (state, _now(), _json(stats), _now(), run_id))
+            db.execute(_sql.END_RUN, (state, _now(), _json(stats), _now(), stats.get("total"), run_id))
 
     def runs(self) -> list[RunRecord]:
         return [_sql.run_record(r) for r in self._read("SELECT * FROM runs ORDER BY id DESC", ())]
