@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docmill.bench.isolation import in_child
 from docmill.bench.peers import PEERS
-from docmill.bench.sampler import ResourceUsage, TreeSampler
+from docmill.bench.sampler import EMPTY_USAGE, ResourceUsage, TreeSampler
 from docmill.bench.workloads import (
     COMPLEXITY_PASSES,
     REAL_COMPLEXITY,
@@ -29,7 +30,7 @@ from docmill.bench.workloads import (
 )
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import DocumentRef
-from docmill.errors import ConfigError
+from docmill.errors import ConfigError, DocmillError
 from docmill.executors import EXECUTORS, executor_class, get_executor
 from docmill.job import Job
 from docmill.outcome import Outcome
@@ -120,12 +121,15 @@ def _execute(case: BenchCase, job: Job, refs: Sequence[DocumentRef]) -> list[Out
         return list(executor.map_unordered(job, refs))
 
 
-def run_case(case: BenchCase, job: Job, *, clock: Clock = SYSTEM_CLOCK) -> BenchRow:
-    """Run ``job`` on the first ``case.n_docs`` refs of its source and measure it.
+def measure_case(case: BenchCase, job: Job, *, clock: Clock = SYSTEM_CLOCK, warmup: bool = False) -> BenchRow:
+    """Run ``job`` on the first ``case.n_docs`` refs of its source in this process and measure it.
 
+    ``warmup`` first runs a few documents unmeasured (imports, pool start paths, page cache).
     A strategy that breaks gives a row with ``error`` set rather than stopping the bench.
     """
     refs = list(itertools.islice(job.source, case.n_docs))
+    if warmup:
+        _execute(case, job, refs[: 2 * case.workers])
     with TreeSampler(clock=clock) as sampler:
         try:
             outcomes, error = _execute(case, job, refs), ""
@@ -133,6 +137,25 @@ def run_case(case: BenchCase, job: Job, *, clock: Clock = SYSTEM_CLOCK) -> Bench
             outcomes, error = [], f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
         usage = sampler.stop()
     return _row(case, refs, outcomes, usage, error)
+
+
+def _measure_positional(case: BenchCase, job: Job, clock: Clock, warmup: bool) -> BenchRow:
+    return measure_case(case, job, clock=clock, warmup=warmup)
+
+
+def run_case(
+    case: BenchCase,
+    job: Job,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    warmup: bool = False,
+    timeout: float | None = None,
+) -> BenchRow:
+    """``measure_case`` in a fresh forked child; a crash or hang becomes a row with ``error`` set."""
+    try:
+        return in_child(_measure_positional, case, job, clock, warmup, timeout=timeout)
+    except DocmillError as exc:
+        return _row(case, [], [], EMPTY_USAGE, f"{type(exc).__name__}: {exc}")
 
 
 def _row(
@@ -185,6 +208,7 @@ class MatrixSpec:
     max_docs: int = 2000
     seed: int = 0
     warmup: bool = True
+    case_timeout: float = 900.0
     corpus: str | None = None
     classifier: str | None = None
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -236,7 +260,6 @@ class Bench:
         self.spec = spec
         self.workdir = workdir
         self.clock = clock
-        self._warm: set[tuple[str, int]] = set()
 
     def corpus(self, size_kb: int, n_docs: int) -> Path:
         folder = self.workdir / f"corpus-{size_kb}k"
@@ -274,22 +297,15 @@ class Bench:
         floor = max(8, 2 * max(self.spec.workers))
         return min(self.spec.max_docs, max(floor, math.ceil(self.spec.cell_seconds / per_doc)))
 
-    def warm_up(self, case: BenchCase, job: Job) -> None:
-        """First use of a (strategy, workers): imports, pool start paths, page cache."""
-        key = (case.strategy, case.workers)
-        if not self.spec.warmup or key in self._warm:
-            return
-        self._warm.add(key)
-        run_case(dataclasses.replace(case, n_docs=min(case.n_docs, 2 * case.workers)), job, clock=self.clock)
-
     def run(self, on_row: ProgressHook | None = None) -> list[BenchRow]:
         rows: list[BenchRow] = []
         for cell in self.spec.cells():
             n_docs = self.calibrate(cell)
             job = self.job_for(cell, n_docs)
             for case in self.spec.cases(cell, n_docs):
-                self.warm_up(case, job)
-                row = run_case(case, job, clock=self.clock)
+                row = run_case(
+                    case, job, clock=self.clock, warmup=self.spec.warmup, timeout=self.spec.case_timeout
+                )
                 rows.append(row)
                 if on_row is not None:
                     on_row(case, row)

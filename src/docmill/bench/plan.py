@@ -62,6 +62,7 @@ class Profile:
     llm_latency_s: float | None = None
     cores: int = 1
     memory_gb: float = 1.0
+    skipped: Mapping[str, str] = field(default_factory=dict)  # strategies that could not be measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +307,7 @@ def plan_report(profile: Profile, inputs: PlanInputs) -> str:
         f"Fastest: {best.strategy}, {format_duration(best.wall_s)}; the limit that binds is {best.binding}"
         + (" (more hosts will not help)." if best.binding.startswith("rate limit") else "."),
     ]
+    lines += [f"Not measured: {name}: {why}" for name, why in sorted(profile.skipped.items())]
     if affordable_docs(profile, inputs) < inputs.docs:
         lines.append("The budget binds: the run stops (cleanly, --max-cost) before the last documents.")
     return "\n".join(lines)

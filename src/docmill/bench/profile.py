@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from docmill.bench.harness import NEEDS_SERVICES, available_strategies
+from docmill.bench.isolation import in_child
 from docmill.bench.plan import Profile, Scaling
 from docmill.bench.report import read_raw
 from docmill.bench.sampler import ResourceUsage, TreeSampler
@@ -26,7 +27,7 @@ from docmill.bench.summary import Summary, fit_serial_fraction, summarise
 from docmill.bench.workloads import REAL_COMPLEXITY, REAL_WORKLOAD, build_job
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import DocumentRef
-from docmill.errors import ConfigError
+from docmill.errors import ConfigError, DocmillError
 from docmill.executors import get_executor
 from docmill.job import Job
 from docmill.outcome import Outcome
@@ -108,8 +109,14 @@ def measure_profile(
     wanted = [s for s in (strategies or DEFAULT_PLAN_STRATEGIES) if s not in NEEDS_SERVICES]
     ready, _ = available_strategies(wanted)
     scaling = {"sequential": Scaling("sequential", 1.0, 0.0, 0.0)}
+    skipped = {name: "not importable" for name in wanted if name not in ready}
     for name in (s for s in ready if s != "sequential"):
-        scaling[name] = _scaling(timed_run(name, here, job, refs, clock), per_doc, parent_rss, here)
+        try:  # in a child: a strategy that crashes on this sample is reported, not fatal
+            run = in_child(timed_run, name, here, job, refs, clock, timeout=_timeout(per_doc, len(refs)))
+        except DocmillError as exc:
+            skipped[name] = str(exc)
+            continue
+        scaling[name] = _scaling(run, per_doc, parent_rss, here)
     ok = [o for o in base.outcomes if o.result is not None]
     return Profile(
         origin=f"measured on {sample} ({len(refs)} documents)",
@@ -122,7 +129,13 @@ def measure_profile(
         scaling=scaling,
         cores=cores or here,
         memory_gb=psutil.virtual_memory().total / 2**30,
+        skipped=skipped,
     )
+
+
+def _timeout(per_doc: float, n_docs: int) -> float:
+    """Generous: a strategy 20× slower than sequential, plus a minute for pool start-up."""
+    return 60.0 + 20.0 * per_doc * n_docs
 
 
 def _pick_cell(summaries: list[Summary], cell: str | None) -> tuple[str, int, str]:

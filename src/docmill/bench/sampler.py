@@ -41,6 +41,9 @@ class ResourceUsage:
         return self.cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
+EMPTY_USAGE = ResourceUsage(0.0, 0.0, 0.0, 0, 0, 0, 0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class _Totals:
     cpu: float

@@ -1,0 +1,127 @@
+"""Summaries: speedup against sequential, efficiency, spread, Amdahl fit, winners."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from docmill.bench.harness import BenchCase, BenchRow, MatrixSpec
+from docmill.bench.report import recommended_workers, winners
+from docmill.bench.summary import amdahl, cv, fit_serial_fraction, summarise
+from docmill.errors import ConfigError
+
+
+def row(strategy: str, workers: int, rate: float, *, repeat: int = 0, workload: str = "cpu") -> BenchRow:
+    n = 100
+    return BenchRow(
+        strategy,
+        workers,
+        workload,
+        10,
+        "light",
+        n,
+        repeat,
+        n / rate,
+        n,
+        0,
+        rate,
+        rate / 100,
+        1.0,
+        1.0,
+        1.0,
+        "50 50",
+        40.0 + workers,
+        2 + workers,
+        1 + workers,
+        10,
+        5,
+    )
+
+
+@pytest.mark.parametrize("serial", [0.0, 0.05, 0.3, 1.0])
+def test_fit_recovers_the_serial_fraction(serial: float) -> None:
+    points = [(float(n), amdahl(n, serial)) for n in (1, 2, 4, 8)]
+    assert fit_serial_fraction(points) == pytest.approx(serial, abs=0.002)
+
+
+def test_fit_needs_a_point_beyond_one_worker() -> None:
+    assert fit_serial_fraction([(1.0, 1.0)]) is None
+
+
+def test_speedup_and_efficiency_are_against_sequential() -> None:
+    rows = [
+        row("sequential", 1, 10.0),
+        row("sequential", 1, 12.0, repeat=1),
+        row("processes", 2, 19.8),
+        row("processes", 2, 22.0, repeat=1),
+        row("processes", 4, 22.0),
+    ]
+    by_case = {(s.strategy, s.workers): s for s in summarise(rows, cores=2)}
+    assert by_case[("sequential", 1)].speedup == 1.0
+    assert by_case[("processes", 2)].speedup == pytest.approx(20.9 / 11.0, rel=1e-3)
+    assert by_case[("processes", 4)].efficiency == pytest.approx(2.0 / 4, rel=1e-3)
+    assert by_case[("sequential", 1)].docs_per_s_cv == pytest.approx(cv([10.0, 12.0]), abs=1e-4)
+    assert by_case[("processes", 2)].runs == 2
+
+
+def test_failed_strategy_rows_are_left_out() -> None:
+    broken = dataclasses.replace(
+        row("processes", 2, 1.0), error="WorkerCrashedError: killed", docs_per_s=math.nan
+    )
+    assert [s.strategy for s in summarise([row("sequential", 1, 10.0), broken], cores=2)] == ["sequential"]
+
+
+def test_winners_ignore_peers_and_recommendations_take_the_fewest_workers() -> None:
+    rows = [
+        row("sequential", 1, 10.0),
+        row("peer:pool", 2, 30.0),
+        row("queue", 2, 19.0),
+        row("queue", 4, 19.5),
+        row("threads", 2, 9.0),
+    ]
+    summaries = summarise(rows, cores=2)
+    assert winners(summaries)[("cpu", 10, "light")].strategy == "queue"
+    assert recommended_workers(summaries)[("queue", "cpu")] == 2
+
+
+def test_matrix_runs_sequential_once_per_repetition_as_the_baseline() -> None:
+    spec = MatrixSpec(
+        strategies=("threads",),
+        workers=(1, 2),
+        sizes_kb=(10,),
+        complexities=("light",),
+        workloads=("io",),
+        repeat=2,
+    )
+    cases = spec.cases(("io", 10, "light"), 20)
+    assert [(c.strategy, c.workers, c.repeat) for c in cases] == [
+        ("sequential", 1, 0),
+        ("threads", 1, 0),
+        ("threads", 2, 0),
+        ("sequential", 1, 1),
+        ("threads", 1, 1),
+        ("threads", 2, 1),
+    ]
+    assert spec.n_cases() == 6
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"strategies": ()},
+        {"strategies": ("x",), "repeat": 0},
+        {"strategies": ("x",), "workloads": ("gpu",)},
+        {"strategies": ("x",), "complexities": ("extreme",)},
+        {"strategies": ("x",), "workers": (0,)},
+    ],
+)
+def test_matrix_validation_fails_on_bad_input(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        MatrixSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_case_validation_fails_on_bad_input() -> None:
+    with pytest.raises(ConfigError):
+        BenchCase("threads", 0, "cpu", 10, "light", 10)
