@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,3 +105,48 @@ def journal_db(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path
 def client(journal_db: Path) -> Iterator[TestClient]:
     with TestClient(create_app(str(journal_db)), base_url=BASE_URL) as test_client:
         yield test_client
+
+
+RPM, TPM = 3000, 500_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # any HTTP answer means it is listening
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[str]:
+    port = free_port()
+    args = ["emulate", "--port", str(port), "--latency-median", "0.02", "--rpm", "0", "--tpm", "0"]
+    process = subprocess.Popen(docmill_command(*args), env=command_env(), stdout=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v1/models")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def llm_run(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Corpus]:
+    root = tmp_path_factory.mktemp("llm")
+    corpus = make_corpus(root / "corpus", 6)
+    db = root / "docmill.db"
+    limits = ["--rpm", str(RPM), "--tpm", str(TPM)]
+    docmill_run(corpus.root, db, "-c", "llm", "--base-url", emulator, "--model", "emulated", *limits)
+    return db, corpus

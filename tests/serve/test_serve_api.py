@@ -152,3 +152,16 @@ def test_run_config_never_shows_a_key(journal_db: Path, corpus: Corpus, tmp_path
         body = client.get("/api/runs/1").text
     assert secret not in body and "hunter2" not in body
     assert "DOCMILL_TEST_KEY" in body
+
+
+def test_an_unreadable_journal_is_a_503_with_one_line(tmp_path: Path) -> None:
+    from conftest import BASE_URL
+    from docmill.serve.app import create_app
+
+    bogus = tmp_path / "docmill.db"
+    bogus.write_bytes(b"this is not a database" * 100)
+    with TestClient(create_app(str(bogus)), base_url=BASE_URL) as client:
+        response = client.get("/api/runs")
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("journal unavailable:")
+    assert "\n" not in response.json()["detail"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROKEN_PDF, Corpus, command_env, docmill_command, make_corpus
+from conftest import BROKEN_PDF, RPM, TPM, Corpus, command_env, docmill_command, free_port, make_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "serve"
@@ -34,12 +34,6 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -77,19 +71,30 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Corpus
     db = root / "docmill.db"
     run_args = ["run", str(corpus.root), "--db", str(db), "-s", "threads", "-w", "2", "-c", "slow:0.08"]
     runner = subprocess.Popen(
-        docmill_command(*run_args, "--progress", "none", slow=True), env=command_env(), stderr=subprocess.PIPE
+        docmill_command(*run_args, "--progress", "none", slow=True),
+        env=command_env(),
+        stderr=subprocess.DEVNULL,
     )
     _wait_until(db.exists, 30, "the journal to appear")
-    port = _free_port()
-    server = subprocess.Popen(
-        docmill_command("serve", "--db", str(db), "--port", str(port), "--token", TOKEN), env=command_env()
-    )
     try:
-        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz?token={TOKEN}"), 30, "the server")
-        yield f"http://127.0.0.1:{port}/", corpus, runner
+        with serving(db, TOKEN) as url:
+            yield url, corpus, runner
+    finally:
+        _stop(runner)
+
+
+@contextlib.contextmanager
+def serving(db: Path, token: str | None = None) -> Iterator[str]:
+    """``docmill serve`` over ``db`` on a free port; yields the page's URL."""
+    port = free_port()
+    args = ["serve", "--db", str(db), "--port", str(port), *(["--token", token] if token else [])]
+    server = subprocess.Popen(docmill_command(*args), env=command_env(), stdout=subprocess.DEVNULL)
+    query = f"?token={token}" if token else ""
+    try:
+        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz{query}"), 30, "the server")
+        yield f"http://127.0.0.1:{port}/"
     finally:
         _stop(server)
-        _stop(runner)
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +166,17 @@ def test_without_the_token_the_page_gets_nothing(
     page = browser.new_page()  # type: ignore[attr-defined]
     response = page.goto(url)
     assert response is not None and response.status == 401
+
+
+def test_llm_panel_shows_usage_against_the_limits(llm_run: tuple[Path, Corpus], browser: object) -> None:
+    db, corpus = llm_run
+    with serving(db) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        panel = page.locator("#llm")
+        expect(panel).to_be_visible(timeout=15_000)
+        expect(page.locator("#v-req")).to_have_text(str(len(corpus.good)))
+        expect(page.locator("#v-rpm")).to_contain_text(f"/ {RPM:,}")
+        expect(page.locator("#v-tpm")).to_contain_text(f"/ {TPM:,}")
+        expect(page.locator("#llm-basis")).to_contain_text("average")
+        page.screenshot(path=str(ARTIFACTS / "4-llm-run.png"), full_page=True)

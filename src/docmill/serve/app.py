@@ -18,13 +18,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.errors import DocmillError
 from docmill.journal.base import Journal
 from docmill.serve import prometheus
 from docmill.serve.api import Api
 from docmill.serve.gateway import Gateway
 from docmill.serve.openapi import spec
 from docmill.serve.params import JSON, error
-from docmill.serve.security import Guard, allowed_hosts, check_bind
+from docmill.serve.security import Guard, allowed_hosts, check_bind, redact_text
 
 STATIC = Path(__file__).with_name("static")
 
@@ -67,9 +68,8 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     guard = Middleware(Guard, hosts=allowed_hosts(host, extra_hosts), token=token)
-    app = Starlette(
-        routes=routes, middleware=[guard], lifespan=lifespan, exception_handlers={Exception: _internal}
-    )
+    handlers = {DocmillError: _unavailable, Exception: _internal}
+    app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan, exception_handlers=handlers)
     app.state.gateway = gateway
     return app
 
@@ -82,12 +82,12 @@ async def _openapi(request: Request) -> Response:
     return JSON(spec())
 
 
-async def _internal(request: Request, exc: Exception) -> Response:
+async def _unavailable(request: Request, exc: Exception) -> Response:
     """A journal that cannot be read is a 503 with one line, not a traceback page."""
-    from docmill.errors import DocmillError
+    return error(503, f"journal unavailable: {redact_text(str(exc))}")
 
-    if isinstance(exc, DocmillError):
-        return error(503, f"journal unavailable: {exc}")
+
+async def _internal(request: Request, exc: Exception) -> Response:
     return error(500, f"internal error: {type(exc).__name__}")
 
 
