@@ -79,7 +79,7 @@ def command_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
 
 
-def docmill_run(source: Path, db: Path, *extra: str) -> None:
+def docmill_run(source: Path, db: Path | str, *extra: str) -> None:
     """A real ``docmill run`` over ``source`` into the journal ``db``."""
     args = ["run", str(source), "--db", str(db), "-s", "threads", "-w", "2", "--progress", "none", *extra]
     done = subprocess.run(
