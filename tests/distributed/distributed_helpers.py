@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import psutil
@@ -85,7 +85,13 @@ class Workers:
 
 
 def drive(
-    executor: Executor, job: Job, journal: Journal, refs: Iterable[object], *, batch: int = 100
+    executor: Executor,
+    job: Job,
+    journal: Journal,
+    refs: Iterable[object],
+    *,
+    batch: int = 100,
+    on_outcome: Callable[[int], None] = lambda n: None,
 ) -> tuple[int, list[Outcome]]:
     """The runner's loop at its simplest: pending → map_unordered → record in batches."""
     source = job.source.root
@@ -94,7 +100,8 @@ def drive(
     pending = journal.pending(refs, source=source, fingerprint=fingerprint)  # type: ignore[arg-type]
     recorded: list[Outcome] = []
     buffer: list[Outcome] = []
-    for outcome in executor.map_unordered(job, pending):
+    for n, outcome in enumerate(executor.map_unordered(job, pending), 1):
+        on_outcome(n)
         buffer.append(outcome)
         if len(buffer) >= batch:
             recorded += journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
@@ -123,3 +130,23 @@ class SlowProcessor(Processor):
 
 def iter_ids(outcomes: Iterable[Outcome]) -> Iterator[str]:
     return (o.ref.id for o in outcomes)
+
+
+def main() -> None:
+    """``python distributed_helpers.py PG_TARGET N SECONDS``: a run a test can kill and restart."""
+    from distributed_helpers import SlowProcessor as Slow  # pickled by module name, not __main__
+
+    from docmill.executors.distributed import CeleryExecutor
+    from docmill.journal.postgres import PostgresJournal
+    from docmill.testing import MemorySource
+
+    target, n, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    source = MemorySource(n)
+    job = Job(source, Slow(seconds))
+    with PostgresJournal(target) as journal, CeleryExecutor(2, chunk_size=5) as ex:
+        _, recorded = drive(ex, job, journal, source, batch=5, on_outcome=lambda n: print(n, flush=True))
+    print(f"done {len(recorded)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributed_helpers import Workers, drive
+from distributed_helpers import HERE, SlowProcessor, Workers, drive
 
+from docmill.errors import BrokenExecutorError, ConfigError
 from docmill.executors.distributed import CeleryExecutor
 from docmill.executors.sequential import SequentialExecutor
 from docmill.job import Job
@@ -18,9 +24,11 @@ from docmill.outcome import Outcome
 from docmill.pipeline import Pipeline
 from docmill.processors.extract import ExtractText
 from docmill.sources.files import DirectorySource
-from docmill.testing import MemorySource, NoopProcessor
+from docmill.testing import KillingProcessor, MemorySource, NoopProcessor
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.redis]
+
+HELPERS = HERE / "distributed_helpers.py"
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +93,103 @@ def test_small_run_streams_with_backpressure(workers: Workers, pg_target: str) -
     assert seen == 500
     stats = ex.distributed_stats()
     assert stats.chunks_sent == stats.chunks_done == 50
+
+
+def test_sigkill_of_a_worker_process_mid_run_loses_and_duplicates_nothing(
+    workers: Workers, pg_target: str
+) -> None:
+    source = MemorySource(300)
+    job = Job(source, SlowProcessor(0.01))
+    killed = []
+
+    def kill_once(n: int) -> None:
+        if n == 60 and not killed:
+            victim = workers.children(0)[0]
+            victim.send_signal(signal.SIGKILL)
+            killed.append(victim.pid)
+
+    with PostgresJournal(pg_target) as journal, executor(workers, chunk_size=10) as ex:
+        run_id, got = drive(ex, job, journal, source, on_outcome=kill_once)
+        assert journal.count(Query(run_id=run_id)) == 300
+        assert journal.summary(run_id).by_status == {"ok": 300}
+    assert killed and sorted(o.ref.id for o in got) == sorted(r.id for r in source)
+    assert ex.distributed_stats().redelivered_chunks >= 1  # the dead process's chunk ran again
+    workers.wait_ready(ex.app, 2)
+
+
+def test_a_document_that_kills_its_worker_ends_crashed_and_the_run_goes_on(
+    workers: Workers, pg_target: str
+) -> None:
+    source = MemorySource(40)
+    job = Job(source, KillingProcessor(targets=["doc-000013"]))
+    with PostgresJournal(pg_target) as journal, executor(workers, chunk_size=10) as ex:
+        run_id, got = drive(ex, job, journal, source)
+        poisoned = journal.document("doc-000013", run_id=run_id)
+        assert journal.summary(run_id).by_status == {"ok": 39, "crashed": 1}
+    assert poisoned is not None and poisoned.error_type == "WorkerCrashedError"
+    assert len(got) == 40 and ex.distributed_stats().redelivered_chunks == 1
+    workers.wait_ready(ex.app, 2)
+
+
+def test_restarted_runner_resumes_without_duplicates(workers: Workers, pg_target: str) -> None:
+    env = {**os.environ, "DOCMILL_BROKER": workers.broker, "DOCMILL_QUEUE": workers.queue}
+    argv = [sys.executable, str(HELPERS), pg_target, "200", "0.02"]
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.strip() == "80":
+            first.send_signal(signal.SIGKILL)
+            break
+    first.wait(10)
+    first.stdout.close()
+    with PostgresJournal(pg_target) as journal:
+        recorded_before = journal.count(Query())
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=True)
+    resumed = int(second.stdout.strip().splitlines()[-1].split()[1])
+    with PostgresJournal(pg_target) as journal:
+        assert journal.count(Query()) == 200
+        assert journal.summary().by_status == {"ok": 200}
+        assert [r.state for r in journal.runs()] == ["done", "running"]  # the killed one never ended
+    assert 0 < recorded_before < 200 and resumed == 200 - recorded_before
+
+
+def test_a_job_workers_cannot_load_stops_the_run_with_one_clear_error(
+    workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "only_here.py").write_text(
+        "from docmill.testing import NoopProcessor\n\nclass LocalOnly(NoopProcessor):\n    name = 'local'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from only_here import LocalOnly  # importable here, not on the workers
+
+    job = Job(MemorySource(5), LocalOnly())
+    with pytest.raises(BrokenExecutorError, match="cannot load the job"), executor(workers) as ex:
+        list(ex.map_unordered(job, MemorySource(5)))
+
+
+def test_a_job_that_does_not_pickle_is_a_config_error(workers: Workers) -> None:
+    job = Job(MemorySource(1), NoopProcessor())
+    job.pipeline.lock = threading.Lock()  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="must pickle"), executor(workers) as ex:
+        list(ex.map_unordered(job, MemorySource(1)))
+
+
+def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(pg_target: str) -> None:
+    from conftest import REDIS_URL
+
+    pool = Workers(REDIS_URL, count=2, visibility=2)
+    try:
+        ex = CeleryExecutor(2, broker=REDIS_URL, queue=pool.queue, chunk_size=4)
+        pool.wait_ready(ex.app, 2)
+        source = MemorySource(8)
+        job = Job(source, SlowProcessor(0.8))  # 3.2 s per chunk, past the 2 s visibility timeout
+        with PostgresJournal(pg_target) as journal, ex:
+            run_id, got = drive(ex, job, journal, source, batch=4)
+            assert journal.count(Query(run_id=run_id)) == 8
+            assert journal.summary(run_id).by_status == {"ok": 8}
+        assert sorted(o.ref.id for o in got) == sorted(r.id for r in source)
+        stats = ex.distributed_stats()
+        assert stats.redelivered_chunks >= 1
+        assert f"redelivered={stats.redelivered_chunks}" in ex.statistics().detail
+    finally:
+        pool.stop()

@@ -16,10 +16,12 @@ class Pool(StrEnum):
 
 
 def worker(
-    broker: Annotated[str, typer.Option(help="Broker URL (Redis or RabbitMQ).")] = "redis://127.0.0.1:6379/0",
+    broker: Annotated[
+        str, typer.Option(envvar="DOCMILL_BROKER", help="Broker URL (Redis or RabbitMQ).")
+    ] = "redis://127.0.0.1:6379/0",
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")] = 2,
     pool: Annotated[Pool, typer.Option(help="prefork: processes; threads: I/O-bound runs.")] = Pool.prefork,
-    queue: Annotated[str, typer.Option(help="Queue to consume.")] = "docmill",
+    queue: Annotated[str, typer.Option(envvar="DOCMILL_QUEUE", help="Queue to consume.")] = "docmill",
     hostname: Annotated[str | None, typer.Option(help="Node name (default docmill-PID@HOST).")] = None,
     max_tasks_per_child: Annotated[int, typer.Option(min=1, help="Replace a process after N chunks.")] = 1000,
     visibility_timeout: Annotated[

@@ -49,7 +49,10 @@ class RunChannel:
 
     def publish_job(self, job: object) -> str:
         """Store the pickled job once (content-addressed); return its key."""
-        blob = pickle.dumps(job)
+        try:
+            blob = pickle.dumps(job)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"the job cannot be sent to workers (it must pickle): {exc}") from exc
         key = f"docmill:job:{hashlib.sha256(blob).hexdigest()[:32]}"
         self.redis.set(key, blob, ex=JOB_TTL)
         return key

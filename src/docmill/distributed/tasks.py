@@ -33,8 +33,13 @@ def run_chunk(
     if not channel.alive():
         return "skipped: the run is over"
     delivery = channel.delivered(chunk)
-    the_job: Job = load_job(channel, job)
-    the_job.worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        the_job: Job = load_job(channel, job)
+    except Exception as exc:  # unpicklable here: a module missing on this host, a version skew
+        channel.push({"chunk": chunk, "worker": worker, "fatal": f"cannot load the job on {worker}: {exc!r}"})
+        return "fatal: cannot load the job"
+    the_job.worker = worker
     outcomes, unfinished = _execute(the_job, channel, chunk, [ref_from_dict(r) for r in refs], delivery)
     message = {
         "chunk": chunk,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ class DistributedStats:
 class CeleryExecutor(Executor):
     """Chunks of refs as Celery tasks on ``queue``; outcomes come back through Redis.
 
+    ``broker`` and ``queue`` default to ``$DOCMILL_BROKER`` and ``$DOCMILL_QUEUE`` (else
+    ``redis://127.0.0.1:6379/0`` and ``docmill``), which is how ``docmill run --strategy celery``
+    reaches them.
     ``workers`` is how many worker processes serve the queue (it sizes the chunks kept in
     flight, nothing more: start workers with ``docmill worker``). ``store`` is the Redis that
     carries the job and results (default: the broker). ``stall_timeout``: after that many seconds
@@ -70,7 +74,7 @@ class CeleryExecutor(Executor):
         max_in_flight: int | None = None,
         broker: str | None = None,
         store: str | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         stall_timeout: float = 60.0,
         task_time_limit: float | None = None,
@@ -79,6 +83,7 @@ class CeleryExecutor(Executor):
     ) -> None:
         self.chunk_size = max(1, chunk_size)
         super().__init__(workers, max_in_flight=max_in_flight, **options)
+        queue = queue or os.environ.get("DOCMILL_QUEUE", DEFAULT_QUEUE)
         self.app = make_app(broker, queue=queue)
         self.broker = str(self.app.conf.broker_url)
         self.store = store or self.broker
@@ -183,6 +188,8 @@ class _Run:
         return soft, soft + 30
 
     def _accept(self, message: dict[str, Any]) -> Iterator[Outcome]:
+        if "fatal" in message:
+            raise BrokenExecutorError(f"the distributed run cannot go on: {message['fatal']}")
         chunk = str(message["chunk"])
         waiting = self.pending.pop(chunk, None)
         if waiting is None:
