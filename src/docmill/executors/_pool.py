@@ -24,7 +24,8 @@ from typing import Any
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError
 from docmill.executors._outcomes import crashed, timed_out
-from docmill.executors._worker import IDLE, Item, Task, WorkerLimits, serve
+from docmill.executors._wire import Item, pack_items, unpack_result
+from docmill.executors._worker import IDLE, Task, WorkerLimits, serve
 from docmill.outcome import Outcome
 
 _now = time.monotonic
@@ -122,7 +123,7 @@ class Pool:
         chunk_id = next(self.chunk_ids)
         worker.held[chunk_id] = items
         worker.sent_at[chunk_id] = _now()
-        self._say(worker, (chunk_id, items, solo))
+        self._say(worker, (chunk_id, pack_items(items), solo))
 
     def _say(self, worker: WorkerHandle, message: object) -> None:
         try:
@@ -164,11 +165,11 @@ class Pool:
     def _accept(self, worker: WorkerHandle, message: tuple[Any, ...], report: Report) -> None:
         if message[0] == "setup-failed":
             raise BrokenExecutorError(f"a worker could not start: job setup failed: {message[1]}")
-        _, chunk_id, results, leftover, note = message
-        worker.held.pop(chunk_id, None)
+        _, chunk_id, results, unstarted, note = message
+        refs = dict(worker.held.pop(chunk_id))
         sent = worker.sent_at.pop(chunk_id, _now())
-        report.finished.extend(results)
-        report.requeue.extend(leftover)
+        report.finished.extend((seq, unpack_result(packed, refs[seq])) for seq, packed in results)
+        report.requeue.extend((seq, refs[seq]) for seq in unstarted)
         report.timings.append((worker.index, len(results), _now() - sent))
         self._barren = 0
         if note and not worker.retiring:

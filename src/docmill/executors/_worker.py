@@ -30,9 +30,9 @@ from typing import Any, Protocol
 from docmill.document import DocumentRef
 from docmill.errors import ResourceLimitExceeded
 from docmill.executors._outcomes import failed
+from docmill.executors._wire import Item, pack_result, unpack_items
 from docmill.outcome import ErrorInfo
 
-Item = tuple[int, DocumentRef]
 IDLE = -1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _now = time.monotonic  # CLOCK_MONOTONIC is system-wide: the parent compares it with its own
@@ -86,10 +86,13 @@ def serve(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLim
 
 def _receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
     try:
-        message: tuple[int, list[Item], bool] | None = pickle.loads(conn.recv_bytes())
+        message = pickle.loads(conn.recv_bytes())
     except (EOFError, OSError):
         return None  # the parent is gone
-    return message
+    if message is None:
+        return None
+    chunk_id, packed, solo = message
+    return chunk_id, unpack_items(packed), solo
 
 
 def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
@@ -141,11 +144,13 @@ def encode_done(
     chunk_id: int, results: list[tuple[int, Any]], leftover: Sequence[Item], note: str | None
 ) -> bytes:
     """Pickle a chunk's results; a result that will not pickle becomes a FAILED outcome."""
+    unstarted = [seq for seq, _ in leftover]
+    packed = [(seq, pack_result(result)) for seq, result in results]
     try:
-        return pickle.dumps(("done", chunk_id, results, leftover, note), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("done", chunk_id, packed, unstarted, note), pickle.HIGHEST_PROTOCOL)
     except Exception:
-        clean = [(seq, _picklable(result)) for seq, result in results]
-        return pickle.dumps(("done", chunk_id, clean, leftover, note), pickle.HIGHEST_PROTOCOL)
+        clean = [(seq, pack_result(_picklable(result))) for seq, result in results]
+        return pickle.dumps(("done", chunk_id, clean, unstarted, note), pickle.HIGHEST_PROTOCOL)
 
 
 def _picklable(result: Any) -> Any:
