@@ -11,9 +11,8 @@ from urllib.parse import quote
 
 import pytest
 from openapi_spec_validator import validate
+from serve_kit import BINARY, BROKEN_PDF, Corpus
 from starlette.testclient import TestClient
-
-from conftest import BINARY, BROKEN_PDF, Corpus
 
 FAILURES = {"failed", "quarantined", "crashed"}
 
@@ -138,7 +137,8 @@ def test_healthz_and_page(client: TestClient) -> None:
 
 
 def test_run_config_never_shows_a_key(journal_db: Path, corpus: Corpus, tmp_path: Path) -> None:
-    from conftest import BASE_URL, docmill_run
+    from serve_kit import BASE_URL, docmill_run
+
     from docmill.serve.app import create_app
 
     config = tmp_path / "docmill.yaml"
@@ -155,7 +155,8 @@ def test_run_config_never_shows_a_key(journal_db: Path, corpus: Corpus, tmp_path
 
 
 def test_an_unreadable_journal_is_a_503_with_one_line(tmp_path: Path) -> None:
-    from conftest import BASE_URL
+    from serve_kit import BASE_URL
+
     from docmill.serve.app import create_app
 
     bogus = tmp_path / "docmill.db"

@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import BROKEN_PDF, RPM, TPM, Corpus, command_env, docmill_command, free_port, make_corpus
+from serve_kit import BROKEN_PDF, RPM, TPM, Corpus, command_env, docmill_command, free_port, make_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "serve"

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_kit import BASE_URL, RPM, TPM, Corpus
 from starlette.testclient import TestClient
 
-from conftest import BASE_URL, RPM, TPM, Corpus
 from docmill.serve.app import create_app
 
 

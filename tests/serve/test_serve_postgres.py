@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
+from serve_kit import BASE_URL, BROKEN_PDF, Corpus, docmill_run
 from starlette.testclient import TestClient
 
-from conftest import BASE_URL, BROKEN_PDF, Corpus, docmill_run
 from docmill.serve.app import create_app
 
 pytestmark = pytest.mark.postgres

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_kit import BASE_URL
 from starlette.testclient import TestClient
 
-from conftest import BASE_URL
 from docmill.cli.main import main
 from docmill.errors import ConfigError
 from docmill.serve.app import create_app
