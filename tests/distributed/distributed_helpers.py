@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 
 from docmill.document import Document
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.journal.base import Journal, RunInfo
+from docmill.limits.provider import ProviderLimits
 from docmill.outcome import Outcome
 from docmill.processors.base import Processor
 
@@ -126,6 +128,34 @@ class SlowProcessor(Processor):
 
     def config(self) -> dict[str, float]:
         return {"seconds": self.seconds}
+
+
+class EmulatorCaller(Processor):
+    """One chat request per document to an (emulated) provider, paced by ``limits`` when given."""
+
+    name = "emulator-caller"
+
+    def __init__(self, base_url: str, limits: ProviderLimits | None = None) -> None:
+        self.base_url = base_url
+        self.limits = limits or ProviderLimits()
+        self._client: httpx.Client | None = None
+
+    def setup(self) -> None:
+        self._client = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def process(self, doc: Document) -> Document:
+        assert self._client is not None
+        self.limits.acquire(0)
+        body = {"model": "emulated-small", "messages": [{"role": "user", "content": doc.ref.id}]}
+        reply = self._client.post("/v1/chat/completions", json=body)
+        return doc.evolve(text="x").with_metadata(http=reply.status_code)
+
+    def teardown(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_client": None}
 
 
 def iter_ids(outcomes: Iterable[Outcome]) -> Iterator[str]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributed_helpers import HERE, SlowProcessor, Workers, drive
+from distributed_helpers import HERE, EmulatorCaller, SlowProcessor, Workers, drive
 
 from docmill.errors import BrokenExecutorError, ConfigError
 from docmill.executors.distributed import CeleryExecutor
@@ -193,3 +195,50 @@ def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(pg_
         assert f"redelivered={stats.redelivered_chunks}" in ex.statistics().detail
     finally:
         pool.stop()
+
+
+def test_the_redis_limiter_holds_the_providers_rate_across_two_workers(workers: Workers) -> None:
+    from docmill.limits.redis import redis_provider_limits
+    from docmill.llm.emulator import EmulatorConfig
+    from docmill.llm.emulator_server import EmulatorServer
+
+    config = EmulatorConfig(rpm=20, tpm=0, window=3.0, latency_median=0.02, latency_sigma=0.1)
+    source = MemorySource(30)
+    with EmulatorServer(config) as server:
+        unlimited = Job(source, EmulatorCaller(server.url))
+        with executor(workers, chunk_size=3) as ex:
+            list(ex.map_unordered(unlimited, source))
+        control = server.stats()
+        server.reset()
+        limits = redis_provider_limits(workers.broker, uuid.uuid4().hex, rpm=20, tpm=None, per=3.0)
+        with executor(workers, chunk_size=3) as ex:
+            got = list(ex.map_unordered(Job(source, EmulatorCaller(server.url, limits)), source))
+        paced = server.stats()
+    assert control["max_requests_per_window"] > 20 and control["rate_limited"] > 0  # the test can fail
+    assert paced["requests"] == 30 and paced["rate_limited"] == 0
+    assert paced["max_requests_per_window"] <= 20
+    assert {o.result["http"] for o in got if o.result} == {200}
+    assert len({o.timings.worker for o in got}) == 2  # both workers drew from the one budget
+
+
+def test_cli_run_on_celery_with_postgres_then_status_and_export(
+    workers: Workers, manpages: Path, pg_target: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DOCMILL_BROKER": workers.broker, "DOCMILL_QUEUE": workers.queue}
+    docmill = [sys.executable, "-m", "docmill"]
+    run = [*docmill, "run", str(manpages), "--include", "batch-a/*", "--strategy", "celery",
+           "--workers", "2", "--classifier", "none", "--db", pg_target, "--progress", "none"]  # fmt: skip
+    done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status = subprocess.run([*docmill, "status", "--db", pg_target, "--json"], env=env,
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    summary = json.loads(status.stdout)
+    out = tmp_path / "out.csv"
+    subprocess.run([*docmill, "export", "--db", pg_target, "-o", str(out)], env=env, check=True, timeout=60)
+    with PostgresJournal(pg_target) as journal:
+        (record,) = journal.runs()
+        total = journal.count(Query(run_id=record.id))
+    assert record.strategy == "celery" and record.state == "done" and total > 100
+    assert "redelivered=0" in record.stats["executor"]["detail"]
+    assert len(out.read_text().splitlines()) == total + 1
+    assert str(total) in status.stdout and summary
