@@ -28,7 +28,7 @@ SELECT path, failures FROM documents
 WHERE source = ? AND fingerprint = ? AND path IN ({marks})
 """
 FIRSTS = """
-SELECT sha256, path, result FROM documents
+SELECT sha256, path, result FROM documents INDEXED BY documents_by_hash
 WHERE source = ? AND fingerprint = ? AND status = 'ok' AND sha256 IN ({marks})
 ORDER BY path
 """
@@ -55,6 +55,9 @@ WHERE run_id = ? AND finished IS NOT NULL GROUP BY bucket
 """
 
 
+_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause (possibly empty) and its parameters for ``query`` within a scope."""
     clauses: list[str] = []
@@ -79,7 +82,7 @@ def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str
     error = o.error
     return (
         source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
-        _text(result.get("label")), _number(result.get("score")), json.dumps(result, default=str),
+        _text(result.get("label")), _number(result.get("score")), _ENCODE(result),
         error.type if error else None, error.message if error else None, error.traceback if error else None,
         int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
         o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,

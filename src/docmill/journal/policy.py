@@ -18,6 +18,7 @@ from docmill.outcome import Outcome, Status
 SUCCESS = frozenset({Status.OK.value, Status.EMPTY.value, Status.DUPLICATE.value})
 RETRIED = frozenset({Status.FAILED.value, Status.CRASHED.value})
 FAILURES = frozenset({Status.FAILED.value, Status.CRASHED.value, Status.QUARANTINED.value})
+_OK = Status.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
     which the backend re-records as a duplicate of this one. Every strategy thus records the same.
     """
     status = outcome.status
+    if status is _OK and first is None:  # the common case, kept cheap: record() runs it per row
+        return Settled(outcome, 0, None)
     if status is Status.OK and first is not None and first.path > outcome.ref.id:
         return Settled(outcome, 0, None, demote=first.path)
     if status is Status.OK and first is not None and first.path != outcome.ref.id:

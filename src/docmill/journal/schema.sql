@@ -39,6 +39,6 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (source, path, fingerprint)
 ) WITHOUT ROWID;
 
-CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (fingerprint, sha256);
+CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (source, fingerprint, sha256);
 CREATE INDEX IF NOT EXISTS documents_by_run ON documents (run_id, finished);
 CREATE INDEX IF NOT EXISTS documents_by_status ON documents (source, fingerprint, status);
