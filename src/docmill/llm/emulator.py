@@ -135,6 +135,7 @@ class Emulator:
         self._rng = random.Random(cfg.seed)
         self._slots = asyncio.Semaphore(cfg.max_concurrency) if cfg.max_concurrency else None
         self.arrivals: list[float] = []
+        self.throttled: list[tuple[float, float]] = []  # (arrival, seconds the 429 asked to wait)
         self.counts: dict[str, int] = {
             "requests": 0,
             "ok": 0,
@@ -174,8 +175,11 @@ class Emulator:
         self.arrivals.append(now)
         self.counts["requests"] += 1
         key = self.config.api_key
-        if key is not None and headers.get("authorization") != f"Bearer {key}":
-            return Reply.json(401, {"error": {"message": "invalid or missing API key", "type": "auth"}})
+        given = headers.get("authorization", "").removeprefix("Bearer ")
+        if key is not None and given != key:  # echoes what it got, as careless providers do
+            return Reply.json(
+                401, {"error": {"message": f"Incorrect API key provided: {given}", "type": "auth"}}
+            )
         try:
             request = json.loads(body)
             messages = list(request["messages"])
@@ -210,6 +214,7 @@ class Emulator:
             return None
         self.counts["rate_limited"] += 1
         wait = max(wait_requests, wait_tokens)
+        self.throttled.append((now, wait))
         kind = "requests" if wait_requests >= wait_tokens else "tokens"
         headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
         headers.update(self.limit_headers(now))
@@ -322,6 +327,7 @@ class Emulator:
         }
         if arrivals:
             result["arrivals"] = [t - self.started for t in self.arrivals]
+            result["throttled"] = [(t - self.started, wait) for t, wait in self.throttled]
         return result
 
 

@@ -134,7 +134,7 @@ class LLMClassifier(AsyncProcessor):
             transport=self.transport,
             clock=self.clock,
         )
-        self._cache = self.cache or NullCache()
+        self._cache = self.cache if self.cache is not None else NullCache()  # an empty cache is falsy
 
     def teardown(self) -> None:
         if self._client is not None:
@@ -145,9 +145,10 @@ class LLMClassifier(AsyncProcessor):
     # -- the two drivers: same decisions, blocking or awaiting ------------------------------------
 
     def process(self, doc: Document) -> Document:
+        client = self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
-        client, messages, tally = self._started(), self.prompt(doc), _Tally()
+        messages, tally = self.prompt(doc), _Tally()
         while True:
             try:
                 reply = client.complete(messages, **self._call_options())
@@ -157,9 +158,10 @@ class LLMClassifier(AsyncProcessor):
             self.clock.sleep(wait)
 
     async def aprocess(self, doc: Document) -> Document:
+        client = self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
-        client, messages, tally = self._started(), self.prompt(doc), _Tally()
+        messages, tally = self.prompt(doc), _Tally()
         while True:
             try:
                 reply = await client.acomplete(messages, **self._call_options())
