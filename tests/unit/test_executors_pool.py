@@ -185,3 +185,14 @@ def test_fake_clock_moves_only_when_told() -> None:
     assert clock.monotonic() - start == 4.0
     assert clock.sleeps == [2.5, 0.5]
     assert clock.wall() - clock.monotonic() == pytest.approx(1_700_000_000.0 - 1_000.0)
+
+
+def test_a_segfault_under_spawn_is_contained() -> None:
+    from docmill.testing import SegfaultProcessor
+
+    job = Job(MemorySource(), SegfaultProcessor({"doc-000002"}))
+    with get_executor("queue", workers=2, start_method="spawn") as executor:
+        outcomes = list(executor.map_unordered(job, MemorySource(8)))
+    statuses = {o.ref.id: o.status for o in outcomes}
+    assert statuses.pop("doc-000002") is Status.CRASHED
+    assert set(statuses.values()) == {Status.OK} and len(statuses) == 7

@@ -52,6 +52,8 @@ class PooledExecutor(Executor):
         self.timeout_grace = timeout_grace
         self._pool: Pool | None = None
         self._stats = ExecutorStats(workers=self.workers)
+        self._pending: dict[int, DocumentRef] = {}
+        self._completed = 0
 
     def worker_limits(self, job: Job) -> WorkerLimits:
         """The workers' limits and shape for this job (hybrid widens them)."""
@@ -112,7 +114,7 @@ class PooledExecutor(Executor):
         )
 
     def _drive(self, pool: Pool) -> Iterator[Outcome]:
-        pending: dict[int, DocumentRef] = {}
+        pending = self._pending = {}
         retry: collections.deque[Item] = collections.deque()
         suspects: collections.deque[Item] = collections.deque()
         self._seq = 0
@@ -130,12 +132,17 @@ class PooledExecutor(Executor):
             for seq, result in [*report.finished, *self.later_results()]:
                 outcome = self.accept(seq, result)
                 if outcome is not None and pending.pop(seq, None) is not None:
+                    self._completed += 1
                     yield outcome
+            self.accepted()
 
     def accept(self, seq: int, result: Any) -> Outcome | None:
         """The Outcome to yield for a worker's result, or None when a later stage takes it on."""
         outcome: Outcome = result
         return outcome
+
+    def accepted(self) -> None:
+        """Called after each batch of results went through ``accept``."""
 
     def later_stages_busy(self) -> bool:
         """Whether documents are in a stage after the workers (staged)."""
@@ -179,6 +186,8 @@ class PooledExecutor(Executor):
     def _snapshot(self, pool: Pool) -> ExecutorStats:
         return ExecutorStats(
             workers=self.workers,
+            in_flight=len(self._pending),
+            completed=self._completed,
             crashed_workers=pool.crashed,
             replaced_workers=pool.replaced,
             detail=f"recycled={pool.recycled}",

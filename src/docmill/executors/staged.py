@@ -96,6 +96,7 @@ class StagedExecutor(QueueExecutor):
         self.io_concurrency = io_concurrency
         self._io: LoopThread[tuple[int, DocumentRef], tuple[int, Outcome]] | None = None
         self._io_busy = 0
+        self._to_io: list[tuple[int, DocumentRef]] = []
 
     def task(self, job: Job) -> CpuStage:
         return CpuStage(job)
@@ -125,11 +126,16 @@ class StagedExecutor(QueueExecutor):
     def accept(self, seq: int, result: Any) -> Outcome | None:
         if isinstance(result, Outcome):
             return result
-        assert self._io is not None
         self._handoff.docs[result.ref.id] = result
         self._io_busy += 1
-        self._io.submit([(seq, result.ref)])
+        self._to_io.append((seq, result.ref))
         return None
+
+    def accepted(self) -> None:
+        if self._to_io:
+            assert self._io is not None
+            self._io.submit(self._to_io)  # one hand-off to the loop per batch
+            self._to_io = []
 
     def later_stages_busy(self) -> bool:
         return self._io_busy > 0
