@@ -51,6 +51,8 @@ class RunResult:
     stats: RunStats
     run_id: int
     stopped: str | None = None  # None | "interrupted" | "max-cost"
+    strategy: str = ""  # the strategy as it ran, e.g. "auto(processes(workers=2))"
+    explanation: str | None = None  # why the strategy chose what it did (auto), when it says
 
 
 def run(
@@ -145,7 +147,9 @@ class _Session:
             raise
         finally:
             self._finish(state, ticker)
-        return RunResult(self.stats, self.run_id, self.stop.reason)
+        explain = getattr(strategy, "explain", None)
+        explanation = explain() if callable(explain) else None
+        return RunResult(self.stats, self.run_id, self.stop.reason, strategy.describe(), explanation)
 
     def _consume(self, strategy: Executor, retry_failed: bool) -> None:
         pending = self.journal.pending(
@@ -235,6 +239,7 @@ class _Session:
             data["executor"] = {
                 **dataclasses.asdict(self._strategy.statistics()),
                 "name": self._strategy.name,
+                "describe": self._strategy.describe(),
             }
         return data
 

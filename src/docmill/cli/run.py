@@ -44,6 +44,7 @@ def run_command(
     model: Annotated[str | None, _Opt(help="LLM model name.")] = None,
     rpm: Annotated[float | None, _Opt(help="LLM requests per minute allowed.")] = None,
     tpm: Annotated[float | None, _Opt(help="LLM tokens per minute allowed.")] = None,
+    explain: Annotated[bool, _Opt("--explain", help="Say which strategy ran and why (auto).")] = False,
 ) -> None:
     """Classify every document under SOURCE; resumes where an earlier run stopped."""
     from docmill.runner import run_config
@@ -64,6 +65,10 @@ def run_command(
     if llm:
         settings = settings.replace(llm={**settings.llm, **llm})
     result = run_config(settings, reporter=make_reporter(settings.progress))
+    if explain:
+        typer.echo(f"strategy: {result.strategy}", err=True)
+        if result.explanation:
+            typer.echo(result.explanation, err=True)
     if result.stopped == "interrupted":
         raise typer.Exit(130)
     if result.stopped == "max-cost":
