@@ -117,6 +117,7 @@ class _Session:
         self._listed: collections.deque[str] = collections.deque()  # ids listed, not yet passed on
         self._skipped = 0
         self._ended = threading.Event()
+        self._error: Exception | None = None  # raised by the ticker thread, re-raised in the main one
         self._spent = 0.0
         self._started = clock.monotonic()
         self._flushed = self._beat = self._started
@@ -140,6 +141,8 @@ class _Session:
         try:
             with graceful_stop(self.stop, self.reporter.message):
                 self._consume(strategy, retry_failed)
+            if self._error is not None:
+                raise self._error
             state = "interrupted" if self.stop.reason == "interrupted" else "done"
         except KeyboardInterrupt:
             self.stop.set("interrupted")
@@ -187,6 +190,8 @@ class _Session:
         self._listed.clear()
 
     def _add(self, outcome: Outcome) -> None:
+        if self._error is not None:
+            raise self._error
         self.reporter.update(outcome)
         self._spent += float((outcome.result or {}).get("cost") or 0.0)
         if self.max_cost is not None and self._spent >= self.max_cost and self.stop.set("max-cost"):
@@ -221,13 +226,21 @@ class _Session:
         """Flush by time and heartbeat, until the run ends."""
         period = min(self.commit_seconds, HEARTBEAT_SECONDS) / 4
         while not self._ended.wait(period):
-            now = self.clock.monotonic()
-            with self._lock:
-                if now - self._flushed >= self.commit_seconds:
-                    self._flush()
-                if now - self._beat >= HEARTBEAT_SECONDS:
-                    self._beat = now
-                    self.journal.heartbeat(self.run_id, self.snapshot())
+            try:
+                self._tick_once()
+            except Exception as exc:  # a journal error: hand it to the main thread, which ends the run
+                self._error = exc
+                self.stop.set("error")
+                return
+
+    def _tick_once(self) -> None:
+        now = self.clock.monotonic()
+        with self._lock:
+            if now - self._flushed >= self.commit_seconds:
+                self._flush()
+            if now - self._beat >= HEARTBEAT_SECONDS:
+                self._beat = now
+                self.journal.heartbeat(self.run_id, self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """The live stats written with each heartbeat and at the end."""

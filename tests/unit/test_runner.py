@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from docmill import runner
 from docmill.document import Document, DocumentRef
-from docmill.errors import BrokenExecutorError
+from docmill.errors import BrokenExecutorError, JournalError
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.journal.base import Query
@@ -21,7 +22,7 @@ from docmill.outcome import Outcome
 from docmill.processors.base import Processor
 from docmill.progress import NullReporter
 from docmill.runner import run
-from docmill.testing import MemorySource, NoopProcessor, RaisingProcessor
+from docmill.testing import MemorySource, NoopProcessor, RaisingProcessor, SleepProcessor
 
 
 class CountingJournal(SqliteJournal):
@@ -162,3 +163,19 @@ def test_a_broken_strategy_ends_the_run_with_what_was_done_recorded(journal: Cou
         run(MemorySource(20), NoopProcessor(), executor=Breaking(1), journal=journal)
     assert journal.count(Query()) == 5
     assert journal.runs()[0].state == "failed"
+
+
+class FailingHeartbeat(CountingJournal):
+    def heartbeat(self, run_id: int, stats: Any) -> None:
+        raise JournalError("disk I/O error")
+
+
+def test_a_journal_error_in_the_background_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.05)
+    journal = FailingHeartbeat(tmp_path / "j.db")
+    with pytest.raises(JournalError, match="disk I/O"):
+        run(MemorySource(200), SleepProcessor(0.005), journal=journal)
+    assert journal.runs()[0].state == "failed"
+    assert 0 < journal.count(Query()) < 200
