@@ -328,3 +328,12 @@ def test_pdf_deadline_is_checked_between_pages() -> None:
 def test_pdf_garbage_is_corrupt(data: bytes) -> None:
     with pytest.raises(CorruptDocument, match="corrupt PDF"):
         read_pdf(data, LIMITS)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("piece", ["**a ", "[a](", "![", "``a `", "*a "])
+def test_hostile_markdown_lines_cost_linear_time(piece: str) -> None:
+    # Unbounded emphasis or link patterns scan to the end of the line from every opener:
+    # 50,000 openers on one line would take minutes.
+    text = read_markdown((piece * 50_000).encode(), Limits(1, 1, 1_000_000)).text
+    assert text

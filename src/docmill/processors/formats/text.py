@@ -112,20 +112,31 @@ def tidy(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-_MD_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^```.*$|^~~~.*$", re.M), ""),  # code fences (the code itself stays)
-    (re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),  # images → alt text
-    (re.compile(r"\[([^\]\n]+)\]\([^)\n]*\)"), r"\1"),  # links → link text
-    (re.compile(r"^ {0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.M), ""),  # headings, quotes, lists
-    (re.compile(r"^ {0,3}(?:[-*_]\s*){3,}$", re.M), ""),  # horizontal rules
-    (re.compile(r"(\*\*|__|`+)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # bold, inline code
-    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *italic*
-    (re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s+[^<>\n]*)?/?>"), ""),  # inline HTML (not <stdio.h>)
+# (needle, pattern, replacement): a rule runs only when its needle occurs. Every repetition is
+# bounded, so a hostile line ("**a " × 200,000) costs linear time.
+_MD_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("", re.compile(r"^```.*$|^~~~.*$", re.M), ""),  # code fences (the code itself stays)
+    ("](", re.compile(r"!\[([^\]\n]{0,300})\]\([^)\n]{0,1000}\)"), r"\1"),  # images → alt text
+    ("](", re.compile(r"\[([^\]\n]{1,300})\]\([^)\n]{0,1000}\)"), r"\1"),  # links → link text
+    (
+        "",
+        re.compile(r"^ {0,3}(?:#{1,6}[ \t]+|> ?|[-*+][ \t]+|\d{1,9}[.)][ \t]+)", re.M),
+        "",
+    ),  # headings, lists
+    ("", re.compile(r"^ {0,3}(?:[-*_][ \t]*){3,}$", re.M), ""),  # horizontal rules
+    ("", re.compile(r"(\*\*|__|`{1,3})(?=\S)([^\n]{1,150}?)(?<=\S)\1"), r"\2"),  # bold, inline code
+    ("*", re.compile(r"(?<![\w*])\*(?=\S)([^*\n]{1,150}?)(?<=\S)\*(?![\w*])"), r"\1"),  # *italic*
+    (
+        "<",
+        re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]{0,30}(?:[ \t]+[^<>\n]{0,500})?/?>"),
+        "",
+    ),  # HTML, not <stdio.h>
 )
 
 
 def strip_markdown(text: str) -> str:
     """Markdown → plain text, cheaply: markup characters go, words stay."""
-    for pattern, replacement in _MD_RULES:
-        text = pattern.sub(replacement, text)
+    for needle, pattern, replacement in _MD_RULES:
+        if needle in text:
+            text = pattern.sub(replacement, text)
     return text
