@@ -68,6 +68,7 @@ def test_status_reads_the_live_heartbeat(
         assert first["run"]["state"] == "running"  # type: ignore[index]
         assert second["live"]["done"] > first["live"]["done"]  # type: ignore[index,operator]
         assert second["live"]["total"] == N  # type: ignore[index]
+        assert second["eta_seconds"] is not None and second["heartbeat_age"] < 5  # type: ignore[operator]
         assert main(["status", "--db", str(db), "--watch", "--json", "--interval", "0.3"]) == 0
         frames = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert len(frames) >= 2 and frames[-1]["run"]["state"] == "done" and frames[-1]["documents"] == N

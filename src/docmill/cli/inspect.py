@@ -19,8 +19,10 @@ from docmill.errors import ConfigError
 from docmill.journal import open_journal
 from docmill.journal.base import DocumentRecord, Journal, Query
 from docmill.journal.policy import FAILURES
+from docmill.progress import format_seconds
 
 _Db = Annotated[str, typer.Option("--db", help="Journal: SQLite file or postgresql:// URL.")]
+_STALE = 10.0  # seconds without a heartbeat (sent every ~1 s) before status calls a run stale
 _Run = Annotated[int | None, typer.Option("--run", help="A run id (default: the latest run).")]
 
 
@@ -53,7 +55,18 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
         "cost": stats.get("cost", 0.0),
         "live": stats,
+        **_liveness(run.state if run else None, run.heartbeat if run else None, stats, summary.total),
     }  # fmt: skip
+
+
+def _liveness(state: str | None, heartbeat: float | None, stats: dict[str, Any], done: int) -> dict[str, Any]:
+    """For a running run: seconds since its last heartbeat, and the ETA at its current rate."""
+    if state != "running":
+        return {"heartbeat_age": None, "eta_seconds": None}
+    age = None if heartbeat is None else max(0.0, SYSTEM_CLOCK.wall() - heartbeat)
+    rate, total = stats.get("docs_per_second") or 0.0, stats.get("total")
+    eta = (total - done) / rate if total and rate > 0 and total >= done else None
+    return {"heartbeat_age": age, "eta_seconds": eta}
 
 
 def status_lines(data: dict[str, Any]) -> list[str]:
@@ -63,9 +76,14 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         return ["the journal holds no run yet"]
     total = data["total"]
     position = f"{data['documents']}/{total}" if total else str(data["documents"])
+    state = run["state"]
+    age = data["heartbeat_age"]
+    if age is not None and age > _STALE:
+        state += f" (no heartbeat for {format_seconds(age)}: killed, or stuck)"
+    eta = f" · ETA {format_seconds(data['eta_seconds'])}" if data["eta_seconds"] is not None else ""
     lines = [
-        f"run {run['id']} · {run['state']} · {run['strategy']} ×{run['workers']} · {run['source']}",
-        f"documents {position} · {data['docs_per_second']:.1f} docs/s · failures {data['failures']}",
+        f"run {run['id']} · {state} · {run['strategy']} ×{run['workers']} · {run['source']}",
+        f"documents {position} · {data['docs_per_second']:.1f} docs/s · failures {data['failures']}{eta}",
         "status: " + (", ".join(f"{k} {v}" for k, v in sorted(data["by_status"].items())) or "-"),
     ]
     if data["by_label"]:
@@ -104,12 +122,15 @@ def _show(data: dict[str, Any], as_json: bool) -> None:
 
 def _watch(journal: Journal, run: int | None, as_json: bool, interval: float) -> None:
     """Re-read the journal every ``interval`` seconds until the run is no longer ``running``."""
+    clear = not as_json and sys.stdout.isatty()
     while True:
         data = status_data(journal, run)
+        if clear:
+            typer.clear()
         _show(data, as_json)
         if data["run"] is None or data["run"]["state"] != "running":
             return
-        if not as_json:
+        if not as_json and not clear:
             typer.echo("")
         SYSTEM_CLOCK.sleep(interval)
 
