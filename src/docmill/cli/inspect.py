@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from docmill.clock import SYSTEM_CLOCK
@@ -126,7 +127,7 @@ def _watch(journal: Journal, run: int | None, as_json: bool, interval: float) ->
     while True:
         data = status_data(journal, run)
         if clear:
-            typer.clear()
+            click.clear()
         _show(data, as_json)
         if data["run"] is None or data["run"]["state"] != "running":
             return
