@@ -199,3 +199,37 @@ def test_pdf_with_absurd_stream_length(big_inputs: Path) -> None:
     result = _measure(big_inputs / "huge-declared-length.pdf")
     assert result["status"] in ("ok-empty", "error"), result
     assert float(str(result["peak_growth_mib"])) < 40
+
+
+# ------------------------------------------------------------------------------------- through a Job
+
+
+@pytest.mark.timeout(120)
+def test_bad_inputs_through_a_job_end_as_recorded_outcomes(bad_inputs: Path) -> None:
+    from docmill.executors import get_executor
+    from docmill.job import Job
+    from docmill.outcome import Status
+    from docmill.sources.files import DirectorySource
+
+    with (bad_inputs.parent / "bad-inputs.csv").open(newline="") as handle:
+        expected = {row["path"]: row["expected"] for row in csv.DictReader(handle)}
+    status = {"ok": Status.OK, "ok-empty": Status.EMPTY, "error": Status.FAILED}
+    job = Job(DirectorySource(bad_inputs), ExtractText())
+    with get_executor("threads", workers=2) as executor:  # PDFs from two threads at once
+        outcomes = {o.ref.id: o for o in executor.map_unordered(job, DirectorySource(bad_inputs))}
+    assert {path: o.status for path, o in outcomes.items()} == {p: status[e] for p, e in expected.items()}
+    for outcome in outcomes.values():
+        if outcome.status is Status.FAILED:
+            assert outcome.error is not None and outcome.error.type in (
+                "UnsupportedDocument",
+                "CorruptDocument",
+            )
+            assert not outcome.error.retryable
+        else:
+            assert outcome.result is not None and outcome.result["format"] in (
+                "txt",
+                "md",
+                "html",
+                "pdf",
+                "docx",
+            )
