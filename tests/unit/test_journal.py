@@ -260,3 +260,14 @@ def test_odd_file_names_survive(journal: SqliteJournal) -> None:
     record(journal, begin(journal), ok(name, "s1"))
     assert journal.document(name) is not None
     assert pending(journal, [ref(name)]) == []
+
+
+def test_undecodable_names_and_messages_are_stored_visibly(journal: SqliteJournal) -> None:
+    error = ErrorInfo("SourceError", "/c/bad\udcff.txt: dangling symlink", "tb \ud800", False)
+    outcome = Outcome(ref("bad\udcff.txt"), Status.FAILED, None, {"note": "\udcfe"}, error)
+    (recorded,) = record(journal, begin(journal), outcome)
+    assert recorded.status is Status.QUARANTINED
+    doc = journal.document("bad\\xff.txt")
+    assert doc is not None and doc.error_message == "/c/bad\\xff.txt: dangling symlink"
+    assert doc.result == {"note": "\\xfe"}
+    assert pending(journal, [ref("bad\udcff.txt")]) == []

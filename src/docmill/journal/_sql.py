@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from docmill.journal.base import DocumentRecord, Query, RunRecord
-from docmill.journal.policy import Settled
+from docmill.journal.policy import Settled, clean
 
 BEGIN_RUN = """
 INSERT INTO runs (source, fingerprint, strategy, workers, total, config, state, started)
@@ -80,13 +80,14 @@ def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str
     o = settled.outcome
     result = dict(o.result or {})
     error = o.error
-    return (
+    row = (
         source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
         _text(result.get("label")), _number(result.get("score")), _ENCODE(result),
         error.type if error else None, error.message if error else None, error.traceback if error else None,
         int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
         o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
     )  # fmt: skip
+    return tuple(clean(v) if isinstance(v, str) else v for v in row)
 
 
 def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:

@@ -48,6 +48,19 @@ class Settled:
     demote: str | None = None  # an earlier "first" that this document replaces (smaller path)
 
 
+def clean(text: str) -> str:
+    """``text`` made storable as UTF-8: lone surrogates (undecodable file-name bytes) become ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that no file-name byte produced
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 def is_pending(ref: DocumentRef, row: Recorded | None, *, retry_failed: bool) -> bool:
     """Whether ``ref`` must be processed: new, changed on disk, or failed and worth retrying."""
     if row is None or _changed(ref, row):

@@ -23,7 +23,7 @@ from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
 from docmill.journal import _sql
 from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
-from docmill.journal.policy import First, Recorded, is_pending, settle
+from docmill.journal.policy import First, Recorded, clean, is_pending, settle
 from docmill.outcome import Outcome
 
 _CHUNK = 500  # refs per pending() lookup and rows per IN (...) query: well under SQLite's variable limit
@@ -101,12 +101,12 @@ class SqliteJournal:
         while chunk := list(islice(iterator, _CHUNK)):
             recorded = self._recorded(chunk, source, fingerprint)
             for ref in chunk:
-                if is_pending(ref, recorded.get(ref.id), retry_failed=retry_failed):
+                if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
                     yield ref
 
     def _recorded(self, chunk: list[DocumentRef], source: str, fingerprint: str) -> dict[str, Recorded]:
         sql = _sql.RECORDED.format(marks=_marks(len(chunk)))
-        rows = self._read(sql, (source, fingerprint, *(ref.id for ref in chunk)))
+        rows = self._read(sql, (source, fingerprint, *(clean(ref.id) for ref in chunk)))
         return {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
 
     def record(
@@ -122,7 +122,7 @@ class SqliteJournal:
             for outcome in outcomes:
                 done = settle(
                     outcome,
-                    failures=failures.get(outcome.ref.id, 0),
+                    failures=failures.get(clean(outcome.ref.id), 0),
                     first=firsts.get(outcome.sha256 or ""),
                     quarantine_after=self.quarantine_after,
                 )
@@ -140,7 +140,7 @@ class SqliteJournal:
     def _failures(
         self, db: sqlite3.Connection, outcomes: Sequence[Outcome], source: str, fingerprint: str
     ) -> dict[str, int]:
-        paths = [o.ref.id for o in outcomes if o.status.value in ("failed", "crashed")]
+        paths = [clean(o.ref.id) for o in outcomes if o.status.value in ("failed", "crashed")]
         found: dict[str, int] = {}
         for part in _chunks(paths):
             sql = _sql.FAILURES.format(marks=_marks(len(part)))
