@@ -63,7 +63,17 @@ def test_zip_with_another_extension_is_unsupported_not_corrupt() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"max_pages": 0}, {"max_inflated_bytes": -1}, {"max_chars": 0}, {"deadline": 0.0}, {"deadline": -3.0}],
+    [
+        {"max_pages": 0},
+        {"max_inflated_bytes": -1},
+        {"max_chars": 0},
+        {"max_chars": "1000"},  # from a YAML file with quotes
+        {"max_pages": 2.5},
+        {"max_pages": True},
+        {"deadline": 0.0},
+        {"deadline": -3.0},
+        {"deadline": "30"},
+    ],
 )
 def test_invalid_guards_are_config_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="must be"):

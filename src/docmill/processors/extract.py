@@ -72,10 +72,10 @@ class ExtractText(Processor):
     ) -> None:
         sizes = {"max_pages": max_pages, "max_inflated_bytes": max_inflated_bytes, "max_chars": max_chars}
         for option, value in sizes.items():
-            if value < 1:
-                raise ConfigError(f"{option} must be at least 1, got {value}")
-        if deadline is not None and deadline <= 0:
-            raise ConfigError(f"deadline must be positive seconds, got {deadline}")
+            if not _is_number(value, int) or value < 1:
+                raise ConfigError(f"{option} must be a whole number of at least 1, got {value!r}")
+        if deadline is not None and (not _is_number(deadline, (int, float)) or deadline <= 0):
+            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.limits = Limits(max_pages, max_inflated_bytes, max_chars, deadline, clock)
 
     def process(self, doc: Document) -> Document:
@@ -112,6 +112,10 @@ class ExtractText(Processor):
             f"ExtractText(max_pages={limits.max_pages}, max_inflated_bytes={limits.max_inflated_bytes}, "
             f"max_chars={limits.max_chars}, deadline={limits.deadline})"
         )
+
+
+def _is_number(value: object, kinds: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def _metadata(kind: str, result: Extracted) -> dict[str, Any]:
