@@ -58,7 +58,8 @@ def test_workers_are_recycled_after_max_tasks(name: str, tmp_path: Path) -> None
     assert len(outcomes) == 23
     counts = SetupRecorder.setups_per_pid(log)
     assert set(counts.values()) == {1}
-    assert len(counts) >= 23 // 5  # fresh processes took over
+    most_per_worker = 5 + (8 - 1 if name == "hybrid" else 0)  # hybrid: 8 at once, all finish
+    assert len(counts) >= -(-23 // most_per_worker)  # fresh processes took over
 
 
 @pytest.mark.parametrize("name", ["processes", "queue", "hybrid"])

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import queue
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -95,9 +97,24 @@ def _receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
     return chunk_id, unpack_items(packed), solo
 
 
+def _pump(conn: Connection, inbox: queue.SimpleQueue[tuple[int, list[Item], bool] | None]) -> None:
+    """Read the parent's messages as they come, so its sends never wait on a busy worker.
+
+    Without this, a worker blocked writing a large result while the parent is blocked writing the
+    next chunk to the same worker would deadlock on two full pipe buffers.
+    """
+    while True:
+        message = _receive(conn)
+        inbox.put(message)
+        if message is None:
+            return
+
+
 def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
+    inbox: queue.SimpleQueue[tuple[int, list[Item], bool] | None] = queue.SimpleQueue()
+    threading.Thread(target=_pump, args=(conn, inbox), name="docmill-pump", daemon=True).start()
     done = 0
-    while (message := _receive(conn)) is not None:
+    while (message := inbox.get()) is not None:
         chunk_id, items, _solo = message
         results: list[tuple[int, Any]] = []
         leftover, note = _run_items(task, items, slots, base, limits, done, results)
