@@ -52,7 +52,7 @@ def create_app(
 ) -> Starlette:
     """The dashboard over ``target``; ``host`` is the address it will listen on (for the Host check)."""
     check_bind(host, token)
-    gateway = Gateway(_opener(target))
+    gateway = Gateway(_opener(target), clock=clock)
     api = Api(gateway, clock=clock)
 
     @contextlib.asynccontextmanager

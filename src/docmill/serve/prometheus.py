@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -90,9 +91,12 @@ def render(runs: list[tuple[RunRecord, Summary]], now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _recent(journal: Journal) -> list[tuple[RunRecord, Summary]]:
-    runs = sorted(journal.runs(), key=lambda r: r.id, reverse=True)[:RECENT_RUNS]
-    return [(run, journal.summary(run.id)) for run in runs]
+def _recent(journal: Journal) -> list[RunRecord]:
+    return sorted(journal.runs(), key=lambda r: r.id, reverse=True)[:RECENT_RUNS]
+
+
+def _summary(journal: Journal, *, run_id: int) -> Summary:
+    return journal.summary(run_id)
 
 
 def endpoint(gateway: Gateway, clock: Clock = SYSTEM_CLOCK) -> Any:
@@ -100,6 +104,11 @@ def endpoint(gateway: Gateway, clock: Clock = SYSTEM_CLOCK) -> Any:
 
     async def metrics(request: Request) -> Response:
         runs = await gateway.call(_recent)
-        return PlainTextResponse(render(runs, clock.wall()), media_type=CONTENT_TYPE)
+        summaries = [
+            await gateway.cached(("summary", run.id), partial(_summary, run_id=run.id)) for run in runs
+        ]
+        return PlainTextResponse(
+            render(list(zip(runs, summaries, strict=True)), clock.wall()), media_type=CONTENT_TYPE
+        )
 
     return metrics

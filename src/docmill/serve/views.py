@@ -46,9 +46,11 @@ def progress(
     """Done, total, fraction, docs/s, elapsed and ETA (seconds, or None when unknown).
 
     ``done`` counts what the journal holds for the run's source and pipeline (earlier runs included,
-    as ``total`` does); the rate is this run's own, from its heartbeat.
+    as ``total`` does): the summary's total, or the heartbeat's done + skipped when that is ahead of
+    a memoised summary. The rate is this run's own, from its heartbeat.
     """
-    done = summary.total if summary else _number(stats.get("done"), 0) + _number(stats.get("skipped"), 0)
+    live = _number(stats.get("done"), 0) + _number(stats.get("skipped"), 0)  # fresh each heartbeat
+    done = max(summary.total, live) if summary else live  # the summary may be a few seconds old
     total = run.total if run.total is not None else _optional(stats.get("total"))
     end = run.finished or (run.heartbeat if run.state != "running" else now) or now
     elapsed = max(0.0, end - run.started)
