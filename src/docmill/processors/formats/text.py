@@ -27,7 +27,7 @@ _CONTROL = bytes([*range(0x01, 0x08), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x
 _BINARY_RATIO = 0.03  # random bytes score ~0.10; real text 0
 _SAMPLE = 64 * 1024
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
-_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 _OVERSTRIKE = re.compile(".\b")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _LINE_EDGES = re.compile(r" ?\n ?")
@@ -49,15 +49,16 @@ def read_markdown(data: bytes, limits: Limits) -> Extracted:
 def decode(data: bytes, max_chars: int) -> tuple[str, str, bool]:
     """(text, encoding, truncated): ``data`` decoded, NULs removed, capped at ``max_chars``."""
     encoding, start = _bom(data)
-    body = data[start:]
-    if start == 0:
-        _reject_binary(body)
-        encoding = _guess(body)
     limit = 4 * max_chars + 4  # no encoding needs more than 4 bytes per character
+    head = data[start : start + limit]  # never a copy of the whole file
+    complete = start + len(head) == len(data)
+    if start == 0:
+        _reject_binary(head)
+        encoding = _guess(head)
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    text = decoder.decode(body[:limit], final=len(body) <= limit).replace("\x00", "")
+    text = decoder.decode(head, final=complete).replace("\x00", "")
     text, truncated = cap(text, max_chars)
-    return text, encoding, truncated or len(body) > limit
+    return text, encoding, truncated or not complete
 
 
 def _bom(data: bytes) -> tuple[str, int]:
@@ -85,7 +86,7 @@ def _guess(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(sample) - 3 and len(data) > len(sample):
             return "utf-8"  # the sample cut a character in two
-    high = len(_HIGH_BYTE.findall(sample))
+    high = len(sample) - len(sample.translate(None, _HIGH_BYTES))
     in_utf8 = sum(len(m) for m in _UTF8_SEQUENCE.findall(sample))
     if in_utf8 * 2 >= high:
         return "utf-8"  # mostly UTF-8: broken sequences become U+FFFD
