@@ -393,6 +393,7 @@ async function refreshRun() {
 }
 
 async function poll() {
+  const started = performance.now();
   try {
     state.runs = (await api("runs")).runs;
     if (state.runId == null && state.runs.length) state.runId = pickRun(state.runs);
@@ -406,7 +407,9 @@ async function poll() {
   } catch (err) {
     setLive("error", `cannot reach the server (${err.message}); retrying…`);
   }
-  setTimeout(poll, POLL_MS);
+  // Back off when the server is slow (a huge journal) and when nobody is looking.
+  const took = performance.now() - started;
+  setTimeout(poll, document.hidden ? SLOW_POLL_MS : Math.max(POLL_MS, 2 * took));
 }
 
 function pickRun(runs) {
