@@ -126,6 +126,7 @@ def test_manpages_of_each_format_read_right(fmt: str, manpages: Path, manpage_la
         name = _page_name(row).lower()
         named += name in text or name.replace("_", " ") in text  # aliases (msgop → msgsnd) lack it
         assert "name" in text and len(text) > 100, (row["path"], text[:200])
+        assert "\ufffe" not in text and "\x00" not in text  # PDFium's hyphenation mark, NULs
         if fmt in ("html", "docx"):
             assert "</" not in text and "&lt;" not in text, row["path"]  # no markup left
     assert named >= len(rows) * 3 // 4

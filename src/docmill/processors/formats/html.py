@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import Any
 
 from docmill.errors import CorruptDocument
 from docmill.processors.formats import Extracted, Limits, cap
@@ -32,18 +33,21 @@ def read_html(data: bytes, limits: Limits) -> Extracted:
 
     markup, encoding, cut = decode_html(data, limits.max_chars * _MARKUP_FACTOR)
     try:
-        tree = LexborHTMLParser(markup)
+        raw = _visible_text(LexborHTMLParser(markup))
     except Exception as exc:  # the parser's own failures (allocation, invalid state)
         raise CorruptDocument(f"HTML parser failed: {exc}") from exc
+    text, truncated = cap(tidy(raw), limits.max_chars)
+    return Extracted(text, truncated=truncated or cut, encoding=encoding)
+
+
+def _visible_text(tree: Any) -> str:
     for node in tree.css(_INVISIBLE):
-        node.decompose()
+        node.decompose()  # detaches the subtree; nodes inside it stay valid (selectolax node_remove_deep)
     for node in tree.css("[style]"):
         if _HIDDEN_STYLE.search(node.attributes.get("style") or ""):
             node.decompose()
     root = tree.body or tree.root
-    raw = root.text(deep=True, separator=" ", strip=False) if root is not None else ""
-    text, truncated = cap(tidy(raw), limits.max_chars)
-    return Extracted(text, truncated=truncated or cut, encoding=encoding)
+    return str(root.text(deep=True, separator=" ", strip=False)) if root is not None else ""
 
 
 def decode_html(data: bytes, max_chars: int) -> tuple[str, str, bool]:

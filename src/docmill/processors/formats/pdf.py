@@ -33,6 +33,8 @@ def read_pdf(data: bytes, limits: Limits) -> Extracted:
             )
         parts, truncated = _read_pages(pdf, pages, limits.max_chars, deadline)
     text = "\f".join(parts).replace("\r\n", "\n").replace("\x00", "")
+    # PDFium marks a word hyphenated across lines with U+FFFE and drops the line break: "speci\ufffefied".
+    text = text.replace("\ufffe", "")
     return Extracted(text[: limits.max_chars], truncated=truncated, pages=pages)
 
 
@@ -44,7 +46,7 @@ def _open(data: bytes) -> Iterator[Any]:
         raise UnsupportedDocument("PDF support needs pypdfium2: pip install 'docmill[pdf]'") from exc
     try:
         pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
+    except Exception as exc:  # PdfiumError, or anything else the binding raises on bad input
         raise _translate(exc) from exc
     try:
         yield pdf
@@ -73,14 +75,12 @@ def _read_pages(pdf: Any, pages: int, max_chars: int, deadline: Deadline) -> tup
 
 
 def _page_text(pdf: Any, index: int) -> str:
-    import pypdfium2 as pdfium
-
     page = textpage = None
     try:
         page = pdf[index]
         textpage = page.get_textpage()
         return str(textpage.get_text_range())
-    except pdfium.PdfiumError as exc:
+    except Exception as exc:  # PdfiumError, or anything else the binding raises on a bad page
         raise CorruptDocument(f"corrupt PDF: page {index + 1} unreadable ({exc})") from exc
     finally:
         if textpage is not None:
