@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from docmill.bench.harness import BenchRow
+from docmill.bench.harness import OVERLAPS_IO, BenchRow
 from docmill.bench.plan import PlanInputs, project
 from docmill.bench.profile import measure_profile, profile_from_run
 from docmill.cli.main import app
@@ -49,26 +49,42 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def check_results(folder: Path, *, strict_cells: set[str]) -> None:
+QUIET = 0.5  # cores of other work below which a measurement is trusted to within 5 %
+
+
+def check_results(folder: Path) -> None:
+    """Sane values: sequential speedup is 1; efficiency is at most 1.05 where it is physically bounded.
+
+    Bounded = a strategy whose concurrency is its worker count (not OVERLAPS_IO). The 5 % bound is
+    checked on cells measured while other processes left the cores alone: on a loaded machine even a
+    sleeping baseline wakes late, by tens of percent. Loaded cells get the loose bound 1.5, which
+    still catches a wrong baseline or grouping.
+    """
     raw_columns, raw = _read(folder / "raw.csv")
     assert raw_columns == BenchRow.columns()
     assert raw and all(r["error"] == "" and int(r["failed"]) == 0 for r in raw)
     assert all(float(r["docs_per_s"]) > 0 and float(r["rss_peak_mb"]) > 10 for r in raw)
     columns, summary = _read(folder / "summary.csv")
     assert SUMMARY_COLUMNS <= set(columns)
+    quiet = {
+        s["workload"] for s in summary if s["strategy"] == "sequential" and float(s["other_cores"]) < QUIET
+    }
     for s in summary:
         if s["strategy"] == "sequential":
             assert float(s["speedup"]) == 1.0
-        if s["workload"] in strict_cells:
-            assert 0 < float(s["efficiency"]) <= 1.05, s
+        if s["strategy"] in OVERLAPS_IO:
+            continue
+        strict = s["workload"] in quiet and float(s["other_cores"]) < QUIET
+        assert 0 < float(s["efficiency"]) <= (1.05 if strict else 1.5), s
     report = (folder / "report.md").read_text()
     for heading in ("Winner per cell", "Amdahl", "Caveats", "cores available"):
         assert heading in report
     pngs = sorted((folder / "plots").glob("*.png"))
+    workload = summary[0]["workload"]
     assert {p.stem for p in pngs} >= {
-        "throughput-io",
-        "speedup-io",
-        "efficiency-io",
+        f"throughput-{workload}",
+        f"speedup-{workload}",
+        f"efficiency-{workload}",
         "memory",
         "cpu",
         "context-switches",
@@ -79,18 +95,19 @@ def check_results(folder: Path, *, strict_cells: set[str]) -> None:
         assert image.shape[0] > 200 and image.shape[1] > 300
 
 
-def test_quick_bench_on_io_writes_sane_results(tmp_path: Path) -> None:
-    folder = _bench(tmp_path, "--strategies", "sequential,threads,processes,peer:pool", "--workloads", "io")
-    check_results(folder, strict_cells={"io"})
+def test_quick_bench_writes_sane_results(tmp_path: Path) -> None:
+    folder = _bench(
+        tmp_path, "--strategies", "sequential,threads,processes,peer:pool", "--workloads", "io-sim"
+    )
+    check_results(folder)
     profile = profile_from_run(folder)
     assert profile.seconds_per_doc > 0 and set(profile.scaling) >= {"sequential", "threads", "processes"}
 
 
 @pytest.mark.slow
 def test_full_quick_preset(tmp_path: Path) -> None:
-    """Every strategy and peer. CPU efficiency is checked in io only: on a shared machine a CPU-bound
-    baseline can be slowed by other work, which would make the others look better than ideal."""
-    check_results(_bench(tmp_path), strict_cells={"io"})
+    """Every registered strategy and every peer, on cpu and io."""
+    check_results(_bench(tmp_path))
 
 
 def test_bad_option_is_one_line(tmp_path: Path) -> None:

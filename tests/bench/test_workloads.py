@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from docmill.bench.emulated import Emulators
 from docmill.bench.workloads import (
+    LLM_WORKLOADS,
     FolderSource,
     SimulatedCall,
     TokenCount,
@@ -74,14 +76,20 @@ def test_token_count_does_the_passes_and_sets_text(tmp_path: Path) -> None:
     assert out.metadata["words"] > 300
 
 
-@pytest.mark.parametrize("workload", ["cpu", "io", "mixed"])
+@pytest.mark.parametrize("workload", ["cpu", "io", "io-sim", "mixed"])
 def test_every_workload_runs_as_a_job(tmp_path: Path, workload: str) -> None:
-    write_corpus(tmp_path, size_kb=2, n_docs=2)
-    job = build_job(tmp_path, workload, "light")
-    job.setup()
-    outcomes = [job.run(ref) for ref in job.source]
-    job.teardown()
-    assert [o.status for o in outcomes] == [Status.OK, Status.OK]
+    write_corpus(tmp_path / "docs", size_kb=2, n_docs=3)
+    with Emulators(tmp_path) as emulators:
+        settings = emulators.settings("light") if workload in LLM_WORKLOADS else None
+        job = build_job(tmp_path / "docs", workload, "light", settings=settings)
+        job.setup()
+        outcomes = [job.run(ref) for ref in job.source]
+        job.teardown()
+    assert [o.status for o in outcomes] == [Status.OK] * 3, [o.error for o in outcomes]
+    if workload in LLM_WORKLOADS:  # a real classification over HTTP, with the labels we wrote
+        assert all(
+            o.label in {"alpha", "beta", "gamma"} and o.result and o.result["requests"] == 1 for o in outcomes
+        )
 
 
 def test_unknown_names_are_config_errors() -> None:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from docmill.bench.harness import BenchRow, MatrixSpec
+from docmill.bench.harness import OVERLAPS_IO, BenchRow, MatrixSpec
 from docmill.bench.summary import Summary, serial_fractions
 
 NOISY_CV = 0.10  # repetitions spreading more than this are flagged in the report
@@ -162,10 +163,7 @@ def caveats(summaries: list[Summary], facts: Mapping[str, Any], spec: MatrixSpec
             f"- {', '.join(map(str, over))} workers oversubscribe the {cores} cores: for CPU-bound work "
             "they can only add scheduling and memory cost; for io they add concurrency."
         )
-    lines.append(
-        f"- Load average at start {facts['load_average']}: other work on the machine competes "
-        "for the same cores, so absolute rates are noisy; compare ratios within this run."
-    )
+    lines += _load_lines(summaries, facts)
     lines.append(
         f"- {len(noisy)} of {len(summaries)} cases vary by more than {NOISY_CV:.0%} "
         f"(coefficient of variation over {spec.repeat} repetitions)."
@@ -175,6 +173,22 @@ def caveats(summaries: list[Summary], facts: Mapping[str, Any], spec: MatrixSpec
         f"({spec.cell_seconds:g} s of sequential work) magnify that fixed cost."
     )
     return [*lines, ""]
+
+
+def _load_lines(summaries: list[Summary], facts: Mapping[str, Any]) -> list[str]:
+    other = [s.other_cores for s in summaries] or [0.0]
+    lines = [
+        f"- Other processes kept {statistics.fmean(other):.2f} cores busy on average during the measurements "
+        f"(up to {max(other):.2f}; load average {facts['load_average']} at start): absolute rates are noisy, "
+        "compare ratios within this run."
+    ]
+    overlap = sorted({s.strategy for s in summaries if s.strategy in OVERLAPS_IO})
+    if overlap:
+        lines.append(
+            f"- {', '.join(overlap)} overlap I/O beyond their worker count (async stage, threads inside "
+            "processes): on io work their efficiency (speedup / workers) can exceed 100 %."
+        )
+    return lines
 
 
 def render(

@@ -46,6 +46,7 @@ class Summary:
     failed: int
     seconds_per_doc: float
     cpu_s_per_doc: float
+    other_cores: float
 
     @property
     def cell(self) -> tuple[str, int, str]:
@@ -105,6 +106,7 @@ def _summary(key: Key, group: list[BenchRow], base: float | None, cores: int) ->
         failed=sum(r.failed for r in group),
         seconds_per_doc=wall / group[0].n_docs,
         cpu_s_per_doc=cpu / group[0].n_docs,
+        other_cores=statistics.median(r.other_cores for r in group),
     )
 
 

@@ -6,9 +6,10 @@ users run; only the documents and the processors are synthetic:
 =========  ====================================================================================
 ``cpu``    extraction-like work over the bytes: decode, lower-case, tokenise, count (``passes``
            times); pure Python, so it holds the GIL the way parsers do
-``io``     one call per document whose latency is drawn from a lognormal distribution (seeded by
-           the document hash, so every strategy waits exactly as long per document); the sync path
-           blocks its thread, the async path awaits
+``io``     the real LLM classifier (``classify_llm``) calling ``docmill emulate``'s server over
+           loopback HTTP: one request per document, lognormal latency drawn by the emulator
+``io-sim`` the same wait without HTTP: a latency drawn per document (seeded by its hash, so every
+           strategy waits exactly as long per document); the sync path blocks, the async awaits
 ``mixed``  a light ``cpu`` pass then the ``io`` call, like extract → classify with an LLM
 =========  ====================================================================================
 
@@ -35,7 +36,8 @@ from docmill.job import Job
 from docmill.pipeline import Pipeline
 from docmill.processors.base import AsyncProcessor, Processor
 
-WORKLOADS = ("cpu", "io", "mixed")
+WORKLOADS = ("cpu", "io", "io-sim", "mixed")
+LLM_WORKLOADS = frozenset({"io", "mixed"})  # need an emulator: settings["base_url"]
 REAL_WORKLOAD = "extract"  # a real folder (--corpus) through ExtractText and an optional classifier
 REAL_COMPLEXITY = "real"
 COMPLEXITY_PASSES: Mapping[str, int] = {"light": 1, "medium": 4, "heavy": 16}
@@ -105,8 +107,8 @@ def latency_for(key: str, median: float, sigma: float) -> float:
     return median * math.exp(sigma * random.Random(seed).gauss(0.0, 1.0))
 
 
-def build_pipeline(workload: str, complexity: str) -> Pipeline:
-    """The processors of one workload × complexity cell."""
+def build_pipeline(workload: str, complexity: str, llm: Mapping[str, Any] | None = None) -> Pipeline:
+    """The processors of one workload × complexity cell; ``llm`` configures the LLM classifier."""
     if workload not in WORKLOADS:
         raise ConfigError(f"unknown workload {workload!r}; choose one of: {', '.join(WORKLOADS)}")
     if complexity not in COMPLEXITY_PASSES:
@@ -114,9 +116,13 @@ def build_pipeline(workload: str, complexity: str) -> Pipeline:
     passes, median = COMPLEXITY_PASSES[complexity], COMPLEXITY_LATENCY[complexity]
     if workload == "cpu":
         return Pipeline(TokenCount(passes))
-    if workload == "io":
+    if workload == "io-sim":
         return Pipeline(TokenCount(0), SimulatedCall(median))
-    return Pipeline(TokenCount(1), SimulatedCall(median))
+    if not llm or not llm.get("base_url"):
+        raise ConfigError(f"the {workload} workload needs an emulator (settings: base_url, labels)")
+    from docmill.processors.registry import build_classifier
+
+    return Pipeline(TokenCount(0 if workload == "io" else 1), build_classifier("llm:emulated-small", llm))
 
 
 class FolderSource:
@@ -208,9 +214,29 @@ def build_job(
     classifier: str | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> Job:
-    """The Job one bench cell runs: synthetic files through a workload, or a real folder (``extract``)."""
+    """The Job one bench cell runs: synthetic files through a workload, or a real folder (``extract``).
+
+    ``settings`` go to the classifier: the named one for a real folder, the LLM one for io/mixed.
+    """
     if workload == REAL_WORKLOAD:
         from docmill.sources.files import DirectorySource
 
         return Job(DirectorySource(root), real_pipeline(classifier, settings))
-    return Job(FolderSource(root), build_pipeline(workload, complexity))
+    return Job(FolderSource(root), build_pipeline(workload, complexity, settings))
+
+
+def write_labels(folder: Path, *, seed: int = 0, size_kb: int = 10) -> Path:
+    """A labels file whose keywords occur in the synthetic documents, for the LLM workloads."""
+    words = vocabulary(random.Random(f"{seed}:{size_kb}"))
+    lines = ["labels:"]
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        keywords = ", ".join(words[i * 7 : i * 7 + 5])
+        lines += [
+            f"  {name}:",
+            f'    description: "Synthetic documents about {name}."',
+            f"    keywords: [{keywords}]",
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "labels.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
