@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +147,19 @@ def test_redact_text_removes_bearer_tokens_from_messages() -> None:
 )
 def test_host_name(netloc: str, host: str) -> None:
     assert host_name(netloc) == host
+
+
+def test_cli_reports_a_busy_port_in_one_line(journal_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--db", str(journal_db), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_cli_reports_an_unreachable_journal_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--db", "postgresql://docmill:pw@127.0.0.1:1/none", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pw@" not in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,13 +37,9 @@ def serve(
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "starlette", "serve") from exc
     shown = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-    typer.echo(f"docmill dashboard on {shown}{'?token=…' if token else ''} (journal: {_display(db)})")
+    note = f"docmill dashboard on {shown}{'?token=…' if token else ''} (journal: {_display(db)})"
     run_server(
-        db,
-        host=host,
-        port=port,
-        token=token or os.environ.get("DOCMILL_SERVE_TOKEN"),
-        extra_hosts=allow_host or (),
+        db, host=host, port=port, token=token, extra_hosts=allow_host or (), ready=lambda: typer.echo(note)
     )
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from docmill.clock import SYSTEM_CLOCK, Clock
-from docmill.errors import DocmillError
+from docmill.errors import ConfigError, DocmillError
 from docmill.journal.base import Journal
 from docmill.serve import prometheus
 from docmill.serve.api import Api
@@ -98,9 +99,31 @@ def serve(
     port: int = 8765,
     token: str | None = None,
     extra_hosts: Iterable[str] = (),
+    ready: Callable[[], object] = lambda: None,
 ) -> None:
-    """Run the dashboard until interrupted."""
+    """Run the dashboard until interrupted; ``ready()`` is called once it listens. A journal that
+    cannot be read, or an address that cannot be bound, is a one-line error before anything is served."""
     import uvicorn
 
     app = create_app(target, token=token, host=host, extra_hosts=extra_hosts)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False)
+    try:
+        app.state.gateway.call_sync(lambda journal: journal.runs())  # fail now, not on the first request
+        sock = _listen(host, port)
+    except BaseException:
+        app.state.gateway.close()
+        raise
+    ready()
+    config = uvicorn.Config(app, log_level="warning", server_header=False, proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
