@@ -197,3 +197,8 @@ def test_a_segfault_under_spawn_is_contained() -> None:
     statuses = {o.ref.id: o.status for o in outcomes}
     assert statuses.pop("doc-000002") is Status.CRASHED
     assert set(statuses.values()) == {Status.OK} and len(statuses) == 7
+
+
+def test_auto_chunks_tiny_documents_over_processes_even_when_they_seem_to_wait() -> None:
+    job = Job(MemorySource(), SleepProcessor())
+    assert choose(_probe(0.00002, 0.0005), job, 2, None).strategy == "queue"

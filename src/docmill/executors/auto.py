@@ -8,6 +8,7 @@ a document's life (``cpu / wall``) and the shape of the pipeline:
 
 =====================  ======================================================================
 CPU share ≥ 60 %       ``queue`` over every core (self-sizing chunks: tiny or heavy documents)
+under 2 ms a document  ``queue`` too: what looks like waiting is a busy machine's preemption
 CPU share ≤ 15 %       waiting dominates: ``asyncio`` for async pipelines, ``threads`` otherwise
 in between             ``staged`` when sync CPU steps precede async ones (extract ‖ LLM),
                        else ``hybrid`` (processes × threads/asyncio)
@@ -32,6 +33,7 @@ from docmill.job import Job
 from docmill.outcome import Outcome
 
 CPU_BOUND = 0.60  # CPU share above which more processes is the only lever
+TINY = 0.002  # seconds: below this a document's wait is noise (a busy machine's preemption)
 WAIT_BOUND = 0.15  # CPU share below which one process can keep hundreds of documents waiting
 
 
@@ -188,6 +190,9 @@ def choose(probe: Probe, job: Job, processes: int, per_process: int | None) -> C
     cpu_steps, _ = job.pipeline.split()
     if not probe.wall or share >= CPU_BOUND:
         why = f"CPU share {share:.0%} ≥ {CPU_BOUND:.0%}: documents are CPU-bound, use every core"
+        return Choice("queue", {"workers": processes}, why)
+    if statistics.median(probe.wall) < TINY:
+        why = f"documents take under {TINY * 1e3:g} ms: chunked over every core, overhead amortised"
         return Choice("queue", {"workers": processes}, why)
     if share <= WAIT_BOUND:
         if job.pipeline.is_async:
