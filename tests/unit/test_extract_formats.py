@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from docmill.errors import CorruptDocument, ProcessingTimeout, ResourceLimitExce
 from docmill.processors.formats import Limits
 from docmill.processors.formats.docx import _Collector, _parse, read_docx
 from docmill.processors.formats.html import read_html
+from docmill.processors.formats.nesting import cap_nesting
 from docmill.processors.formats.pdf import read_pdf
 from docmill.processors.formats.sniff import sniff
 from docmill.processors.formats.text import decode, read_markdown, read_text, strip_markdown
@@ -337,3 +340,34 @@ def test_hostile_markdown_lines_cost_linear_time(piece: str) -> None:
     # 50,000 openers on one line would take minutes.
     text = read_markdown((piece * 50_000).encode(), Limits(1, 1, 1_000_000)).text
     assert text
+
+
+# ------------------------------------------------------------------------------------------- nesting
+
+
+def test_nesting_within_the_limit_is_left_alone(manpages: Path, manpage_labels: Path) -> None:
+    pages = [row["path"] for row in csv.DictReader(manpage_labels.open()) if row["format"] == "html"]
+    for path in pages[:20]:
+        markup = (manpages / path).read_text()
+        assert cap_nesting(markup) is markup
+
+
+def test_nesting_past_the_limit_is_flattened_and_text_kept() -> None:
+    assert cap_nesting("<div>" * 5 + "a" + "</div>" * 5, 3) == "<div>" * 3 + "a" + "</div>" * 3
+    assert cap_nesting("<span><div>" * 3 + "a", 4) == "<span><div>" * 2 + "a"
+
+
+def test_hidden_element_past_the_limit_goes_with_its_content() -> None:
+    markup = "<div>" * 3 + "<div hidden>" + "<div>" * 3 + "secret" + "</div>" * 4 + "shown" + "</div>" * 3
+    assert cap_nesting(markup, 3) == "<div>" * 3 + "shown" + "</div>" * 3
+    unclosed = "<div>" * 3 + "<p>kept</p><span style='display : none'>" + "<div>secret" * 5
+    assert cap_nesting(unclosed, 3) == "<div>" * 3 + "<p>kept</p>"
+
+
+@pytest.mark.timeout(30)
+def test_a_megabyte_of_nested_divs_parses_in_linear_time() -> None:
+    # Unflattened, 200,000 nested divs would take lexbor minutes (cost grows with depth squared).
+    data = (
+        b"<div>" * 200_000 + b"<p>deep text</p><div style='display:none'>hidden</div>" + b"</div>" * 200_000
+    )
+    assert read_html(data, Limits(1, 1, 1_000_000)).text == "deep text"

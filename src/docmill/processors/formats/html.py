@@ -3,7 +3,7 @@
 Dropped before the text is taken: ``head`` (title and metadata), ``script``, ``style``, ``noscript``,
 ``template``, embedded objects, and elements hidden with the ``hidden`` attribute, ``aria-hidden``
 or an inline ``display:none`` / ``visibility:hidden`` style, which is where hidden-text prompt
-injections live.
+injections live. Nesting is capped first (``nesting.py``): parsing costs O(depth) per tag.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from docmill.errors import CorruptDocument
 from docmill.processors.formats import Extracted, Limits, cap
+from docmill.processors.formats.nesting import cap_nesting
 from docmill.processors.formats.text import decode, tidy
 
 _INVISIBLE = (
@@ -33,7 +34,7 @@ def read_html(data: bytes, limits: Limits) -> Extracted:
 
     markup, encoding, cut = decode_html(data, limits.max_chars * _MARKUP_FACTOR)
     try:
-        raw = _visible_text(LexborHTMLParser(markup))
+        raw = _visible_text(LexborHTMLParser(cap_nesting(markup)))
     except Exception as exc:  # the parser's own failures (allocation, invalid state)
         raise CorruptDocument(f"HTML parser failed: {exc}") from exc
     text, truncated = cap(tidy(raw), limits.max_chars)
