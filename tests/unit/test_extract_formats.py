@@ -371,3 +371,20 @@ def test_a_megabyte_of_nested_divs_parses_in_linear_time() -> None:
         b"<div>" * 200_000 + b"<p>deep text</p><div style='display:none'>hidden</div>" + b"</div>" * 200_000
     )
     assert read_html(data, Limits(1, 1, 1_000_000)).text == "deep text"
+
+
+@pytest.mark.timeout(60)
+def test_a_process_forked_while_a_thread_reads_a_pdf_can_read_pdfs() -> None:
+    import multiprocessing
+
+    from docmill.processors.formats import pdf as pdf_module
+
+    data = _blank_pdf(1)
+    with pdf_module._PDFIUM:  # as if another thread were inside PDFium at fork time
+        child = multiprocessing.get_context("fork").Process(target=read_pdf, args=(data, LIMITS))
+        child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0

@@ -11,6 +11,7 @@ one process-wide lock. Threads therefore read PDFs one at a time; processes read
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,14 @@ from docmill.errors import CorruptDocument, ResourceLimitExceeded, UnsupportedDo
 from docmill.processors.formats import Deadline, Extracted, Limits
 
 _PDFIUM = threading.Lock()  # PDFium must never be entered by two threads at once
+
+
+def _reset_lock() -> None:
+    global _PDFIUM
+    _PDFIUM = threading.Lock()  # a child forked while a parent thread held it would wait forever
+
+
+os.register_at_fork(after_in_child=_reset_lock)
 
 
 def read_pdf(data: bytes, limits: Limits) -> Extracted:
