@@ -119,7 +119,10 @@ def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: W
         results: list[tuple[int, Any]] = []
         leftover, note = _run_items(task, items, slots, base, limits, done, results)
         done += len(results)
-        conn.send_bytes(encode_done(chunk_id, results, leftover, note))
+        try:
+            conn.send_bytes(encode_done(chunk_id, results, leftover, note))
+        except OSError:
+            return  # the parent is gone
         if note:
             return
 

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, PermanentError
-from docmill.executors.base import Executor
+from docmill.executors.base import Executor, ExecutorStats
 from docmill.job import Job
 from docmill.outcome import Outcome
 
@@ -144,6 +144,7 @@ class AsyncioExecutor(Executor):
         super().__init__(workers, max_in_flight=max_in_flight, **options)
         self.sync_threads = sync_threads
         self._loop: LoopThread[DocumentRef, Outcome] | None = None
+        self._in_flight = self._completed = 0
 
     def default_workers(self) -> int:
         return 64
@@ -164,19 +165,23 @@ class AsyncioExecutor(Executor):
     def _drive(
         self, loop: LoopThread[DocumentRef, Outcome], refs: Iterator[DocumentRef]
     ) -> Iterator[Outcome]:
-        in_flight, more = 0, True
+        more = True
         while True:
-            room = self.max_in_flight - in_flight
+            room = self.max_in_flight - self._in_flight
             batch = [ref for _, ref in zip(range(room), refs, strict=False)] if more else []
             more = more and len(batch) == room
             if batch:
                 loop.submit(batch)
-                in_flight += len(batch)
-            if in_flight == 0:
+                self._in_flight += len(batch)
+            if self._in_flight == 0:
                 return
             outcomes = loop.take()
-            in_flight -= len(outcomes)
+            self._in_flight -= len(outcomes)
+            self._completed += len(outcomes)
             yield from outcomes
+
+    def statistics(self) -> ExecutorStats:
+        return ExecutorStats(workers=self.workers, in_flight=self._in_flight, completed=self._completed)
 
     def close(self) -> None:
         if self._loop is not None:

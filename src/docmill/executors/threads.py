@@ -114,7 +114,7 @@ class ThreadExecutor(Executor):
     def __init__(self, workers: int | None = None, *, max_in_flight: int | None = None, **options: Any):
         super().__init__(workers, max_in_flight=max_in_flight, **options)
         self._crew: _Crew | None = None
-        self._abandoned = 0
+        self._abandoned = self._in_flight = self._completed = 0
 
     def default_workers(self) -> int:
         return min(32, default_workers() + 4)
@@ -135,20 +135,21 @@ class ThreadExecutor(Executor):
             job.teardown()
 
     def _drive(self, crew: _Crew, refs: Iterator[DocumentRef], limit: float | None) -> Iterator[Outcome]:
-        in_flight, more = 0, True
+        more = True
         tick = min(0.25, limit / 4) if limit else None
         while True:
-            while more and in_flight < self.max_in_flight:
+            while more and self._in_flight < self.max_in_flight:
                 ref = next(refs, None)
                 if ref is None:
                     more = False
                     break
                 crew.inbox.put(ref)
-                in_flight += 1
-            if in_flight == 0:
+                self._in_flight += 1
+            if self._in_flight == 0:
                 return
             for outcome in self._collect(crew, limit, tick):
-                in_flight -= 1
+                self._in_flight -= 1
+                self._completed += 1
                 yield outcome
 
     def _collect(self, crew: _Crew, limit: float | None, tick: float | None) -> list[Outcome]:
@@ -165,4 +166,10 @@ class ThreadExecutor(Executor):
         return outcomes
 
     def statistics(self) -> ExecutorStats:
-        return ExecutorStats(workers=self.workers, replaced_workers=self._abandoned)
+        return ExecutorStats(
+            workers=self.workers,
+            in_flight=self._in_flight,
+            completed=self._completed,
+            replaced_workers=self._abandoned,
+            detail=f"abandoned_threads={self._abandoned}",
+        )
