@@ -196,3 +196,14 @@ def test_export_pages_with_offset_when_the_journal_cannot_iterate(journal_db: Pa
     finally:
         api.SCAN_PAGE = original
     assert sorted(json.loads(r)["path"] for r in rows) == sorted(corpus.good + corpus.bad)
+
+
+def test_failures_come_most_recent_first_or_by_path(client: TestClient) -> None:
+    recent = client.get("/api/failures", params={"run": 1}).json()["items"]
+    finished = [d["finished"] for d in recent]
+    assert finished == sorted(finished, reverse=True)
+    by_path = client.get("/api/failures", params={"run": 1, "sort": "path"}).json()["items"]
+    assert [d["path"] for d in by_path] == sorted(d["path"] for d in recent)
+    paged = client.get("/api/failures", params={"run": 1, "limit": 1, "offset": 1}).json()
+    assert paged["total"] == 2 and [d["path"] for d in paged["items"]] == [recent[1]["path"]]
+    assert client.get("/api/failures", params={"sort": "size"}).status_code == 422

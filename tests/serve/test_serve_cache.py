@@ -57,3 +57,17 @@ def test_keys_are_independent() -> None:
     throttle = Throttle(clock=clock)
     assert throttle.get("a", 0, lambda: "A") == "A"
     assert throttle.get("b", 0, lambda: "B") == "B"
+
+
+def test_least_recently_used_entries_are_dropped() -> None:
+    clock = FakeClock()
+    throttle = Throttle(max_entries=2, clock=clock)
+    calls, compute = _counting(clock, 0.0)
+    throttle.get("a", 0, compute)
+    throttle.get("b", 0, compute)
+    throttle.get("a", 0, compute)  # a is now the most recent
+    throttle.get("c", 0, compute)  # evicts b
+    throttle.get("a", 0, compute)
+    assert len(calls) == 3
+    throttle.get("b", 0, compute)
+    assert len(calls) == 4

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import csv
+import heapq
 import io
 import json
 from collections import Counter
@@ -107,12 +109,12 @@ class Api:
     async def failures(self, request: Request) -> Response:
         query = _query(request, default_status=views.FAILURE_STATUSES)
         error_type = params.text(request, "error_type")
-        if error_type is None:
+        sort = params.choice(request, "sort", ("recent", "path"))
+        if sort == "path" and error_type is None:
             return await self._page(request, query)
-        rows = await self.gateway.call(lambda j: list(_scan(j, replace(query, limit=SCAN_PAGE, offset=0))))
-        matching = [r for r in rows if (r.error_type or r.status) == error_type]
-        items = matching[query.offset : query.offset + query.limit]
-        return JSON(_page_body(items, len(matching), query))
+        key = ("failures", query, error_type, sort)
+        rows, total = await self.gateway.cached(key, lambda j: _failure_page(j, query, error_type, sort))
+        return JSON(_page_body(rows, total, query))
 
     async def _page(self, request: Request, query: Query) -> Response:
         rows, total = await self.gateway.call(lambda j: (j.documents(query), j.count(query)))
@@ -183,6 +185,28 @@ def _query(request: Request, default_status: tuple[str, ...] = ()) -> Query:
 def _page_body(rows: Iterable[DocumentRecord], total: int, query: Query) -> dict[str, Any]:
     items = [views.document_json(r) for r in rows]
     return {"total": total, "limit": query.limit, "offset": query.offset, "items": items}
+
+
+def _failure_page(
+    journal: Journal, query: Query, error_type: str | None, sort: str
+) -> tuple[list[DocumentRecord], int]:
+    """One page of failures matching ``error_type``, most recent first or by path, and their count."""
+    seen = 0
+
+    def matching() -> Iterator[DocumentRecord]:
+        nonlocal seen
+        for row in _scan(journal, query):
+            if error_type is None or (row.error_type or row.status) == error_type:
+                seen += 1
+                yield row
+
+    wanted, found = query.offset + query.limit, matching()
+    if sort == "recent":
+        rows = heapq.nlargest(wanted, found, key=lambda r: r.finished or 0.0)
+    else:
+        rows = list(islice(found, wanted))
+        collections.deque(found, maxlen=0)  # count the rest without keeping it
+    return rows[query.offset :], seen
 
 
 def _error_counts(journal: Journal, query: Query) -> Counter[str]:

@@ -9,6 +9,7 @@ duration)``, so the dashboard spends at most about ``1 / factor`` of one core on
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,22 +31,34 @@ class Throttle:
     """A memo keyed by ``key``, refreshed when ``version`` changes, but not too often. Not thread-safe:
     the dashboard calls it only from the journal's thread."""
 
-    def __init__(self, *, min_age: float = 1.0, factor: float = 4.0, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        *,
+        min_age: float = 1.0,
+        factor: float = 4.0,
+        max_entries: int = 128,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.min_age = min_age
         self.factor = factor
+        self.max_entries = max_entries  # keys include filters typed into the page: keep the recent ones
         self.clock = clock
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
 
     def get(self, key: Hashable, version: Hashable, compute: Callable[[], T]) -> T:
         """The memoised ``compute()``; recomputed once ``version`` changed and the entry is old enough."""
         now = self.clock.monotonic()
         entry = self._entries.get(key)
         if entry is not None and (entry.version == version or now - entry.computed < self._age(entry)):
+            self._entries.move_to_end(key)
             value: T = entry.value
             return value
         value = compute()
         done = self.clock.monotonic()
         self._entries[key] = _Entry(value, version, done, done - now)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
         return value
 
     def _age(self, entry: _Entry) -> float:

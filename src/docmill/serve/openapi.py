@@ -163,7 +163,8 @@ def _paths() -> dict[str, Any]:
         },
     }
     errors = {"type": "object", "properties": {"error_types": COUNTS, "scanned": {"type": "integer"}}}
-    failures = [*FILTERS, _text("error_type", "Exact error type (or status for crashes).")]
+    sort = _param("sort", {"type": "string", "enum": ["recent", "path"], "default": "recent"}, text="Order.")
+    failures = [*FILTERS, _text("error_type", "Exact error type (or status for crashes)."), sort]
     download = {
         "200": {"description": "Streamed rows.", "content": {"text/csv": {"schema": {"type": "string"}}}}
     }

@@ -58,6 +58,14 @@ def text(request: Request, name: str) -> str | None:
     return raw
 
 
+def choice(request: Request, name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (the first is the default)."""
+    raw = request.query_params.get(name) or allowed[0]
+    if raw not in allowed:
+        raise BadParam(f"{name} must be one of {', '.join(allowed)}, got {raw[:40]!r}")
+    return raw
+
+
 def check_text(name: str, raw: str) -> str:
     """``raw`` if it is an acceptable string value for ``name``."""
     if len(raw) > MAX_TEXT:

@@ -298,12 +298,13 @@ function renderRows(page) {
       el("td", { text: doc.label ?? "" }),
       el("td", { class: "error", text: error, title: error }),
       el("td", { class: "num", text: String(doc.attempts) }),
-      el("td", { class: "num", text: doc.seconds == null ? "" : doc.seconds.toFixed(2) }));
+      el("td", { class: "num", text: doc.seconds == null ? "" : doc.seconds.toFixed(2) }),
+      el("td", { class: "num", text: fmtTime(doc.finished) }));
     tr.addEventListener("click", () => openDocument(doc.path));
     tr.addEventListener("keydown", (e) => { if (e.key === "Enter") openDocument(doc.path); });
     return tr;
   });
-  const empty = el("tr", {}, el("td", { colspan: "6", class: "muted empty", text: state.tab === "failures" ? "No failures." : "No documents match." }));
+  const empty = el("tr", {}, el("td", { colspan: "7", class: "muted empty", text: state.tab === "failures" ? "No failures." : "No documents match." }));
   $("rows").replaceChildren(...(rows.length ? rows : [empty]));
   const last = Math.min(page.total, page.offset + page.items.length);
   $("page-info").textContent = page.total ? `${fmtInt(page.offset + 1)}–${fmtInt(last)} of ${fmtInt(page.total)}` : "";
