@@ -81,7 +81,15 @@ def test_token_as_bearer_or_query_and_then_cookie(guarded: TestClient) -> None:
     assert page.status_code == 200
     cookie = page.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert TOKEN not in cookie  # the cookie holds a digest, not the token
     assert guarded.get("/api/runs").status_code == 200  # the client kept the cookie
+
+
+def test_a_forged_cookie_is_refused(guarded: TestClient) -> None:
+    guarded.cookies.set("docmill_token", TOKEN)  # the raw token is not the cookie's value
+    assert guarded.get("/api/runs").status_code == 401
+    guarded.cookies.set("docmill_token", 'x"; y=1')
+    assert guarded.get("/api/runs").status_code == 401
 
 
 def test_wide_bind_still_checks_host(guarded: TestClient) -> None:

@@ -10,6 +10,7 @@ load sets a ``SameSite=Strict`` cookie so that the page's own requests and expor
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -131,10 +132,10 @@ class Guard:
 
     def _has_token(self, scope: Scope, headers: Mapping[str, str]) -> bool:
         assert self.token is not None
-        for given in _offered_tokens(scope, headers):
-            if tokens_equal(given, self.token):
-                return True
-        return False
+        if any(tokens_equal(given, self.token) for given in _offered_tokens(scope, headers)):
+            return True
+        cookie = _cookie_value(headers)
+        return cookie is not None and tokens_equal(cookie, cookie_digest(self.token))
 
     def _sender(self, send: Send, scope: Scope) -> Send:
         set_cookie = self.token is not None and _query_token(scope) is not None
@@ -167,18 +168,25 @@ def _offered_tokens(scope: Scope, headers: Mapping[str, str]) -> list[str]:
     query = _query_token(scope)
     if query is not None:
         offered.append(query)
-    cookie = SimpleCookie()
-    try:
-        cookie.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header is simply no token
-        return offered
-    if TOKEN_COOKIE in cookie:
-        offered.append(cookie[TOKEN_COOKIE].value)
     return offered
 
 
+def _cookie_value(headers: Mapping[str, str]) -> str | None:
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(headers.get("cookie", ""))
+    except Exception:  # a malformed Cookie header is simply no token
+        return None
+    return cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None
+
+
+def cookie_digest(token: str) -> str:
+    """What the cookie holds: a digest of the token (cookie-safe, and not the token itself)."""
+    return hashlib.sha256(b"docmill-serve-cookie\0" + token.encode("utf-8")).hexdigest()
+
+
 def _cookie(token: str) -> bytes:
-    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1", "replace")
+    return f"{TOKEN_COOKIE}={cookie_digest(token)}; Path=/; HttpOnly; SameSite=Strict".encode("ascii")
 
 
 def _security_headers() -> list[tuple[bytes, bytes]]:
