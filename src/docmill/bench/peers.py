@@ -9,6 +9,7 @@ up once, as docmill's own strategies do.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 
 from docmill.document import DocumentRef
@@ -59,8 +60,12 @@ def run_joblib(job: Job, refs: Sequence[DocumentRef], workers: int) -> list[Outc
     from joblib import Parallel, delayed
     from joblib.externals.loky import get_reusable_executor
 
-    parallel = Parallel(n_jobs=workers, return_as="generator_unordered", batch_size="auto")
-    outcomes: list[Outcome] = list(parallel(delayed(_run_with)(job, ref) for ref in refs))
+    # loky registers a memmapping folder per call even when nothing is memmapped (our arguments are
+    # small), never creates it, and its resource tracker then warns at exit about "leaked" folders
+    # that do not exist. The tracker starts with this (disposable, per-case) process's environment.
+    os.environ["PYTHONWARNINGS"] = "ignore:resource_tracker:UserWarning"
+    with Parallel(n_jobs=workers, return_as="generator_unordered", batch_size="auto") as parallel:
+        outcomes: list[Outcome] = list(parallel(delayed(_run_with)(job, ref) for ref in refs))
     get_reusable_executor(max_workers=workers).shutdown(wait=True)
     return outcomes
 
