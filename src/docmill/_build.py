@@ -94,8 +94,11 @@ def build_journal(config: RunConfig) -> Journal:
 
 
 def build_executor(config: RunConfig) -> Executor:
-    options: dict[str, Any] = {"workers": config.workers}
+    options: dict[str, Any] = {**config.strategy_options, "workers": config.workers}
     if config.strategy in _NESTED:
         options["max_processes"] = config.parallelization.max_processes
         options["max_threads_per_process"] = config.parallelization.max_threads_per_process
-    return executor_class(config.strategy)(**options)
+    try:
+        return executor_class(config.strategy)(**options)
+    except TypeError as exc:  # an option this strategy does not take
+        raise ConfigError(f"strategy {config.strategy!r}: {exc}") from exc

@@ -6,6 +6,7 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     source: ./inbox               # what `docmill run` processes when no path is given
     strategy: processes           # sequential | threads | processes | asyncio | … | auto
     workers: 2
+    strategy_options: {}          # extra options of the strategy (celery: broker, store; processes: …)
     parallelization: {max_processes: null, max_threads_per_process: 4}
     classifier: keywords          # or model:man.model, llm; or {spec: llm, <settings>…}
     labels: labels.yaml
@@ -62,6 +63,7 @@ class RunConfig:
     source: str | None = None
     strategy: str = ""  # "" = the default: auto when available, else processes
     workers: int | None = None
+    strategy_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the strategy as is
     parallelization: Parallelization = field(default_factory=Parallelization)
     classifier: str = "keywords"
     classifier_options: Mapping[str, Any] = field(default_factory=dict)
@@ -213,7 +215,7 @@ def _coerce(values: dict[str, Any]) -> None:
         section = values.get(key)
         if isinstance(section, Mapping):
             values[key] = _section(key, kind, section)
-    for key in ("llm", "extract", "classifier_options"):
+    for key in ("llm", "extract", "classifier_options", "strategy_options"):
         if key in values and not isinstance(values[key], Mapping):
             raise ConfigError(f"{key} must be a mapping, got {values[key]!r}")
 
