@@ -67,7 +67,7 @@ def test_same_content_is_recorded_duplicate_with_the_first_result(journal: Postg
     run = start(journal)
     journal.record([ok("first", "same", "x")], run_id=run, source="/data", fingerprint=FP)
     recorded = journal.record(
-        [ok("second", "same", "y"), ok("third", "other", "z"), ok("fourth", "other", "w")],
+        [ok("second", "same", "y"), ok("other-1", "other", "z"), ok("other-2", "other", "w")],
         run_id=run,
         source="/data",
         fingerprint=FP,
@@ -79,6 +79,21 @@ def test_same_content_is_recorded_duplicate_with_the_first_result(journal: Postg
     assert second is not None and second.duplicate_of == "first" and second.label == "x"
     again = journal.record([ok("first", "same", "x")], run_id=run, source="/data", fingerprint=FP)
     assert again[0].status is Status.OK  # re-recording the first copy never makes it its own duplicate
+    earlier = journal.record([ok("a-first", "same", "q")], run_id=run, source="/data", fingerprint=FP)
+    assert earlier[0].status is Status.OK  # the smallest path keeps the result, whatever the order
+    demoted = journal.document("first")
+    assert demoted is not None and demoted.status == "duplicate" and demoted.duplicate_of == "a-first"
+    assert demoted.result["duplicate_of"] == "a-first"
+    second_again = journal.document("second")
+    assert second_again is not None and second_again.duplicate_of == "a-first"
+
+
+def test_nul_characters_are_stored_visibly(journal: PostgresJournal) -> None:
+    run = start(journal)
+    bad = Outcome(ref("nul"), Status.FAILED, None, {"note": "a\x00b"}, ErrorInfo("E", "x\x00y", "", False))
+    journal.record([bad], run_id=run, source="/data", fingerprint=FP)
+    doc = journal.document("nul")
+    assert doc is not None and doc.error_message == "x\\x00y" and doc.result["note"] == "a\\x00b"
 
 
 def test_failures_count_up_to_quarantine(journal: PostgresJournal) -> None:

@@ -71,7 +71,7 @@ def _hammer(b: RedisTokenBucket, n: int, out: multiprocessing.Queue[list[float]]
 
 def test_processes_share_the_rate_with_redis_time(redis_url: str) -> None:
     b = bucket(redis_url, rate=1200, burst=1)  # 20 per second, real time from Redis
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # fork would inherit locks of threads other tests left
     out: multiprocessing.Queue[list[float]] = ctx.Queue()
     procs = [ctx.Process(target=_hammer, args=(b, 10, out)) for _ in range(3)]
     for p in procs:

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS docmill_documents (
     error_type text,
     error_message text,
     traceback text,
-    retryable boolean NOT NULL DEFAULT false,
+    retryable integer NOT NULL DEFAULT 0,
     attempts integer NOT NULL DEFAULT 1,
     failures integer NOT NULL DEFAULT 0,
     duplicate_of text,
@@ -89,6 +89,11 @@ UPSERT = f"""
 INSERT INTO docmill_documents ({_COLUMNS})
 VALUES ({", ".join(["%s"] * 21)})
 ON CONFLICT (source, path, fingerprint) DO UPDATE SET {_UPDATES}
+"""
+DEMOTE = """
+UPDATE docmill_documents
+SET status = 'duplicate', duplicate_of = %s, result = jsonb_set(result, '{duplicate_of}', to_jsonb(%s::text))
+WHERE source = %s AND fingerprint = %s AND (path = %s OR duplicate_of = %s)
 """
 FORGET = "DELETE FROM docmill_documents WHERE source = %s AND fingerprint = %s"
 

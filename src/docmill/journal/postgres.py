@@ -23,8 +23,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError, MissingDependencyError
 from docmill.journal import _pg_sql as sql
+from docmill.journal._sql import demote_row, document_row
 from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
-from docmill.journal.policy import First, Recorded, Settled, is_pending, settle
+from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, settle
 from docmill.outcome import Outcome
 
 try:
@@ -133,9 +134,13 @@ class PostgresJournal:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 settled = self._settle(cur, outcomes, source, fingerprint)
                 rows = [
-                    _document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled
+                    _pg_safe(document_row(s, run_id=run_id, source=source, fingerprint=fingerprint))
+                    for s in settled
                 ]
                 cur.executemany(sql.UPSERT, rows)
+                demoted = [_pg_safe(demote_row(s, source, fingerprint)) for s in settled if s.demote]
+                if demoted:
+                    cur.executemany(sql.DEMOTE, demoted)
         except psycopg.Error as exc:
             raise JournalError(f"cannot record outcomes: {_first_line(exc)}") from exc
         return [s.outcome for s in settled]
@@ -143,7 +148,7 @@ class PostgresJournal:
     def _settle(
         self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str
     ) -> list[Settled]:
-        failed = [o.ref.id for o in outcomes if o.status.value in ("failed", "crashed")]
+        failed = [clean(o.ref.id) for o in outcomes if o.status.value in ("failed", "crashed")]
         cur.execute(sql.SELECT_FAILURES, (source, fingerprint, failed))
         failures = {row["path"]: row["failures"] for row in cur.fetchall()}
         firsts = self._firsts(cur, outcomes, source, fingerprint)
@@ -151,12 +156,12 @@ class PostgresJournal:
         for outcome in outcomes:
             done = settle(
                 outcome,
-                failures=failures.get(outcome.ref.id, 0),
+                failures=failures.get(clean(outcome.ref.id), 0),
                 first=firsts.get(outcome.sha256 or ""),
                 quarantine_after=self.quarantine_after,
             )
             if done.outcome.status.value == "ok" and outcome.sha256:
-                firsts.setdefault(outcome.sha256, First(outcome.ref.id, outcome.result or {}))
+                firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {})
             settled.append(done)
         return settled
 
@@ -285,26 +290,11 @@ def _where(query: Query, source: str | None, fingerprint: str | None) -> tuple[s
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def _document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
-    """The UPSERT parameters for one settled outcome (the same columns as the SQLite journal)."""
-    o = settled.outcome
-    result = dict(o.result or {})
-    error = o.error
-    label, score = result.get("label"), result.get("score")
-    return (
-        source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
-        None if label is None else str(label), _number(score), json.dumps(result, default=str),
-        error.type if error else None, error.message if error else None, error.traceback if error else None,
-        bool(error and error.retryable), o.attempts, settled.failures, settled.duplicate_of,
-        o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
-    )  # fmt: skip
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+def _pg_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """PostgreSQL text and jsonb cannot hold NUL: store it visibly, as the SQLite journal does odd bytes."""
+    return tuple(
+        v.replace("\x00", "\\x00").replace("\\u0000", "\\\\x00") if isinstance(v, str) else v for v in row
+    )
 
 
 def _run_record(row: Mapping[str, Any]) -> RunRecord:
