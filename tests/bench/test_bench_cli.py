@@ -172,3 +172,31 @@ def test_plan_projections_are_positive_and_monotone(tiny_sample: Path) -> None:
 def test_plan_needs_exactly_one_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["plan", "--docs", "10"])
     assert result.exit_code != 0 and "exactly one of" in str(result.exception)
+
+
+def test_bench_on_a_real_folder(tiny_sample: Path, tmp_path: Path) -> None:
+    args = [
+        "bench",
+        "--corpus",
+        str(tiny_sample),
+        "--strategies",
+        "sequential,processes",
+        "--workers",
+        "1,2",
+        "--repeat",
+        "1",
+        "--no-peers",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (folder,) = tmp_path.iterdir()
+    _, rows = _read(folder / "raw.csv")
+    assert {(r["strategy"], r["workers"], r["workload"], r["n_docs"]) for r in rows} == {
+        ("sequential", "1", "extract", "12"),
+        ("processes", "1", "extract", "12"),
+        ("processes", "2", "extract", "12"),
+    }
+    assert all(r["error"] == "" and r["failed"] == "0" for r in rows)
+    assert (folder / "plots" / "speedup-extract.png").is_file()

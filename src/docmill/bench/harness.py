@@ -23,6 +23,7 @@ from docmill.bench.peers import PEERS
 from docmill.bench.sampler import EMPTY_USAGE, ResourceUsage, TreeSampler
 from docmill.bench.workloads import (
     COMPLEXITY_PASSES,
+    DEFAULT_WORKLOADS,
     LLM_WORKLOADS,
     REAL_COMPLEXITY,
     REAL_WORKLOAD,
@@ -221,7 +222,7 @@ class MatrixSpec:
     workers: tuple[int, ...] = (1, 2, 4, 8)
     sizes_kb: tuple[int, ...] = (10, 100, 500)
     complexities: tuple[str, ...] = ("light", "medium", "heavy")
-    workloads: tuple[str, ...] = WORKLOADS
+    workloads: tuple[str, ...] = DEFAULT_WORKLOADS
     repeat: int = 3
     docs: int | None = None
     cell_seconds: float = 2.0

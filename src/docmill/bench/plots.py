@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from docmill.bench.summary import Summary
 
 Metric = Callable[[Summary], float]
+_LEVELS = ("light", "medium", "heavy")
 _STYLES = ("-o", "-s", "-^", "-D", "-v", "-P", "-X", "-*", "--o", "--s", "--^", "--D")
 
 
@@ -75,7 +76,8 @@ def facet_figure(
     """One panel per (size, complexity) of ``workload``; lines per strategy; x = workers."""
     rows = [s for s in summaries if s.workload == workload]
     sizes = sorted({s.size_kb for s in rows})
-    levels = [c for c in ("light", "medium", "heavy") if any(s.complexity == c for s in rows)]
+    present = {s.complexity for s in rows}
+    levels = [c for c in _LEVELS if c in present] + sorted(present - set(_LEVELS))
     workers = sorted({s.workers for s in rows})
     strategies = _strategies(rows)
     fig, grid = plt.subplots(

@@ -37,6 +37,7 @@ from docmill.pipeline import Pipeline
 from docmill.processors.base import AsyncProcessor, Processor
 
 WORKLOADS = ("cpu", "io", "io-sim", "mixed")
+DEFAULT_WORKLOADS = ("cpu", "io", "mixed")  # io-sim on request
 LLM_WORKLOADS = frozenset({"io", "mixed"})  # need an emulator: settings["base_url"]
 REAL_WORKLOAD = "extract"  # a real folder (--corpus) through ExtractText and an optional classifier
 REAL_COMPLEXITY = "real"

@@ -41,7 +41,9 @@ def bench(
     workers: Annotated[str | None, typer.Option(help="Comma list of worker counts [1,2,4,8].")] = None,
     sizes: Annotated[str | None, typer.Option(help="Document sizes, e.g. 10k,100k,500k.")] = None,
     complexity: Annotated[str | None, typer.Option(help="light,medium,heavy")] = None,
-    workloads: Annotated[str | None, typer.Option(help="cpu,io,mixed")] = None,
+    workloads: Annotated[
+        str | None, typer.Option(help="cpu,io,mixed (and io-sim: latency without HTTP).")
+    ] = None,
     repeat: Annotated[int | None, typer.Option(help="Repetitions per case [3].")] = None,
     docs: Annotated[int | None, typer.Option(help="Documents per case (default: calibrated).")] = None,
     cell_seconds: Annotated[
