@@ -153,7 +153,11 @@ def test_watch_a_run_open_a_failure_and_find_an_odd_path(
     expect(page.locator("#doc-path")).to_have_text(corpus.invoices[7])
     expect(page.locator("#doc-fields")).to_contain_text("invoice")
     page.keyboard.press("Escape")
-    assert "run=1" in (page.locator("#export-csv").get_attribute("href") or "")
+    href = page.locator("#export-csv").get_attribute("href") or ""
+    assert "run=1" in href
+    export = page.request.get(url + href)  # with the page's cookie, as a click would
+    assert export.ok
+    assert "invoice #7 & ü — naïve.txt" in export.text()
     page.screenshot(path=str(ARTIFACTS / "3-run-done.png"), full_page=True)
     assert not errors
 
