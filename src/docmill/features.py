@@ -1,0 +1,170 @@
+"""Text features for the trained ``model:`` classifier (scikit-learn; imported by training and loading).
+
+Four blocks, concatenated and fed to a linear SVM:
+
+* **words**: tf-idf of word unigrams and bigrams, sublinear tf (``1 + log tf``), min_df 2;
+* **structure**: one token per section heading (``h_return_value``), per cross-reference section
+  (``ref2`` for ``open(2)``) and ``include`` when C headers are included: the shape of the document;
+* **lead**: tf-idf of the first 600 characters (title, NAME line, synopsis), where the kind of document
+  is usually stated;
+* **citations**: how the *training* corpus cites this document's own names (``renice(1)`` cited by
+  other pages says ``renice`` is in section 1), and how the document cites itself.
+
+Measured on the man pages (benchmarks/bench_classify.py): each block adds accuracy over words alone.
+Classes and functions here are pickled by reference into model files: renaming them breaks old models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse  # type: ignore[import-untyped]
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.svm import LinearSVC
+
+LEAD_CHARS = 600
+_REF = re.compile(r"([\w.:+@-]+) ?\((\d)[a-z]*\)")
+_HEADING = re.compile(r"^[ \t]{0,2}(?:##[ \t]*)?([A-Z][A-Za-z ]{1,30}?)[ \t]*$", re.M)
+_NAME_HEADING = re.compile(r"^[ \t]*(?:##[ \t]*)?NAME[ \t]*$", re.I | re.M)
+_NAME_DASH = re.compile(r"\s[-\u2014\u2013\u2010]\s")
+_CAPS_LINE = re.compile(r"^[ \t]*[A-Z][A-Z ]{2,}[ \t]*$", re.M)
+_SPLIT_WORD = re.compile(r"[\u2010-]\s*\n\s*")
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def structure(text: str) -> str:
+    """Tokens describing the document's shape: headings, cross-reference sections, C includes."""
+    text = _lines(text)
+    markdown = text.lstrip().startswith("##")
+    tokens = [f"ref{section}" for _, section in _REF.findall(text)]
+    headings = (h for h in _HEADING.findall(text) if h.isupper() or markdown)
+    tokens.extend("h_" + "_".join(h.lower().split()) for h in headings)
+    if "#include" in text:
+        tokens.append("include")
+    return " ".join(tokens)
+
+
+def lead(text: str) -> str:
+    """The opening of the document (title, NAME line, synopsis), lower-cased."""
+    return text[:LEAD_CHARS].lower()
+
+
+def citations(text: str) -> Counter[tuple[str, str]]:
+    """(lower-cased name, section digit) for every ``name(N)`` cross-reference in the text."""
+    return Counter((name.lower(), section) for name, section in _REF.findall(text))
+
+
+def own_names(text: str) -> list[str]:
+    """The names a page documents: its NAME entry (before the dash) and its title line."""
+    text = _lines(text)
+    names = _name_entry(text)
+    first = text.strip().split("\n", 1)[0].strip().split(" ")[0].rstrip("()").lower() if text.strip() else ""
+    if first and first != "name" and first not in names and len(first) < 60:
+        names.append(first)
+    return names
+
+
+def _name_entry(text: str) -> list[str]:
+    for match in _NAME_HEADING.finditer(text):
+        segment = text[match.end() : match.end() + 600]
+        dash = _NAME_DASH.search(segment)
+        if dash is None or _CAPS_LINE.search(segment[: dash.start()]):
+            continue  # a table of contents, not the NAME section itself
+        segment = _SPLIT_WORD.sub("", segment[: dash.start()])
+        return [" ".join(n.split()).lower() for n in segment.split(",") if n.strip()][:12]
+    return []
+
+
+class Citations(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """20 columns: the section distribution of the corpus's citations of the page's own names (10),
+    and of the page's citations of itself (10).
+
+    ``fit`` indexes the training texts. While fitting, a page's own citations are taken out of the
+    index so that training sees what prediction will: only other pages' citations.
+    """
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> Citations:
+        self.index_: Counter[tuple[str, str]] = Counter()
+        for text in texts:
+            self.index_.update(citations(text))
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return self._rows(texts, exclude_own=False)
+
+    def fit_transform(
+        self, texts: Sequence[str], y: Any = None, **fit_params: Any
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return self.fit(texts)._rows(texts, exclude_own=True)
+
+    def _rows(self, texts: Sequence[str], *, exclude_own: bool) -> np.ndarray[Any, np.dtype[np.float64]]:
+        rows = np.zeros((len(texts), 20))
+        for i, text in enumerate(texts):
+            rows[i] = self._row(text, exclude_own)
+        return rows
+
+    def _row(self, text: str, exclude_own: bool) -> np.ndarray[Any, np.dtype[np.float64]]:
+        own = citations(text)
+        row = np.zeros(20)
+        for name in own_names(text):
+            for digit in range(10):
+                key = (name, str(digit))
+                row[digit] += self.index_.get(key, 0) - (own.get(key, 0) if exclude_own else 0)
+                row[10 + digit] += own.get(key, 0)
+        for block in (row[:10], row[10:]):
+            total = block.sum()
+            if total > 0:
+                block /= total
+        return row
+
+
+class Blocks(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """Feature blocks side by side (``FeatureUnion`` without joblib: it warns in worker threads)."""
+
+    def __init__(self, blocks: list[tuple[str, Any]]) -> None:
+        self.blocks = blocks
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> Blocks:
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str], y: Any = None, **fit_params: Any) -> Any:
+        return _stack(block.fit_transform(texts) for _, block in self.blocks)
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return _stack(block.transform(texts) for _, block in self.blocks)
+
+
+def _stack(parts: Iterable[Any]) -> Any:
+    return scipy.sparse.hstack([scipy.sparse.csr_matrix(p) for p in parts], format="csr")
+
+
+def _words(**options: Any) -> TfidfVectorizer:
+    return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, **options)
+
+
+def build_pipeline(*, seed: int = 0) -> Pipeline:
+    """The model ``docmill train`` fits: four feature blocks → LinearSVC."""
+    features = Blocks(
+        [
+            ("words", _words()),
+            ("structure", TfidfVectorizer(sublinear_tf=True, preprocessor=structure, token_pattern=r"\S+")),
+            ("lead", TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), preprocessor=lead)),
+            ("citations", Citations()),
+        ]
+    )
+    return Pipeline([("features", features), ("svm", LinearSVC(random_state=seed))])
+
+
+def baseline_pipeline(*, seed: int = 0) -> Pipeline:
+    """The naive reference: default tf-idf + LinearSVC (benchmarks compare against it)."""
+    return make_pipeline(TfidfVectorizer(), LinearSVC(random_state=seed))

@@ -1,0 +1,92 @@
+"""The ``model:PATH`` classifier: a tf-idf + linear model trained by ``docmill train``.
+
+The constructor is cheap and picklable: it validates the file's header and keeps its path and sha256
+(the sha256 is the classifier's identity, so retraining re-processes old documents). Each worker
+unpickles the model once, in ``setup()``. ``score`` is a softmax over the linear model's decision
+values, sharpened by the temperature fitted on the held-out split at training time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from docmill.document import Document
+from docmill.errors import ConfigError
+from docmill.model_file import file_sha256, read_header, read_model
+from docmill.processors.base import Processor
+
+DEFAULT_MAX_CHARS = 200_000  # the features saturate long before; bounds the cost of huge texts
+
+
+class ModelClassifier(Processor):
+    """Adds ``label``, ``score`` (0..1) and ``classifier`` (this step's fingerprint) to the metadata."""
+
+    name = "model"
+    version = "1"
+    requires = (("sklearn", "local"),)
+
+    def __init__(self, path: str | os.PathLike[str], *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.path = os.fspath(path)
+        self.labels = read_header(self.path).labels
+        self.sha256 = file_sha256(self.path)
+        self.max_chars = max_chars
+        self._model: Any = None
+        self._temperature = 1.0
+        self._fingerprint = self.fingerprint()
+
+    def setup(self) -> None:
+        self.check_requirements()
+        header, self._model = read_model(self.path)
+        self._temperature = float(header.meta.get("temperature", 1.0))
+
+    def teardown(self) -> None:
+        self._model = None
+
+    def process(self, doc: Document) -> Document:
+        if self._model is None:
+            self.setup()
+        text = _text_of(doc)[: self.max_chars]
+        decision = self._model.decision_function([text])[0]
+        label, score = _best(self._model.classes_, decision, self._temperature)
+        return doc.with_metadata(label=label, score=round(score, 4), classifier=self._fingerprint)
+
+    def config(self) -> Mapping[str, Any]:
+        return {"model_sha256": self.sha256, "max_chars": self.max_chars}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_model"] = None  # each worker loads its own copy in setup()
+        return state
+
+
+def _best(classes: Sequence[str], decision: Any, temperature: float) -> tuple[str, float]:
+    values = [float(v) for v in (decision if len(classes) > 2 else (-decision, decision))]
+    best = max(range(len(values)), key=values.__getitem__)
+    return str(classes[best]), softmax(values, temperature)[best]
+
+
+def softmax(values: Sequence[float], temperature: float = 1.0) -> list[float]:
+    """Probabilities from decision values; ``temperature`` multiplies them first (higher = sharper)."""
+    top = max(values)
+    exps = [math.exp((v - top) * temperature) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def _text_of(doc: Document) -> str:
+    if doc.text is not None:
+        return doc.text
+    return (doc.content or b"").decode("utf-8", errors="replace")
+
+
+def from_spec(arg: str | None, settings: Mapping[str, Any]) -> Processor:
+    """``--classifier model:PATH`` (or ``model`` with ``settings["model_path"]``)."""
+    path = arg or settings.get("model_path")
+    if not path:
+        raise ConfigError(
+            "the model classifier needs a model file: --classifier model:PATH (see `docmill train`)"
+        )
+    return ModelClassifier(str(path))
