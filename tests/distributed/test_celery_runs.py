@@ -242,3 +242,12 @@ def test_cli_run_on_celery_with_postgres_then_status_and_export(
     assert "redelivered=0" in record.stats["executor"]["detail"]
     assert len(out.read_text().splitlines()) == total + 1
     assert str(total) in status.stdout and summary
+
+
+def test_no_worker_on_the_queue_stops_the_run_with_a_hint(workers: Workers) -> None:
+    ex = CeleryExecutor(1, broker=workers.broker, queue="docmill-test-nobody", stall_timeout=0.5)
+    with pytest.raises(BrokenExecutorError, match="no Celery worker serves queue 'docmill-test-nobody'"):
+        list(ex.map_unordered(Job(MemorySource(3), NoopProcessor()), MemorySource(3)))
+    import redis
+
+    redis.Redis.from_url(workers.broker).delete("docmill-test-nobody")

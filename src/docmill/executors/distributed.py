@@ -215,19 +215,24 @@ class _Run:
             self.last_beat = now
 
     def _check_stall(self) -> None:
-        """No result for ``stall_timeout`` seconds: fine if workers answer, fatal if none does."""
+        """No result for ``stall_timeout`` seconds: fine if workers serve the queue, fatal if none does."""
         now = self.ex.clock.monotonic()
         if now - self.last_progress < self.ex.stall_timeout:
             return
-        replies = self.ex.app.control.ping(timeout=2.0)
-        if not replies:
+        serving = self._serving()
+        if not serving:
             raise BrokenExecutorError(
-                f"no Celery worker answers on {self.ex.broker} (queue {self.ex.queue!r}) and "
+                f"no Celery worker serves queue {self.ex.queue!r} on {self.ex.broker} and "
                 f"{len(self.pending)} chunks are waiting; start one with: "
-                f"docmill worker --broker {self.ex.broker}"
+                f"docmill worker --broker {self.ex.broker} --queue {self.ex.queue}"
             )
-        log.info("%d chunks still running on %d workers", len(self.pending), len(replies))
+        log.info("%d chunks still running on %d workers", len(self.pending), len(serving))
         self.last_progress = now
+
+    def _serving(self) -> list[str]:
+        """Names of the workers that answer and consume this run's queue."""
+        queues = self.ex.app.control.inspect(timeout=2.0).active_queues() or {}
+        return [name for name, qs in queues.items() if any(q.get("name") == self.ex.queue for q in qs)]
 
     def finish(self) -> DistributedStats:
         """Close the run (queued chunks of it are skipped) and report the duplicate work."""
