@@ -115,12 +115,15 @@ def test_server_errors_are_retried_with_backoff_then_succeed() -> None:
     assert [s for s in clock.sleeps if s >= 1.0] == [1.0, 2.0]
 
 
-def test_retry_after_is_a_floor_on_the_wait() -> None:
+@pytest.mark.parametrize("seconds", [3, 30, 150])  # 150: past the policy's maximum and a 60 s window
+def test_retry_after_is_a_floor_on_the_wait(seconds: int) -> None:
     clock = FakeClock()
-    handler, _ = _scripted(httpx.Response(429, headers={"retry-after": "30"}), _reply('{"label": "letter"}'))
+    throttled = httpx.Response(429, headers={"retry-after": str(seconds)})
+    handler, seen = _scripted(throttled, _reply('{"label": "letter"}'))
     start = clock.monotonic()
     _classifier(handler, clock).process(_doc())
-    assert clock.monotonic() - start >= 30
+    assert len(seen) == 2
+    assert clock.monotonic() - start >= seconds
 
 
 def test_the_retry_budget_ends_in_the_last_error() -> None:
