@@ -271,3 +271,9 @@ def test_undecodable_names_and_messages_are_stored_visibly(journal: SqliteJourna
     assert doc is not None and doc.error_message == "/c/bad\\xff.txt: dangling symlink"
     assert doc.result == {"note": "\\xfe"}
     assert pending(journal, [ref("bad\udcff.txt")]) == []
+
+
+def test_an_unknown_run_has_no_documents(journal: SqliteJournal) -> None:
+    record(journal, begin(journal), ok("a", "s1"))
+    assert journal.count(Query(run_id=99)) == 0 and journal.summary(99).total == 0
+    assert journal.document("a", run_id=99) is None and list(journal.iter_documents(Query(run_id=99))) == []

@@ -34,6 +34,11 @@ def open_existing(db: str) -> Journal:
     return open_journal(db)
 
 
+def check_run(journal: Journal, run_id: int | None) -> None:
+    if run_id is not None and journal.run(run_id) is None:
+        raise ConfigError(f"no run {run_id} in this journal")
+
+
 def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-ready object."""
     run = journal.run(run_id) if run_id is not None else next(iter(journal.runs()), None)
@@ -149,6 +154,7 @@ def export_command(
 
     journal = open_existing(db)
     try:
+        check_run(journal, run)
         query = Query(run_id=run, status=tuple(status or ()), label=label)
         n = export(_records(journal, query), fmt, output)
     finally:
@@ -181,6 +187,7 @@ def failures_command(
     """Every failed, quarantined or crashed document with its reason, one line each."""
     journal = open_existing(db)
     try:
+        check_run(journal, run)
         query = Query(run_id=run, status=tuple(sorted(FAILURES)))
         n = 0
         for n, record in enumerate(_records(journal, query), start=1):  # noqa: B007 - n counts

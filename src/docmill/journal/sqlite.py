@@ -221,13 +221,19 @@ class SqliteJournal:
     def _where(self, query: Query) -> tuple[str, tuple[Any, ...]]:
         source, fingerprint = query.source, query.fingerprint
         if source is None and fingerprint is None:
-            source, fingerprint = self._scope(query.run_id)
+            scope = self._scope(query.run_id)
+            if scope is None:
+                return "WHERE 0", ()  # an unknown run holds no documents
+            source, fingerprint = scope
         return _sql.where(query, source, fingerprint)
 
-    def _scope(self, run_id: int | None) -> tuple[str | None, str | None]:
-        """A run's (source, fingerprint): the given run, else the latest; (None, None) if no run."""
-        sql = "SELECT source, fingerprint FROM runs ORDER BY id DESC LIMIT 1"
-        rows = self._read(sql, ()) if run_id is None else self._read(_sql.SCOPE, (run_id,))
+    def _scope(self, run_id: int | None) -> tuple[str | None, str | None] | None:
+        """A run's (source, fingerprint): the given run (None if unknown), else the latest run's
+        ((None, None) when the journal has no run yet: everything)."""
+        if run_id is not None:
+            rows = self._read(_sql.SCOPE, (run_id,))
+            return (rows[0][0], rows[0][1]) if rows else None
+        rows = self._read("SELECT source, fingerprint FROM runs ORDER BY id DESC LIMIT 1", ())
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     # -- plumbing ----------------------------------------------------------------------------------
