@@ -108,6 +108,20 @@ def _peer_note(cell_rows: list[Summary], best: Summary) -> str:
     return f"{top.strategy} ×{top.workers}: {top.docs_per_s:.1f} (docmill/peer {ratio:.2f})"
 
 
+def _runner_up(cell_rows: list[Summary], best: Summary) -> str:
+    """The best other docmill strategy, and whether the winner's lead is inside the noise."""
+    others = [
+        s for s in cell_rows if s.strategy not in (best.strategy,) and not s.strategy.startswith("peer:")
+    ]
+    if not others:
+        return ""
+    second = max(others, key=lambda s: s.docs_per_s)
+    lead = best.docs_per_s / second.docs_per_s - 1 if second.docs_per_s else math.inf
+    noise = 2 * max(best.docs_per_s_cv, second.docs_per_s_cv)
+    verdict = " (within noise)" if lead <= noise else ""
+    return f"{second.strategy} ×{second.workers}: +{lead:.0%}{verdict}"
+
+
 def winners_section(summaries: list[Summary]) -> list[str]:
     by_cell: dict[tuple[str, int, str], list[Summary]] = defaultdict(list)
     for s in summaries:
@@ -124,11 +138,30 @@ def winners_section(summaries: list[Summary]) -> list[str]:
                 f"{best.docs_per_s:.1f}",
                 f"{best.speedup:.2f}",
                 f"{best.docs_per_s_cv:.1%}",
+                _runner_up(by_cell[cell], best),
                 _peer_note(by_cell[cell], best),
             )
         )
-    header = ("workload", "size", "complexity", "winner", "workers", "docs/s", "speedup", "cv", "best peer")
-    return ["## Winner per cell", "", *_table(header, rows), ""]
+    header = (
+        "workload",
+        "size",
+        "complexity",
+        "winner",
+        "workers",
+        "docs/s",
+        "speedup",
+        "cv",
+        "lead over runner-up",
+        "best peer",
+    )
+    return [
+        "## Winner per cell",
+        "",
+        *_table(header, rows),
+        "",
+        "A lead within twice the larger coefficient of variation is marked as within noise.",
+        "",
+    ]
 
 
 def strategy_section(summaries: list[Summary], cores: int) -> list[str]:
