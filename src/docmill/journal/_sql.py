@@ -87,7 +87,11 @@ def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str
         int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
         o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
     )  # fmt: skip
-    return tuple(clean(v) if isinstance(v, str) else v for v in row)
+    try:  # one check per row; cleaning is only for undecodable file names, which are rare
+        "".join(v for v in row if isinstance(v, str)).encode("utf-8")
+    except UnicodeEncodeError:
+        return tuple(clean(v) if isinstance(v, str) else v for v in row)
+    return row
 
 
 def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:
