@@ -45,7 +45,8 @@ def structure(text: str) -> str:
     """Tokens describing the document's shape: headings, cross-reference sections, C includes."""
     text = _lines(text)
     markdown = text.lstrip().startswith("##")
-    tokens = [f"ref{section}" for _, section in _REF.findall(text)]
+    tokens = ["doc"]  # never empty: a corpus without any structure still fits
+    tokens.extend(f"ref{section}" for _, section in _REF.findall(text))
     headings = (h for h in _HEADING.findall(text) if h.isupper() or markdown)
     tokens.extend("h_" + "_".join(h.lower().split()) for h in headings)
     if "#include" in text:

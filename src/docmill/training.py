@@ -149,7 +149,7 @@ def train(corpus: Corpus, *, holdout: float = 0.2, seed: int = 0, baseline: bool
         raise ConfigError("the truth file needs at least two different labels")
     train_idx, test_idx = split(corpus, holdout, seed)
     pipeline = (baseline_pipeline if baseline else build_pipeline)(seed=seed)
-    pipeline.fit([corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
+    _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
     report, temperature = None, 1.0
     if test_idx:
         texts, truth = [corpus.texts[i] for i in test_idx], [corpus.labels[i] for i in test_idx]
@@ -161,6 +161,13 @@ def train(corpus: Corpus, *, holdout: float = 0.2, seed: int = 0, baseline: bool
     return Trained(
         pipeline, report, temperature, tuple(paths[i] for i in train_idx), tuple(paths[i] for i in test_idx)
     )
+
+
+def _fit(pipeline: Any, texts: list[str], labels: list[str]) -> None:
+    try:
+        pipeline.fit(texts, labels)
+    except ValueError as exc:  # e.g. "empty vocabulary": too few or too short documents
+        raise ConfigError(f"cannot train on this corpus: {exc}") from None
 
 
 def fit_temperature(decisions: Any, truth: Sequence[int]) -> float:
@@ -185,7 +192,7 @@ def cross_validate(corpus: Corpus, *, folds: int = 5, seed: int = 0, baseline: b
         corpus.texts, corpus.labels
     ):
         pipeline = (baseline_pipeline if baseline else build_pipeline)(seed=seed)
-        pipeline.fit([corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
+        _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
         predicted = pipeline.predict([corpus.texts[i] for i in test_idx])
         reports.append(score(zip((corpus.labels[i] for i in test_idx), map(str, predicted), strict=True)))
     return reports
