@@ -25,6 +25,7 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,22 @@ class RunConfig:
         """JSON-ready settings for the run record (secrets are never in it: keys stay in env vars)."""
         data = dataclasses.asdict(self)
         data["retry"] = {k: v for k, v in data["retry"].items() if k != "retry_on"}
+        data["db"] = _redact("db", data["db"])
+        for section in ("llm", "classifier_options", "strategy_options"):
+            data[section] = {k: _redact(k, v) for k, v in data[section].items()}
         return data
+
+
+_SECRET = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+
+
+def _redact(name: str, value: Any) -> Any:
+    """Secrets given inline never reach the journal; ``api_key_env`` (a variable's name) is kept."""
+    if _SECRET.search(name) and not name.endswith("_env") and value is not None:
+        return "***"
+    if "://" in str(value) and "@" in str(value):  # a URL with credentials: keep the host only
+        return re.sub(r"//[^/@]*@", "//***@", str(value))
+    return value
 
 
 def default_strategy() -> str:

@@ -107,3 +107,15 @@ def test_public_settings_are_json_ready() -> None:
 
     data = RunConfig(strategy="sequential").public()
     assert json.loads(json.dumps(data))["retry"]["max_attempts"] == 3
+
+
+def test_public_settings_never_carry_secrets() -> None:
+    config = RunConfig(
+        strategy="sequential",
+        llm={"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "base_url": "http://u:pw@host/v1"},
+        strategy_options={"broker": "redis://:hunter2@localhost:6379/0"},
+        db="postgresql://me:s3cret@db/test",
+    )
+    text = str(config.public())
+    assert "sk-123" not in text and "hunter2" not in text and "pw@" not in text and "s3cret" not in text
+    assert config.public()["llm"]["api_key_env"] == "OPENAI_API_KEY"
