@@ -7,7 +7,8 @@ Starts ``docmill worker`` subprocesses on a private queue (Redis must run), then
 * overhead: no-op documents (``testing.NoopProcessor`` over ``MemorySource``) through the Celery
   strategy at several chunk sizes, against the sequential strategy in this process. The
   difference per document is what the broker, Redis and JSON cost: the goal is <= 1 ms/doc.
-* scaling: ~5 ms CPU documents (``testing.CpuProcessor``) on 1 and on 2 worker processes.
+* scaling: CPU-bound documents (``testing.CpuProcessor``, ``--cpu-rounds``) on 1 and on 2 worker
+  processes.
 
 Figures are medians of ``--repeat`` runs, printed as a table. On a shared 2-core machine the parent,
 Redis and the workers compete for the same cores: read ratios, not absolute rates.
@@ -66,8 +67,8 @@ def overhead(broker: str, n: int, repeat: int) -> None:
         pool.stop()
 
 
-def scaling(broker: str, n: int, repeat: int) -> None:
-    processor = CpuProcessor(rounds=5000)
+def scaling(broker: str, n: int, repeat: int, rounds: int) -> None:
+    processor = CpuProcessor(rounds=rounds)
     local = timed(SequentialExecutor(), processor, n, repeat)
     print(f"\nCPU documents (~{local / n * 1000:.1f} ms each): {n}, median of {repeat}")
     print(f"{'setup':<30}{'seconds':>10}{'docs/s':>10}{'speed-up':>10}")
@@ -93,10 +94,11 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--cpu-docs", type=int, default=600)
+    parser.add_argument("--cpu-rounds", type=int, default=20_000, help="sha256 rounds per CPU document")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     overhead(args.broker, args.docs, args.repeat)
-    scaling(args.broker, args.cpu_docs, args.repeat)
+    scaling(args.broker, args.cpu_docs, args.repeat, args.cpu_rounds)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 A chunk can be delivered more than once: the worker died (``reject_on_worker_lost`` requeues it)
 or it outlived the broker's visibility timeout. Each delivery is counted in Redis; the parent
-keeps the first result of each chunk and counts the others as duplicate work. Before each ref the
-worker notes its index, so a redelivery knows which ref the dead delivery was holding: after
-``MAX_CRASHES`` deaths on the same ref it ends ``crashed`` instead of killing workers forever.
+keeps the first result of each chunk and counts the others as duplicate work.
+
+Poison documents: a redelivered chunk notes the index of each ref before running it (the first
+delivery does not: one Redis write per document is most of the broker's cost for cheap
+documents), so the next delivery knows which ref the dead one was holding. A ref that killed a
+noted delivery, after the unnoted first one died too (``MAX_CRASHES`` deaths), ends ``crashed``
+instead of killing workers forever; the chunk's other refs carry on.
 """
 
 from __future__ import annotations
@@ -57,13 +61,15 @@ def _execute(
     job: Job, channel: RunChannel, chunk: str, refs: list[DocumentRef], delivery: int
 ) -> tuple[list[Outcome], int]:
     """(outcomes, how many refs at the end were left unfinished by a soft time limit)."""
-    poison = _poisoned(channel, chunk) if delivery > 1 else None
+    noting = delivery > 1  # an earlier delivery died or timed out: find the culprit if it recurs
+    poison = _poisoned(channel, chunk) if noting else None
     outcomes: list[Outcome] = []
     for index, ref in enumerate(refs):
         if index == poison:
             outcomes.append(_crashed(ref, job.worker))
             continue
-        channel.starting(chunk, index)
+        if noting:
+            channel.starting(chunk, index)
         outcome = job.run(ref)
         if outcome.error is not None and outcome.error.type == _SOFT_LIMIT:
             timeout = ProcessingTimeout("the chunk's time limit ran out on this document")
@@ -74,11 +80,11 @@ def _execute(
 
 
 def _poisoned(channel: RunChannel, chunk: str) -> int | None:
-    """The ref index that has now killed ``MAX_CRASHES`` deliveries of this chunk, if any."""
+    """The ref index a noted delivery died on, once the chunk has died ``MAX_CRASHES`` times."""
     suspect = channel.suspect(chunk)
     if suspect is None:
         return None
-    return suspect if channel.crashed_on(chunk, suspect) >= MAX_CRASHES else None
+    return suspect if channel.crashed_on(chunk, suspect) >= MAX_CRASHES - 1 else None
 
 
 def _crashed(ref: DocumentRef, worker: str) -> Outcome:
