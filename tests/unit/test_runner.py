@@ -179,3 +179,27 @@ def test_a_journal_error_in_the_background_ends_the_run(
         run(MemorySource(200), SleepProcessor(0.005), journal=journal)
     assert journal.runs()[0].state == "failed"
     assert 0 < journal.count(Query()) < 200
+
+
+class DoubleInterrupt(Processor):
+    """Ctrl-C twice while its n-th document is being processed: abort now."""
+
+    name = "double-interrupt"
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def process(self, doc: Document) -> Document:
+        self.seen += 1
+        if self.seen == self.n:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return doc.evolve(text="x").with_metadata(label="l")
+
+
+def test_a_second_ctrl_c_aborts_at_once_keeping_the_journal_consistent(journal: CountingJournal) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run(MemorySource(100), DoubleInterrupt(5), journal=journal)
+    assert journal.count(Query()) == 4  # the four finished documents were flushed
+    assert journal.runs()[0].state == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
