@@ -1,0 +1,117 @@
+"""Classifier benchmark on the man pages: accuracy of docmill's model vs the naive baseline, and docs/s.
+
+Run:  /work/venv/bin/python benchmarks/bench_classify.py [--data /work/shared/data] [--cv 5] [--seed 0]
+
+The text is extracted once, through the real pipeline (DirectorySource + ExtractText). Both models
+are trained on the same stratified split (fixed seed) and scored on the same held-out documents,
+in the same process, one after the other; cross-validation runs k folds over the whole corpus.
+Throughput is one document at a time through each Processor, on already-extracted text (the cost a
+run adds per document), single-threaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from docmill.document import Document, DocumentRef
+from docmill.evaluation import read_truth, score
+from docmill.labels import load_labels
+from docmill.processors.base import Processor
+from docmill.processors.classify_keywords import KeywordClassifier
+from docmill.processors.classify_model import ModelClassifier
+from docmill.training import Corpus, Trained, cross_validate, load_corpus, save, train
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data")
+    parser.add_argument("--cv", type=int, default=5, help="folds (0 = skip cross-validation)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    corpus = load_corpus(args.data / "manpages", read_truth(args.data / "manpages-labels.csv"))
+    print(f"extracted {len(corpus.paths)} man pages in {time.perf_counter() - started:.1f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = _train(corpus, "docmill model", baseline=False, seed=args.seed, out=Path(tmp) / "ours.model")
+        naive = _train(
+            corpus, "naive tf-idf+LinearSVC", baseline=True, seed=args.seed, out=Path(tmp) / "naive.model"
+        )
+        held_out = [corpus.paths.index(p) for p in ours[0].test_paths]
+        keywords = KeywordClassifier(load_labels(HERE / "manpages.labels.yaml"))
+        _accuracy_line("keywords (zero-shot)", keywords, corpus, held_out)
+        print()
+        for name, step in [
+            ("keywords", keywords),
+            ("model (docmill)", ModelClassifier(ours[1])),
+            ("model (naive baseline)", ModelClassifier(naive[1])),
+        ]:
+            _throughput(name, step, [corpus.texts[i] for i in held_out])
+    if args.cv:
+        print()
+        for name, baseline in [("docmill model", False), ("naive tf-idf+LinearSVC", True)]:
+            _cv(corpus, name, baseline=baseline, folds=args.cv, seed=args.seed)
+
+
+def _train(corpus: Corpus, name: str, *, baseline: bool, seed: int, out: Path) -> tuple[Trained, Path]:
+    started = time.perf_counter()
+    trained = train(corpus, holdout=0.2, seed=seed, baseline=baseline)
+    seconds = time.perf_counter() - started
+    save(trained, corpus, out, seed=seed)
+    report = trained.report
+    assert report is not None
+    print(
+        f"{name:24s} held-out accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}  "
+        f"(n={report.n}, train {len(trained.train_paths)} docs in {seconds:.1f} s, "
+        f"model file {out.stat().st_size / 1e6:.1f} MB)"
+    )
+    return trained, out
+
+
+def _accuracy_line(name: str, step: Processor, corpus: Corpus, indices: Sequence[int]) -> None:
+    step.setup()
+    predicted = [_classify(step, corpus.texts[i]).metadata["label"] for i in indices]
+    report = score(zip((corpus.labels[i] for i in indices), predicted, strict=True))
+    print(
+        f"{name:24s} held-out accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}  (n={report.n})"
+    )
+
+
+def _classify(step: Processor, text: str) -> Document:
+    return step.process(Document(DocumentRef("x", "x"), sha256="0" * 64, text=text))
+
+
+def _throughput(name: str, step: Processor, texts: Sequence[str]) -> None:
+    step.setup()
+    _classify(step, texts[0])  # warm-up
+    started = time.perf_counter()
+    for text in texts:
+        _classify(step, text)
+    seconds = time.perf_counter() - started
+    print(
+        f"{name:24s} {len(texts) / seconds:8.0f} docs/s  ({1000 * seconds / len(texts):.2f} ms/doc, 1 thread)"
+    )
+
+
+def _cv(corpus: Corpus, name: str, *, baseline: bool, folds: int, seed: int) -> None:
+    started = time.perf_counter()
+    reports = cross_validate(corpus, folds=folds, seed=seed, baseline=baseline)
+    seconds = time.perf_counter() - started
+    acc = [r.accuracy for r in reports]
+    f1 = [r.macro_f1 for r in reports]
+    print(
+        f"{name:24s} {folds}-fold CV accuracy {statistics.mean(acc):.4f} ± {statistics.pstdev(acc):.4f}  "
+        f"macro-F1 {statistics.mean(f1):.4f} ± {statistics.pstdev(f1):.4f}  ({seconds:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
