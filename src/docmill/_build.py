@@ -43,7 +43,13 @@ def build_source(config: RunConfig) -> Source:
     from docmill.sources.files import DirectorySource
 
     exclude = config.exclude + _own_files(config, path)
-    return DirectorySource(path, include=config.include, exclude=exclude, max_bytes=config.max_bytes)
+    return DirectorySource(
+        path,
+        include=config.include,
+        exclude=exclude,
+        max_bytes=config.max_bytes,
+        follow_links=config.follow_links,
+    )
 
 
 def _own_files(config: RunConfig, root: Path) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     max_bytes: 104857600
     include: ["*.pdf"]
     exclude: ["drafts/*"]
+    follow_links: false           # follow folder symlinks leading out of the source folder
     retry: {max_attempts: 3, initial: 1.0, maximum: 30.0}
     commit_every: 500             # journal batch: rows …
     commit_seconds: 1.0           # … or seconds, whichever comes first
@@ -75,6 +76,7 @@ class RunConfig:
     max_bytes: int | None = 100 * 1024 * 1024
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    follow_links: bool = False  # follow folder symlinks that leave the source folder
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3, initial=0.5, maximum=30.0))
     commit_every: int = 500
     commit_seconds: float = 1.0

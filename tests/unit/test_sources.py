@@ -169,3 +169,19 @@ def test_jsonl_source_seeks_to_each_line(tmp_path: Path) -> None:
     for bad, why in ((refs[1], "malformed JSON"), (refs[3], "not an object"), (refs[4], "no string field")):
         with pytest.raises(SourceError, match=why):
             source.load(bad)
+
+
+def test_folder_links_leaving_the_root_are_not_walked_unless_asked(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("x")
+    root = tmp_path / "root"
+    (root / "inner").mkdir(parents=True)
+    (root / "inner" / "a.txt").write_text("a")
+    os.symlink(outside, root / "elsewhere")
+    os.symlink(root / "inner", root / "shortcut")
+    source = DirectorySource(root)
+    assert ids(source) == ["elsewhere", "inner/a.txt", "shortcut/a.txt"]
+    with pytest.raises(SourceError, match="outside the source"):
+        source.load(next(iter(source)))
+    assert "elsewhere/secret.txt" in ids(DirectorySource(root, follow_links=True))

@@ -60,7 +60,13 @@ def _check_regular(path: str, mode: int) -> None:
         return
     kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
     if stat.S_ISDIR(mode) and os.path.islink(path):
-        kind = "a symlink to a directory already being walked (a loop)"
+        real = os.path.realpath(path)
+        looping = _inside(os.path.dirname(os.path.abspath(path)), real)
+        kind = (
+            "a symlink to a folder being walked (a loop)"
+            if looping
+            else "a symlink to a folder outside the source"
+        )
     raise SourceError(f"{path}: {kind}; not read", uri=path)
 
 
@@ -81,6 +87,10 @@ def _stat_problem(path: str, exc: OSError) -> str:
     return f"{path}: {exc.strerror or exc}"
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def posix_id(relative: str) -> str:
     """A journal-safe id: POSIX separators, undecodable bytes of a file name made visible."""
     rel = relative.replace(os.sep, "/")
@@ -95,9 +105,10 @@ class DirectorySource:
     """Every file under ``root``, recursively, in sorted (deterministic) order.
 
     ``include``/``exclude`` are glob patterns matched against the path relative to ``root`` and
-    against the file name (``*.pdf``, ``batch-a/*``). Symlinks are followed, except one that points
-    back to a folder being walked, which is reported as a loop. ``max_bytes`` fails larger files at
-    load time without reading them.
+    against the file name (``*.pdf``, ``batch-a/*``). Symlinks to files are followed; symlinks to
+    folders are followed when they stay inside ``root`` (anywhere with ``follow_links=True``), except
+    one that points back to a folder being walked, which is reported as a loop. ``max_bytes`` fails
+    larger files at load time without reading them.
     """
 
     def __init__(
@@ -107,6 +118,7 @@ class DirectorySource:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         max_bytes: int | None = None,
+        follow_links: bool = False,
     ) -> None:
         path = Path(root)
         if not path.is_dir():
@@ -115,6 +127,7 @@ class DirectorySource:
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
+        self.follow_links = follow_links  # follow folder symlinks that leave the root
 
     def __iter__(self) -> Iterator[DocumentRef]:
         yield from self._walk(self.root, "", frozenset())
@@ -144,8 +157,9 @@ class DirectorySource:
         self, entry: os.DirEntry[str], rel: str, ancestors: frozenset[str], with_stat: bool
     ) -> Iterator[DocumentRef]:
         if _is_dir(entry):
-            if os.path.realpath(entry.path) in ancestors:
-                yield DocumentRef(id=posix_id(rel), uri=entry.path)  # loop: load() says so
+            real = os.path.realpath(entry.path)
+            if real in ancestors or not (self.follow_links or _inside(real, self.root)):
+                yield DocumentRef(id=posix_id(rel), uri=entry.path)  # not walked: load() says why
             else:
                 yield from self._walk(entry.path, rel + "/", ancestors, with_stat=with_stat)
             return
