@@ -1,7 +1,9 @@
 """Per-document costs for ``docmill plan``: measured on a sample folder, or read from a bench run.
 
 On a sample, the real pipeline (DirectorySource → ExtractText → optional local classifier) runs
-once sequentially and once per strategy at one worker per core. Outcome arrival times are fitted
+once unmeasured in this process (its excess over the steady state is the one-off start cost:
+imports, first reads), then sequentially and once per strategy at one worker per core, each in a
+child forked warm. Outcome arrival times are fitted
 with a straight line: the slope is the steady-state seconds per document, the intercept the fixed
 start-up (pool start, imports), so a small sample does not mistake start-up for per-document cost.
 """
@@ -73,14 +75,29 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else 0.0
 
 
-def _scaling(run: TimedRun, base_per_doc: float, parent_rss_mb: float, cores: int) -> Scaling:
+def _cold_run(job: Job, refs: Sequence[DocumentRef], clock: Clock) -> float:
+    """Seconds of one unmeasured pass in this process.
+
+    Its cost beyond the steady state is the one-off a real run pays (lazy imports of parsers,
+    first reads from disk); paying it here also means every measured child forks warm, so that
+    an import in the middle of a sample does not tilt the fitted per-document cost.
+    """
+    started = clock.monotonic()
+    job.setup()
+    for ref in refs:
+        job.run(ref)
+    job.teardown()
+    return clock.monotonic() - started
+
+
+def _scaling(run: TimedRun, base_per_doc: float, parent_rss_mb: float, cores: int, one_off: float) -> Scaling:
     per_doc, startup = run.line()
     n = min(run.workers, cores)
     speedup = base_per_doc / per_doc
     serial = 1.0 if n <= 1 else (1.0 / speedup - 1.0 / n) / (1.0 - 1.0 / n)
     extra_mb = max(0.0, run.usage.rss_peak_bytes / 2**20 - parent_rss_mb)
     per_worker = extra_mb / (run.usage.processes_peak - 1) if run.usage.processes_peak > 1 else 0.0
-    return Scaling(run.strategy, min(1.0, max(0.0, serial)), startup, per_worker)
+    return Scaling(run.strategy, min(1.0, max(0.0, serial)), startup + one_off, per_worker)
 
 
 def measure_profile(
@@ -103,12 +120,17 @@ def measure_profile(
     if not refs:
         raise ConfigError(f"no documents found in {sample}")
     here = len(os.sched_getaffinity(0))
-    base = timed_run("sequential", 1, job, refs, clock)
-    per_doc, _ = base.line()
+    cold = _cold_run(job, refs, clock)
+    try:
+        base = in_child(timed_run, "sequential", 1, job, refs, clock, timeout=3600)
+    except DocmillError as exc:
+        raise ConfigError(f"the pipeline cannot run on {sample}: {exc}") from exc
+    per_doc, startup = base.line()
+    one_off = max(0.0, cold - startup - per_doc * len(refs))  # lazy imports, first reads
     parent_rss = base.usage.rss_peak_bytes / 2**20
     wanted = [s for s in (strategies or DEFAULT_PLAN_STRATEGIES) if s not in NEEDS_SERVICES]
     ready, _ = available_strategies(wanted)
-    scaling = {"sequential": Scaling("sequential", 1.0, 0.0, 0.0)}
+    scaling = {"sequential": Scaling("sequential", 1.0, startup + one_off, 0.0)}
     skipped = {name: "not importable" for name in wanted if name not in ready}
     for name in (s for s in ready if s != "sequential"):
         try:  # in a child: a strategy that crashes on this sample is reported, not fatal
@@ -116,7 +138,7 @@ def measure_profile(
         except DocmillError as exc:
             skipped[name] = str(exc)
             continue
-        scaling[name] = _scaling(run, per_doc, parent_rss, here)
+        scaling[name] = _scaling(run, per_doc, parent_rss, here, one_off)
     ok = [o for o in base.outcomes if o.result is not None]
     return Profile(
         origin=f"measured on {sample} ({len(refs)} documents)",
