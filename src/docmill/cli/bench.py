@@ -50,6 +50,9 @@ def bench(
         float | None, typer.Option(help="Sequential seconds per case when calibrating.")
     ] = None,
     peers: Annotated[bool, typer.Option(help="Add multiprocessing.Pool, joblib and mpire rows.")] = True,
+    warmup: Annotated[
+        bool | None, typer.Option("--warmup/--no-warmup", help="Unmeasured run before each case.")
+    ] = None,
     corpus: Annotated[Path | None, typer.Option(help="Benchmark this real folder (extraction).")] = None,
     classifier: Annotated[str | None, typer.Option(help="With --corpus: classifier spec to add.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
@@ -73,6 +76,7 @@ def bench(
         "cell_seconds": cell_seconds,
         "corpus": str(corpus) if corpus else None,
         "classifier": classifier,
+        "warmup": warmup,
     }
     fields.update({k: v for k, v in given.items() if v is not None})
     settings = {"labels": str(labels)} if labels else {}
