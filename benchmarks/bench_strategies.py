@@ -24,8 +24,9 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -41,6 +42,7 @@ from docmill.pipeline import Pipeline
 from docmill.testing import AsyncSleepProcessor, CpuProcessor, MemorySource, NoopProcessor, iter_refs
 
 WORKERS = 2
+REPEAT = 3  # best of, interleaved
 _JOB: Job | None = None  # set before forking, for peers that take a plain function
 
 
@@ -54,42 +56,69 @@ def _peer_init() -> None:
     _JOB.setup()
 
 
+@dataclass(frozen=True)
+class Timing:
+    wall: float  # seconds, best of the repeats
+    cpu: float  # CPU seconds of this process and its reaped children, best of the repeats
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def timed(fn: Callable[[], int]) -> tuple[float, int]:
     started = time.perf_counter()
     count = fn()
     return time.perf_counter() - started, count
 
 
-def run_docmill(name: str, job: Job, refs: Iterable[DocumentRef], **options: Any) -> int:
+def compare(cases: dict[str, Callable[[], int]], n: int, repeat: int = REPEAT) -> dict[str, Timing]:
+    """Run every case ``repeat`` times, interleaved (ABC ABC …), and keep the best of each.
+
+    Interleaving spreads a shared machine's changing load over all cases alike.
+    """
+    walls: dict[str, list[float]] = {label: [] for label in cases}
+    cpus: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(repeat):
+        for label, case in cases.items():
+            cpu = _cpu()
+            seconds, count = timed(case)
+            assert count == n, (label, count, n)
+            walls[label].append(seconds)
+            cpus[label].append(_cpu() - cpu)
+    return {label: Timing(min(walls[label]), min(cpus[label])) for label in cases}
+
+
+def run_docmill(name: str, job: Job, n: int, **options: Any) -> int:
     with get_executor(name, **options) as executor:
-        return sum(1 for _ in executor.map_unordered(job, refs))
+        return sum(1 for _ in executor.map_unordered(job, iter_refs(n)))
 
 
-def run_pool(job: Job, refs: Iterable[DocumentRef], chunksize: int) -> int:
+def run_pool(job: Job, n: int, chunksize: int) -> int:
     with multiprocessing.get_context("fork").Pool(WORKERS, initializer=_peer_init) as pool:
-        return sum(1 for _ in pool.imap_unordered(_peer_run, refs, chunksize=chunksize))
+        return sum(1 for _ in pool.imap_unordered(_peer_run, iter_refs(n), chunksize=chunksize))
 
 
-def run_ppe(job: Job, refs: Iterable[DocumentRef], chunksize: int) -> int:
+def run_ppe(job: Job, n: int, chunksize: int) -> int:
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_peer_init) as pool:
-        return sum(1 for _ in pool.map(_peer_run, refs, chunksize=chunksize))
+        return sum(1 for _ in pool.map(_peer_run, iter_refs(n), chunksize=chunksize))
 
 
-def run_joblib(job: Job, refs: Iterable[DocumentRef], chunksize: int) -> int:
+def run_joblib(job: Job, n: int, chunksize: int) -> int:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=WORKERS, return_as="generator_unordered", batch_size="auto")
-    return sum(1 for _ in parallel(delayed(job.run)(ref) for ref in refs))
+    return sum(1 for _ in parallel(delayed(job.run)(ref) for ref in iter_refs(n)))
 
 
-def run_mpire(job: Job, refs: Iterable[DocumentRef], chunksize: int) -> int:
+def run_mpire(job: Job, n: int, chunksize: int) -> int:
     from mpire.pool import WorkerPool
 
     with WorkerPool(n_jobs=WORKERS, start_method="fork") as pool:
-        return sum(
-            1 for _ in pool.imap_unordered(_peer_run, refs, chunk_size=chunksize, worker_init=_peer_init)
-        )
+        outcomes = pool.imap_unordered(_peer_run, iter_refs(n), chunk_size=chunksize, worker_init=_peer_init)
+        return sum(1 for _ in outcomes)
 
 
 PEERS = {
@@ -100,8 +129,9 @@ PEERS = {
 }
 
 
-def _row(label: str, seconds: float, n: int, extra: str = "") -> None:
-    print(f"  {label:<34} {seconds:8.3f} s  {seconds / n * 1e6:9.2f} µs/doc  {extra}")
+def _row(label: str, t: Timing, n: int, extra: str = "") -> None:
+    per_wall, per_cpu = t.wall / n * 1e6, t.cpu / n * 1e6
+    print(f"  {label:<34} {t.wall:8.3f} s {per_wall:9.2f} µs/doc wall {per_cpu:9.2f} µs/doc CPU  {extra}")
 
 
 # --------------------------------------------------------------------------------------------- tiny
@@ -109,28 +139,29 @@ def _row(label: str, seconds: float, n: int, extra: str = "") -> None:
 
 def bench_tiny(n: int = 100_000) -> None:
     global _JOB
-    print(f"tiny: {n:,} no-op documents, {WORKERS} workers")
+    print(f"tiny: {n:,} no-op documents, {WORKERS} workers (CPU = parent + workers; joblib's reused")
+    print("      loky workers are not reaped, so its CPU column undercounts)")
     job = _JOB = Job(MemorySource(), NoopProcessor())
-    results: dict[str, float] = {}
     cases: dict[str, Callable[[], int]] = {
-        "docmill sequential": lambda: run_docmill("sequential", job, iter_refs(n)),
-        "docmill queue": lambda: run_docmill("queue", job, iter_refs(n), workers=WORKERS),
-        "docmill processes chunksize=1000": lambda: run_docmill(
-            "processes", job, iter_refs(n), workers=WORKERS, chunksize=1000
+        "docmill sequential": partial(run_docmill, "sequential", job, n),
+        "docmill queue": partial(run_docmill, "queue", job, n, workers=WORKERS),
+        "docmill processes chunksize=1000": partial(
+            run_docmill, "processes", job, n, workers=WORKERS, chunksize=1000
         ),
-        "docmill batches": lambda: run_docmill("batches", job, iter_refs(n), workers=WORKERS),
-        "docmill threads": lambda: run_docmill("threads", job, iter_refs(n), workers=WORKERS),
+        "docmill batches": partial(run_docmill, "batches", job, n, workers=WORKERS),
+        "docmill threads": partial(run_docmill, "threads", job, n, workers=WORKERS),
     }
     for peer, runner in PEERS.items():
-        cases[peer] = partial(runner, job, iter_refs(n), 1000)
-    for label, case in cases.items():
-        seconds, count = timed(case)
-        assert count == n, (label, count)
-        results[label] = seconds
-        _row(label, seconds, n)
-    best_docmill = min(v for k, v in results.items() if k.startswith("docmill"))
-    best_peer = min(v for k, v in results.items() if not k.startswith("docmill"))
-    print(f"  best docmill / best peer time ratio: {best_docmill / best_peer:.2f} (≤ 1 is as fast or faster)")
+        cases[f"{peer} (chunk 1000)"] = partial(runner, job, n, 1000)
+    results = compare(cases, n)
+    for label, t in results.items():
+        _row(label, t, n)
+    parallel = {k: v.wall for k, v in results.items() if k != "docmill sequential"}
+    best_docmill = min(v for k, v in parallel.items() if k.startswith("docmill"))
+    best_peer = min(v for k, v in parallel.items() if not k.startswith("docmill"))
+    print(
+        f"  best docmill / best peer wall-time ratio: {best_docmill / best_peer:.2f} (≤ 1: as fast or faster)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cpu
@@ -138,10 +169,10 @@ def bench_tiny(n: int = 100_000) -> None:
 
 def _cpu_rounds(target_seconds: float) -> int:
     job = Job(MemorySource(), CpuProcessor(rounds=1000))
-    started = time.perf_counter()
+    started = time.thread_time()
     for ref in iter_refs(50):
         job.run(ref)
-    per_round = (time.perf_counter() - started) / 50 / 1000
+    per_round = (time.thread_time() - started) / 50 / 1000
     return max(1, int(target_seconds / per_round))
 
 
@@ -150,19 +181,16 @@ def bench_cpu(n: int = 600) -> None:
     rounds = _cpu_rounds(0.005)
     print(f"cpu: {n} documents of ~5 ms CPU ({rounds} sha256 rounds), {WORKERS} workers")
     job = _JOB = Job(MemorySource(), CpuProcessor(rounds=rounds))
-    base, _ = timed(lambda: run_docmill("sequential", job, iter_refs(n)))
-    _row("docmill sequential", base, n, "speedup 1.00")
-    cases: dict[str, Callable[[], int]] = {
-        name: partial(run_docmill, name, job, iter_refs(n), workers=WORKERS)
-        for name in ("processes", "queue", "batches", "hybrid")
-    }
-    cases["mpire (chunk 1)"] = lambda: run_mpire(job, iter_refs(n), 1)
-    cases["joblib"] = lambda: run_joblib(job, iter_refs(n), 1)
-    cases["Pool.imap_unordered (chunk 1)"] = lambda: run_pool(job, iter_refs(n), 1)
-    for label, case in cases.items():
-        seconds, count = timed(case)
-        assert count == n
-        _row(label, seconds, n, f"speedup {base / seconds:.2f}")
+    cases: dict[str, Callable[[], int]] = {"docmill sequential": partial(run_docmill, "sequential", job, n)}
+    for name in ("processes", "queue", "batches", "hybrid"):
+        cases[f"docmill {name}"] = partial(run_docmill, name, job, n, workers=WORKERS)
+    cases["mpire (chunk 1)"] = partial(run_mpire, job, n, 1)
+    cases["joblib"] = partial(run_joblib, job, n, 1)
+    cases["Pool.imap_unordered (chunk 1)"] = partial(run_pool, job, n, 1)
+    results = compare(cases, n)
+    base = results["docmill sequential"].wall
+    for label, t in results.items():
+        _row(label, t, n, f"speedup {base / t.wall:.2f}")
 
 
 # ------------------------------------------------------------------------------------------ latency
@@ -175,53 +203,75 @@ def bench_latency(latency: float = 0.05) -> None:
         n = max(200, concurrency * 10)
         ideal = n * latency / concurrency
         per_proc = max(1, concurrency // WORKERS)
-        cases: dict[str, dict[str, Any]] = {
-            "asyncio": {"workers": concurrency},
-            "hybrid": {"max_processes": WORKERS, "max_threads_per_process": per_proc},
-            "staged": {"workers": 1, "io_concurrency": concurrency},
+        cases: dict[str, Callable[[], int]] = {
+            "asyncio": partial(run_docmill, "asyncio", job, n, workers=concurrency),
+            "hybrid": partial(
+                run_docmill, "hybrid", job, n, max_processes=WORKERS, max_threads_per_process=per_proc
+            ),
+            "staged": partial(run_docmill, "staged", job, n, workers=1, io_concurrency=concurrency),
         }
-        for name, options in cases.items():
-            seconds, count = timed(partial(run_docmill, name, job, iter_refs(n), **options))
-            assert count == n
-            _row(f"{name} × {concurrency}", seconds, n, f"efficiency {ideal / seconds:.0%}")
+        for name, t in compare(cases, n).items():
+            _row(f"{name} × {concurrency}", t, n, f"efficiency {ideal / t.wall:.0%}")
 
 
-def _auto_seconds(job: Job, n: int) -> tuple[float, str]:
+# --------------------------------------------------------------------------------------------- auto
+
+
+def _run_auto(job: Job, n: int, explained: list[str]) -> int:
     executor = AutoExecutor(workers=WORKERS)
-    seconds, _ = timed(lambda: sum(1 for _ in executor.map_unordered(job, iter_refs(n))))
-    choice = executor.explain().splitlines()[-1]
+    count = sum(1 for _ in executor.map_unordered(job, iter_refs(n)))
+    explained.append(executor.explain().splitlines()[-1])
     executor.close()
-    return seconds, choice
+    return count
 
 
 def bench_auto() -> None:
     rounds = _cpu_rounds(0.005)
-    workloads = {
-        "cpu-heavy (5 ms CPU)": (Job(MemorySource(), CpuProcessor(rounds=rounds)), 600),
-        "latency-heavy (50 ms await)": (Job(MemorySource(), AsyncSleepProcessor(0.05)), 6000),
+    cpu = CpuProcessor(rounds=rounds)
+    workloads: dict[str, tuple[Job, int, dict[str, dict[str, Any]]]] = {
+        "cpu-heavy (5 ms CPU)": (
+            Job(MemorySource(), cpu),
+            600,
+            {
+                "queue": {"workers": WORKERS},
+                "processes": {"workers": WORKERS},
+                "hybrid": {"max_processes": WORKERS},
+            },
+        ),
+        "latency-heavy (50 ms await)": (
+            Job(MemorySource(), AsyncSleepProcessor(0.05)),
+            6000,
+            {
+                "asyncio": {"workers": 256},
+                "hybrid": {"max_processes": WORKERS, "max_threads_per_process": 128},
+                "staged": {"workers": 1},
+                "threads": {"workers": 32},
+            },  # fmt: skip
+        ),
         "mixed (2 ms CPU then 50 ms await)": (
             Job(MemorySource(), Pipeline(CpuProcessor(rounds=rounds * 2 // 5), AsyncSleepProcessor(0.05))),
             1500,
+            {
+                "staged": {"workers": WORKERS},
+                "hybrid": {"max_processes": WORKERS},
+                "asyncio": {"workers": 256},
+            },
         ),
     }
-    fixed: dict[str, dict[str, Any]] = {
-        "queue": {"workers": WORKERS},
-        "asyncio": {"workers": 256},
-        "threads": {"workers": 32},
-        "hybrid": {"max_processes": WORKERS},
-        "staged": {"workers": WORKERS},
-    }
-    print("auto: against every fixed strategy on the same work")
-    for label, (job, n) in workloads.items():
-        times = {
-            name: timed(partial(run_docmill, name, job, iter_refs(n), **o))[0] for name, o in fixed.items()
+    print("auto: against the sensible fixed strategies on the same work")
+    for label, (job, n, fixed) in workloads.items():
+        explained: list[str] = []
+        cases: dict[str, Callable[[], int]] = {
+            name: partial(run_docmill, name, job, n, **o) for name, o in fixed.items()
         }
-        seconds, choice = _auto_seconds(job, n)
-        best = min(times, key=times.__getitem__)
-        ratio = seconds / times[best]
-        print(f"  {label}: auto {seconds:.2f} s vs best {best} {times[best]:.2f} s → {ratio:.2f}×")
-        print(f"    all: {', '.join(f'{k} {v:.2f}' for k, v in times.items())}")
-        print(f"    {choice}")
+        cases["auto"] = partial(_run_auto, job, n, explained)
+        results = compare(cases, n)
+        best = min((k for k in results if k != "auto"), key=lambda k: results[k].wall)
+        ratio = results["auto"].wall / results[best].wall
+        auto, fixed_best = results["auto"].wall, results[best].wall
+        print(f"  {label}: auto {auto:.2f} s vs best {best} {fixed_best:.2f} s → {ratio:.2f}×")
+        print(f"    all: {', '.join(f'{k} {v.wall:.2f}' for k, v in results.items())}")
+        print(f"    {explained[-1]}")
 
 
 # ------------------------------------------------------------------------------------------- memory
@@ -250,7 +300,7 @@ def bench_memory(n: int = 1_000_000) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    seconds, count = timed(lambda: run_docmill("queue", job, iter_refs(n), workers=WORKERS))
+    seconds, count = timed(lambda: run_docmill("queue", job, n, workers=WORKERS))
     stop.set()
     sampler.join()
     assert count == n

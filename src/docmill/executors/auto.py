@@ -65,8 +65,10 @@ class Probe:
 
     @property
     def cpu_share(self) -> float:
-        total = sum(self.wall)
-        return sum(self.cpu) / total if total > 0 else 1.0
+        """CPU seconds over wall seconds, leaving out the first document (imports, warm caches)."""
+        skip = 1 if len(self.wall) >= 4 else 0
+        total = sum(self.wall[skip:])
+        return sum(self.cpu[skip:]) / total if total > 0 else 1.0
 
     def describe(self) -> str:
         if not self.wall:
