@@ -143,7 +143,7 @@ class _Session:
                 self._consume(strategy, retry_failed)
             if self._error is not None:
                 raise self._error
-            state = "interrupted" if self.stop.reason == "interrupted" else "done"
+            state = "interrupted" if self.stop.reason else "done"  # stopped early: Ctrl-C or max-cost
         except KeyboardInterrupt:
             self.stop.set("interrupted")
             state = "interrupted"

@@ -125,6 +125,7 @@ def test_max_cost_stops_cleanly_and_the_next_run_finishes(journal: CountingJourn
     reporter = Recorder()
     result = run(MemorySource(50), Paid(), journal=journal, max_cost=5.0, reporter=reporter)
     assert result.stopped == "max-cost"
+    assert journal.runs()[0].state == "interrupted" and journal.runs()[0].stats["stopping"] == "max-cost"
     assert 5 <= result.stats.done < 50 and result.stats.cost == result.stats.done
     assert result.stats.llm == {"tokens_in": 10 * result.stats.done, "requests": result.stats.done}
     assert any("spending limit" in m for m in reporter.messages)
