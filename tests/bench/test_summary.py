@@ -8,7 +8,7 @@ import math
 import pytest
 
 from docmill.bench.harness import BenchCase, BenchRow, MatrixSpec
-from docmill.bench.report import recommended_workers, winners
+from docmill.bench.report import recommended_workers, render, winners
 from docmill.bench.summary import amdahl, cv, fit_serial_fraction, summarise
 from docmill.errors import ConfigError
 
@@ -125,3 +125,27 @@ def test_matrix_validation_fails_on_bad_input(kwargs: dict[str, object]) -> None
 def test_case_validation_fails_on_bad_input() -> None:
     with pytest.raises(ConfigError):
         BenchCase("threads", 0, "cpu", 10, "light", 10)
+
+
+def test_report_states_oversubscription_noise_and_winners() -> None:
+    rows = [row("sequential", 1, 10.0), row("queue", 2, 19.0), row("queue", 4, 18.0), row("staged", 2, 25.0)]
+    rows += [
+        row("sequential", 1, 11.0, repeat=1),
+        row("queue", 2, 19.5, repeat=1),
+        row("staged", 2, 24.0, repeat=1),
+    ]
+    spec = MatrixSpec(
+        strategies=("queue", "staged"),
+        workers=(1, 2, 4, 8),
+        sizes_kb=(10,),
+        complexities=("light",),
+        workloads=("cpu",),
+        repeat=2,
+    )
+    facts = {"cores": 2, "memory_gb": 8.0, "python": "3.11", "load_average": [0.1, 0.1, 0.1]}
+    text = render(summarise(rows, cores=2), facts, spec, {"celery": "not importable"})
+    assert "4, 8 workers oversubscribe the 2 cores" in text
+    assert "| cpu | 10 KB | light | staged | 2 |" in text
+    assert "queue ×2: +27%" in text  # 24.5 vs 19.25 docs/s
+    assert "staged overlap I/O beyond their worker count" in text
+    assert "Skipped: celery (not importable)" in text
