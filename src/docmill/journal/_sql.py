@@ -19,6 +19,7 @@ UPDATE runs SET state = ?, finished = ?, stats = ?, heartbeat = ?, total = coale
 """
 SCOPE = "SELECT source, fingerprint FROM runs WHERE id = ?"
 
+ANY_RECORDED = "SELECT 1 FROM documents WHERE source = ? AND fingerprint = ? LIMIT 1"
 RECORDED = """
 SELECT path, status, size, mtime_ns FROM documents
 WHERE source = ? AND fingerprint = ? AND path IN ({marks})

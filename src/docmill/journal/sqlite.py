@@ -98,6 +98,9 @@ class SqliteJournal:
         self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
     ) -> Iterator[DocumentRef]:
         iterator = iter(refs)
+        if not self._read(_sql.ANY_RECORDED, (source, fingerprint)):
+            yield from iterator  # nothing recorded before this run: every ref is pending
+            return
         while chunk := list(islice(iterator, _CHUNK)):
             recorded = self._recorded(chunk, source, fingerprint)
             for ref in chunk:
