@@ -14,6 +14,7 @@ from docmill.bench.harness import OVERLAPS_IO, BenchRow
 from docmill.bench.plan import PlanInputs, project
 from docmill.bench.profile import measure_profile, profile_from_run
 from docmill.cli.main import app
+from docmill.errors import ConfigError
 
 SUMMARY_COLUMNS = {
     "strategy",
@@ -200,3 +201,18 @@ def test_bench_on_a_real_folder(tiny_sample: Path, tmp_path: Path) -> None:
     }
     assert all(r["error"] == "" and r["failed"] == "0" for r in rows)
     assert (folder / "plots" / "speedup-extract.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["bench", "--strategies", "warp-drive"], "unknown strategy 'warp-drive'"),
+        (["bench", "--workloads", "gpu"], "unknown workload 'gpu'"),
+        (["plan", "--docs", "10", "--from", "no/such/run"], "no raw.csv in no/such/run"),
+        (["plan", "--docs", "10", "--sample", ".", "--deadline", "soon"], "cannot read duration 'soon'"),
+    ],
+)
+def test_bad_input_is_a_one_line_config_error(args: list[str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*args, *(["--out", str(tmp_path)] if args[0] == "bench" else [])])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert message in str(result.exception) and "\n" not in str(result.exception)

@@ -86,6 +86,8 @@ class PlanInputs:
     def __post_init__(self) -> None:
         if self.docs < 1 or self.hosts < 1:
             raise ConfigError("--docs and --hosts must be at least 1")
+        if self.llm_latency_s < 0 or self.price_in < 0 or self.price_out < 0:
+            raise ConfigError("--latency and prices cannot be negative")
         for name in ("rpm", "tpm", "budget", "deadline_s", "cores", "memory_gb"):
             value = getattr(self, name)
             if value is not None and value <= 0:

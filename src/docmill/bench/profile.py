@@ -126,6 +126,7 @@ def measure_profile(
     except DocmillError as exc:
         raise ConfigError(f"the pipeline cannot run on {sample}: {exc}") from exc
     per_doc, startup = base.line()
+    per_doc = max(per_doc, 1e-6)  # a sample of empty files still costs something per document
     one_off = max(0.0, cold - startup - per_doc * len(refs))  # lazy imports, first reads
     parent_rss = base.usage.rss_peak_bytes / 2**20
     wanted = [s for s in (strategies or DEFAULT_PLAN_STRATEGIES) if s not in NEEDS_SERVICES]

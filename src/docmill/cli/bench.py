@@ -134,16 +134,7 @@ def plan(
 
     if (sample is None) == (from_run is None):
         raise ConfigError("give exactly one of --sample DIR or --from results/<run-id>")
-    if sample is not None:
-        names = _split(strategies, str, "--strategies")
-        settings = {"labels": str(labels)} if labels else {}
-        profile = measure_profile(
-            sample, strategies=names, classifier=classifier, settings=settings, cores=hosts_cores
-        )
-    else:
-        assert from_run is not None
-        profile = profile_from_run(from_run, cell=cell)
-    inputs = PlanInputs(
+    inputs = PlanInputs(  # validated before any measuring starts
         docs=docs,
         deadline_s=parse_duration(deadline) if deadline else None,
         rpm=rpm,
@@ -157,6 +148,15 @@ def plan(
         cores=hosts_cores,
         memory_gb=hosts_memory_gb,
     )
+    if sample is not None:
+        names = _split(strategies, str, "--strategies")
+        settings = {"labels": str(labels)} if labels else {}
+        profile = measure_profile(
+            sample, strategies=names, classifier=classifier, settings=settings, cores=hosts_cores
+        )
+    else:
+        assert from_run is not None
+        profile = profile_from_run(from_run, cell=cell)
     typer.echo(plan_report(profile, inputs))
 
 
