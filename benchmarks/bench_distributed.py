@@ -36,15 +36,21 @@ from docmill.testing import CpuProcessor, MemorySource, NoopProcessor
 
 def timed(executor: Executor, processor: Processor, n: int, repeat: int) -> float:
     """Median seconds to get all ``n`` outcomes back."""
+    return measure(executor, processor, n, repeat)[0]
+
+
+def measure(executor: Executor, processor: Processor, n: int, repeat: int) -> tuple[float, float]:
+    """(median wall seconds, median ms a document took inside its worker) over ``repeat`` runs."""
     source = MemorySource(n)
     job = Job(source, processor)
-    walls = []
+    walls, inside = [], []
     for _ in range(repeat):
         start = time.perf_counter()
-        count = sum(1 for _ in executor.map_unordered(job, source))
+        outcomes = list(executor.map_unordered(job, source))
         walls.append(time.perf_counter() - start)
-        assert count == n, (count, n)
-    return statistics.median(walls)
+        assert len(outcomes) == n, (len(outcomes), n)
+        inside.append(sum(o.timings.seconds for o in outcomes) / n * 1000)
+    return statistics.median(walls), statistics.median(inside)
 
 
 def overhead(broker: str, n: int, repeat: int) -> None:
@@ -69,10 +75,10 @@ def overhead(broker: str, n: int, repeat: int) -> None:
 
 def scaling(broker: str, n: int, repeat: int, rounds: int) -> None:
     processor = CpuProcessor(rounds=rounds)
-    local = timed(SequentialExecutor(), processor, n, repeat)
-    print(f"\nCPU documents (~{local / n * 1000:.1f} ms each): {n}, median of {repeat}")
-    print(f"{'setup':<30}{'seconds':>10}{'docs/s':>10}{'speed-up':>10}")
-    print(f"{'sequential (in process)':<30}{local:>10.2f}{n / local:>10.0f}{1.0:>10.2f}")
+    local, local_doc = measure(SequentialExecutor(), processor, n, repeat)
+    print(f"\nCPU documents: {n}, median of {repeat}; 'ms/doc inside' grows when processes share a core")
+    print(f"{'setup':<30}{'seconds':>10}{'docs/s':>10}{'ms/doc inside':>15}{'speed-up':>10}")
+    print(f"{'sequential (in process)':<30}{local:>10.2f}{n / local:>10.0f}{local_doc:>15.2f}{1.0:>10.2f}")
     base = None
     for processes in (1, 2):
         pool = Workers(broker, count=processes, concurrency=1)
@@ -80,13 +86,13 @@ def scaling(broker: str, n: int, repeat: int, rounds: int) -> None:
             ex = CeleryExecutor(processes, broker=broker, queue=pool.queue, chunk_size=10)
             pool.wait_ready(ex.app, processes)
             timed(ex, processor, 40, 1)
-            wall = timed(ex, processor, n, repeat)
+            wall, inside = measure(ex, processor, n, repeat)
         finally:
             pool.stop()
         base = base or wall
         label = f"celery, {processes} worker process{'es' if processes > 1 else ''}"
         ratio = f"(x{base / wall:.2f} vs 1 process)"
-        print(f"{label:<30}{wall:>10.2f}{n / wall:>10.0f}{local / wall:>10.2f}  {ratio}")
+        print(f"{label:<30}{wall:>10.2f}{n / wall:>10.0f}{inside:>15.2f}{local / wall:>10.2f}  {ratio}")
 
 
 def main() -> None:

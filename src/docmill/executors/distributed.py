@@ -125,6 +125,12 @@ class CeleryExecutor(Executor):
     def describe(self) -> str:
         return f"celery(workers={self.workers}, chunk_size={self.chunk_size}, queue={self.queue!r})"
 
+    def close(self) -> None:
+        """Release the broker connections (workers keep running). Idempotent."""
+        if not self._closed:
+            self.app.close()
+        super().close()
+
 
 class _Run:
     """One ``map_unordered`` call: send chunks, drain results, keep the books."""
