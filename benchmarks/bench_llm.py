@@ -77,6 +77,8 @@ MAX_TOKENS_OUT = 40
 class Pages:
     """The man pages as an in-memory Source, cycled to ``n`` distinct documents."""
 
+    root = "manpages"
+
     def __init__(self, n: int) -> None:
         files = sorted(p for p in (DATA / "manpages").rglob("*") if p.suffix in (".txt", ".md"))
         if not files:
@@ -146,7 +148,7 @@ def run_naive(server: EmulatorServer, n: int, max_in: int) -> dict[str, Any]:
     return {"statuses": {"ok": ok, "failed": n - ok}, "failed": n - ok}
 
 
-def variant(name: str, n: int, max_in: int, out: multiprocessing.Queue[dict[str, Any]]) -> None:  # type: ignore[type-arg]
+def variant(name: str, n: int, max_in: int, out: multiprocessing.Queue[dict[str, Any]]) -> None:
     with EmulatorServer(emulator_config(faults=name == "docmill+faults")) as server:
         started = time.monotonic()
         if name == "naive":
@@ -190,10 +192,8 @@ def bench_variants(n: int, names: list[str], max_in: int) -> None:
     print(
         f"{n} documents per variant; provider: {RPM} RPM, {TPM} TPM, 1.0 s median latency; run side by side"
     )
-    head = ("variant", "seconds", "ceiling_per_min", "accepted_per_min", "ceiling_share", "paced_share")
-    head += ("docs_ok_per_min",)
-    head += ("rate_limited",)
-    head += ("failed_docs", "busiest_60s", "requests")
+    head = ["variant", "seconds", "ceiling_per_min", "accepted_per_min", "ceiling_share", "paced_share"]
+    head += ["docs_ok_per_min", "rate_limited", "failed_docs", "busiest_60s", "requests"]
     print(" | ".join(head))
     for row in sorted(rows, key=lambda r: names.index(r["variant"])):
         print(" | ".join(str(row[h]) for h in head))
@@ -223,7 +223,7 @@ class _MpBucket:
             self.state[0], self.state[1] = level, now
 
 
-def _ops_in(limiter: Any, n: int, out: multiprocessing.Queue[float]) -> None:  # type: ignore[type-arg]
+def _ops_in(limiter: Any, n: int, out: multiprocessing.Queue[float]) -> None:
     out.put(_ops(limiter, n))
 
 

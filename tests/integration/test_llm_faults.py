@@ -36,10 +36,10 @@ def _classifier(server: EmulatorServer, labels: LabelSet = LABELS, timeout: floa
 
 
 def test_faults_end_retried_then_ok_or_failed_with_a_reason() -> None:
-    faults = {"fail_500": 0.1, "fail_503": 0.05, "drop": 0.05, "malformed": 0.05, "truncated": 0.05}
     config = EmulatorConfig(
-        rpm=0, tpm=0, latency_median=0.01, hang=0.03, hang_seconds=30, bad_label=0.05, **faults
-    )
+        rpm=0, tpm=0, latency_median=0.01, hang=0.03, hang_seconds=30, bad_label=0.05,
+        fail_500=0.1, fail_503=0.05, drop=0.05, malformed=0.05, truncated=0.05,
+    )  # fmt: skip
     with EmulatorServer(config) as server:
         job = Job(MemorySource(80), _classifier(server, timeout=0.5))
         with get_executor("threads", workers=8) as executor:

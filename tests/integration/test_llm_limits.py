@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_the_token_limit_is_kept_with_estimates_settled_by_usage() -> None:
     assert elapsed >= (used - 3000) / 3000 * 0.9  # paced by tokens, not requests
 
 
-def _spend(clf: LLMClassifier, first: int, n: int, out: multiprocessing.Queue[int]) -> None:  # type: ignore[type-arg]
+def _spend(clf: LLMClassifier, first: int, n: int, out: multiprocessing.Queue[int]) -> None:
     source = MemorySource(first + n)
     refs = list(source)[first:]
     job = Job(source, clf)
@@ -89,7 +90,7 @@ def _spend(clf: LLMClassifier, first: int, n: int, out: multiprocessing.Queue[in
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_one_budget_across_processes(per_second: EmulatorServer, method: str) -> None:
     clf = classifier(per_second, ProviderLimits.from_rates(20, None, per=1.0))
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     out = context.Queue()
     workers = [context.Process(target=_spend, args=(clf, i * 20, 20, out)) for i in range(2)]
     started = time.monotonic()

@@ -145,8 +145,9 @@ def test_a_failed_request_keeps_its_charge() -> None:
 
 
 def test_remaining_headers_resynchronise_the_buckets() -> None:
-    def handler(r):
-        return _openai(**{"x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "70"})
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "70"}
+        return _openai('{"label": "a"}', (20, 5), **headers)
 
     client = _client(handler)
     client.complete(MESSAGES, model="m")

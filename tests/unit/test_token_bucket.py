@@ -8,6 +8,7 @@ import pickle
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,12 @@ def test_threads_share_one_budget() -> None:
     clock = FakeClock()
     bucket = TokenBucket(100, 1.0, burst=1, clock=clock)
     start = clock.monotonic()
-    threads = [threading.Thread(target=lambda: [bucket.acquire() for _ in range(50)]) for _ in range(4)]
+
+    def spend() -> None:
+        for _ in range(50):
+            bucket.acquire()
+
+    threads = [threading.Thread(target=spend) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -76,7 +82,7 @@ def test_the_owner_removes_its_file_and_copies_do_not() -> None:
     assert not path.exists()
 
 
-def _spend(bucket: SharedTokenBucket, n: int, out: multiprocessing.Queue[list[float]]) -> None:  # type: ignore[type-arg]
+def _spend(bucket: SharedTokenBucket, n: int, out: multiprocessing.Queue[list[float]]) -> None:
     stamps = []
     for _ in range(n):
         bucket.acquire()
@@ -86,7 +92,7 @@ def _spend(bucket: SharedTokenBucket, n: int, out: multiprocessing.Queue[list[fl
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_processes_share_one_budget(method: str, tmp_path: Path) -> None:
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     bucket = SharedTokenBucket(40, 1.0, burst=1, path=tmp_path / "bucket")
     out = context.Queue()
     workers = [context.Process(target=_spend, args=(bucket, 15, out)) for _ in range(2)]
