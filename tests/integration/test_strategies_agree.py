@@ -16,6 +16,7 @@ from docmill.journal.base import Query
 from docmill.journal.sqlite import SqliteJournal
 
 STRATEGIES = ["sequential", "threads", "processes"]
+MORE = ["asyncio", "batches", "queue", "hybrid", "staged", "auto"]  # in the slow run
 
 
 def run_strategy(manpages: Path, folder: Path, strategy: str) -> Counter[tuple[str, str | None, str]]:
@@ -35,7 +36,10 @@ def oracle(manpages: Path, tmp_path_factory: pytest.TempPathFactory) -> Counter[
     return run_strategy(manpages, tmp_path_factory.mktemp("sequential"), "sequential")
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES[1:])
+@pytest.mark.parametrize(
+    "strategy",
+    [*STRATEGIES[1:], *(pytest.param(s, marks=pytest.mark.slow) for s in MORE)],
+)
 def test_strategy_matches_sequential(
     manpages: Path, tmp_path: Path, oracle: Counter[tuple[str, str | None, str]], strategy: str
 ) -> None:
