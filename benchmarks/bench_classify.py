@@ -20,11 +20,12 @@ from pathlib import Path
 
 from docmill.document import Document, DocumentRef
 from docmill.evaluation import read_truth, score
+from docmill.features import BLOCKS, baseline_pipeline, build_pipeline
 from docmill.labels import load_labels
 from docmill.processors.base import Processor
 from docmill.processors.classify_keywords import KeywordClassifier
 from docmill.processors.classify_model import ModelClassifier
-from docmill.training import Corpus, Trained, cross_validate, load_corpus, save, train
+from docmill.training import Corpus, ModelFactory, Trained, cross_validate, load_corpus, save, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data")
     parser.add_argument("--cv", type=int, default=5, help="folds (0 = skip cross-validation)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ablation", action="store_true", help="also cross-validate without each feature block"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -41,9 +45,9 @@ def main() -> None:
     print(f"extracted {len(corpus.paths)} man pages in {time.perf_counter() - started:.1f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        ours = _train(corpus, "docmill model", baseline=False, seed=args.seed, out=Path(tmp) / "ours.model")
+        ours = _train(corpus, "docmill model", build_pipeline, seed=args.seed, out=Path(tmp) / "ours.model")
         naive = _train(
-            corpus, "naive tf-idf+LinearSVC", baseline=True, seed=args.seed, out=Path(tmp) / "naive.model"
+            corpus, "naive tf-idf+LinearSVC", baseline_pipeline, seed=args.seed, out=Path(tmp) / "naive.model"
         )
         held_out = [corpus.paths.index(p) for p in ours[0].test_paths]
         keywords = KeywordClassifier(load_labels(HERE / "manpages.labels.yaml"))
@@ -57,13 +61,26 @@ def main() -> None:
             _throughput(name, step, [corpus.texts[i] for i in held_out])
     if args.cv:
         print()
-        for name, baseline in [("docmill model", False), ("naive tf-idf+LinearSVC", True)]:
-            _cv(corpus, name, baseline=baseline, folds=args.cv, seed=args.seed)
+        for name, factory in [
+            ("docmill model", build_pipeline),
+            ("naive tf-idf+LinearSVC", baseline_pipeline),
+        ]:
+            _cv(corpus, name, factory, folds=args.cv, seed=args.seed)
+    if args.ablation:
+        print()
+        for left_out in ("all but words", *BLOCKS[1:]):
+            kept = ("words",) if left_out == "all but words" else tuple(b for b in BLOCKS if b != left_out)
+            name = "words only" if left_out == "all but words" else f"without {left_out}"
+            _cv(corpus, name, _blocks(kept), folds=args.cv or 5, seed=args.seed)
 
 
-def _train(corpus: Corpus, name: str, *, baseline: bool, seed: int, out: Path) -> tuple[Trained, Path]:
+def _blocks(kept: tuple[str, ...]) -> ModelFactory:
+    return lambda *, seed: build_pipeline(seed=seed, blocks=kept)
+
+
+def _train(corpus: Corpus, name: str, model: ModelFactory, *, seed: int, out: Path) -> tuple[Trained, Path]:
     started = time.perf_counter()
-    trained = train(corpus, holdout=0.2, seed=seed, baseline=baseline)
+    trained = train(corpus, holdout=0.2, seed=seed, model=model)
     seconds = time.perf_counter() - started
     save(trained, corpus, out, seed=seed)
     report = trained.report
@@ -101,9 +118,9 @@ def _throughput(name: str, step: Processor, texts: Sequence[str]) -> None:
     )
 
 
-def _cv(corpus: Corpus, name: str, *, baseline: bool, folds: int, seed: int) -> None:
+def _cv(corpus: Corpus, name: str, model: ModelFactory, *, folds: int, seed: int) -> None:
     started = time.perf_counter()
-    reports = cross_validate(corpus, folds=folds, seed=seed, baseline=baseline)
+    reports = cross_validate(corpus, folds=folds, seed=seed, model=model)
     seconds = time.perf_counter() - started
     acc = [r.accuracy for r in reports]
     f1 = [r.macro_f1 for r in reports]

@@ -14,7 +14,7 @@ import importlib.metadata
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from docmill.processors.classify_model import softmax
 from docmill.processors.extract import ExtractText
 from docmill.sources.files import DirectorySource
 
+ModelFactory = Callable[..., Any]  # (*, seed: int) -> an unfitted scikit-learn pipeline
 _TEMPERATURES = [2 ** (k / 4) for k in range(-8, 25)]  # 0.25 … 64, log-spaced
 
 
@@ -141,14 +142,17 @@ def split(corpus: Corpus, holdout: float, seed: int) -> tuple[list[int], list[in
     return sorted(train), sorted(test)
 
 
-def train(corpus: Corpus, *, holdout: float = 0.2, seed: int = 0, baseline: bool = False) -> Trained:
-    """Fit on the training split; score and calibrate on the held-out split."""
-    from docmill.features import baseline_pipeline, build_pipeline
+def train(
+    corpus: Corpus, *, holdout: float = 0.2, seed: int = 0, model: ModelFactory | None = None
+) -> Trained:
+    """Fit on the training split; score and calibrate on the held-out split.
 
+    ``model(seed=…)`` builds the scikit-learn pipeline (default ``features.build_pipeline``).
+    """
     if len(set(corpus.labels)) < 2:
         raise ConfigError("the truth file needs at least two different labels")
     train_idx, test_idx = split(corpus, holdout, seed)
-    pipeline = (baseline_pipeline if baseline else build_pipeline)(seed=seed)
+    pipeline = _factory(model)(seed=seed)
     _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
     report, temperature = None, 1.0
     if test_idx:
@@ -161,6 +165,14 @@ def train(corpus: Corpus, *, holdout: float = 0.2, seed: int = 0, baseline: bool
     return Trained(
         pipeline, report, temperature, tuple(paths[i] for i in train_idx), tuple(paths[i] for i in test_idx)
     )
+
+
+def _factory(model: ModelFactory | None) -> ModelFactory:
+    if model is not None:
+        return model
+    from docmill.features import build_pipeline
+
+    return build_pipeline
 
 
 def _fit(pipeline: Any, texts: list[str], labels: list[str]) -> None:
@@ -181,17 +193,17 @@ def fit_temperature(decisions: Any, truth: Sequence[int]) -> float:
     return min(_TEMPERATURES, key=loss)
 
 
-def cross_validate(corpus: Corpus, *, folds: int = 5, seed: int = 0, baseline: bool = False) -> list[Report]:
+def cross_validate(
+    corpus: Corpus, *, folds: int = 5, seed: int = 0, model: ModelFactory | None = None
+) -> list[Report]:
     """Stratified k-fold reports over the whole corpus (for reporting; the saved model uses none of it)."""
     from sklearn.model_selection import StratifiedKFold
-
-    from docmill.features import baseline_pipeline, build_pipeline
 
     reports = []
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
         corpus.texts, corpus.labels
     ):
-        pipeline = (baseline_pipeline if baseline else build_pipeline)(seed=seed)
+        pipeline = _factory(model)(seed=seed)
         _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
         predicted = pipeline.predict([corpus.texts[i] for i in test_idx])
         reports.append(score(zip((corpus.labels[i] for i in test_idx), map(str, predicted), strict=True)))
