@@ -204,3 +204,17 @@ def test_a_second_ctrl_c_aborts_at_once_keeping_the_journal_consistent(journal: 
     assert journal.count(Query()) == 4  # the four finished documents were flushed
     assert journal.runs()[0].state == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_appending_to_a_jsonl_source_processes_only_the_new_lines(
+    journal: CountingJournal, tmp_path: Path
+) -> None:
+    from docmill.sources.jsonl import JsonlSource
+
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(f'{{"id": "d{i}", "text": "text {i}"}}\n' for i in range(10)))
+    assert run(JsonlSource(path), NoopProcessor(), journal=journal).stats.done == 10
+    with path.open("a") as handle:
+        handle.write("".join(f'{{"id": "d{i}", "text": "text {i}"}}\n' for i in range(10, 15)))
+    again = run(JsonlSource(path), NoopProcessor(), journal=journal)
+    assert again.stats.done == 5 and again.stats.skipped == 10
