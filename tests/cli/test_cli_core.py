@@ -87,6 +87,13 @@ def test_status_human_and_watch_on_a_finished_run(
     assert "run 1 · done" in capsys.readouterr().out
     assert cli("status", "--db", db, "--watch", "--json") == 0  # returns at once: the run is over
     assert json.loads(capsys.readouterr().out)["documents"] == 5
+    cli("run", str(corpus), "--db", db, "--strategy", "sequential", "--progress", "none")
+    capsys.readouterr()
+    assert cli("status", "--db", db, "--runs", "--json") == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["id"] for r in runs] == [2, 1] and runs[0]["stats"]["skipped"] == 5
+    assert cli("status", "--db", db, "--runs") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
 
 
 def test_missing_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ import typer
 from docmill.clock import SYSTEM_CLOCK
 from docmill.errors import ConfigError
 from docmill.journal import open_journal
-from docmill.journal.base import DocumentRecord, Journal, Query
+from docmill.journal.base import DocumentRecord, Journal, Query, RunRecord
 from docmill.journal.policy import FAILURES
 from docmill.progress import format_seconds
 
@@ -48,11 +48,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
     stats = dict(run.stats) if run else {}
     failures = sum(n for s, n in summary.by_status.items() if s in FAILURES)
     return {
-        "run": None if run is None else {
-            "id": run.id, "source": run.source, "fingerprint": run.fingerprint, "strategy": run.strategy,
-            "workers": run.workers, "state": run.state, "started": run.started, "finished": run.finished,
-            "heartbeat": run.heartbeat, "total": run.total,
-        },
+        "run": None if run is None else _run_fields(run),
         "documents": summary.total,
         "total": run.total if run else None,
         "by_status": dict(summary.by_status),
@@ -107,16 +103,45 @@ def status_command(
         bool, typer.Option("--watch", help="Refresh until the run ends (Ctrl-C to leave).")
     ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 1.0,
+    runs: Annotated[bool, typer.Option("--runs", help="List every run, newest first.")] = False,
 ) -> None:
     """Counts by status and label, speed and failures of the latest (or given) run."""
     journal = open_existing(db)
     try:
-        if watch:
+        if runs:
+            _show_runs(journal, as_json)
+        elif watch:
             _watch(journal, run, as_json, interval)
         else:
             _show(status_data(journal, run), as_json)
     finally:
         journal.close()
+
+
+def _show_runs(journal: Journal, as_json: bool) -> None:
+    records = journal.runs()
+    if as_json:
+        rows = [{**_run_fields(r), "stats": dict(r.stats)} for r in records]
+        typer.echo(json.dumps({"runs": rows}, default=str, ensure_ascii=False))
+        return
+    for r in records:
+        done = r.stats.get("done", 0)
+        typer.echo(f"{r.id}\t{r.state}\t{r.strategy} ×{r.workers}\t{done} processed\t{r.source}")
+
+
+def _run_fields(run: RunRecord) -> dict[str, Any]:
+    names = (
+        "id",
+        "source",
+        "fingerprint",
+        "strategy",
+        "workers",
+        "state",
+        "started",
+        "finished",
+        "heartbeat",
+    )
+    return {name: getattr(run, name) for name in names} | {"total": run.total}
 
 
 def _show(data: dict[str, Any], as_json: bool) -> None:
