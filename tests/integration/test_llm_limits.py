@@ -118,10 +118,12 @@ def test_retry_after_pauses_every_worker() -> None:
     config = EmulatorConfig(rpm=3, tpm=0, window=1.0, latency_median=0.0)
     with EmulatorServer(config) as server:
         clf = classifier(server, ProviderLimits.from_rates(1000, None, per=1.0))  # far above the real limit
+        clf.retry = RetryPolicy(max_attempts=30, initial=0.05, maximum=0.5)  # 429s are expected here
         outcomes = run_all(clf, 12, workers=6)
         stats = server.stats(arrivals=True)
-    assert all(o.status is Status.OK for o in outcomes)
+    assert [o.error for o in outcomes if o.status is not Status.OK] == []
     assert stats["rate_limited"] >= 1
     for when, wait in stats["throttled"]:
-        quiet = [t for t in stats["arrivals"] if when + 0.05 < t < when + wait - 0.01]
+        # calls already on the wire when the 429 was sent may land just after it (0.15 s of slack)
+        quiet = [t for t in stats["arrivals"] if when + 0.15 < t < when + wait - 0.01]
         assert quiet == [], f"requests arrived during the {wait:.3f} s pause that began at {when:.3f}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -119,11 +121,18 @@ def test_api_key_is_required_when_configured() -> None:
 
 def test_latency_and_concurrency_cap_are_visible_in_stats() -> None:
     config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.2, latency_sigma=0.0, max_concurrency=2)
+
+    async def four_at_once(url: str) -> float:
+        async with httpx.AsyncClient() as client:
+            started = time.monotonic()
+            await asyncio.gather(*(client.post(url, json=_body()) for _ in range(4)))
+            return time.monotonic() - started
+
     with EmulatorServer(config) as server:
-        with httpx.Client() as client:
-            reply = client.post(f"{server.url}/v1/chat/completions", json=_body())
-        assert reply.elapsed.total_seconds() >= 0.19
-        assert server.stats()["peak_in_flight"] == 1
+        elapsed = asyncio.run(four_at_once(f"{server.url}/v1/chat/completions"))
+        stats = server.stats()
+    assert elapsed >= 0.38  # two rounds of 0.2 s: the cap queued half of them
+    assert stats["peak_in_flight"] == 4 and stats["ok"] == 4
 
 
 def test_prompt_round_trips_through_the_parser() -> None:
