@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docmill.document import Document, DocumentRef
-from docmill.errors import ConfigError
+from docmill.errors import ConfigError, ProcessingError
 from docmill.labels import LabelSet
 from docmill.processors.classify_keywords import KeywordClassifier, KeywordScorer, from_spec
 from docmill.processors.registry import build_classifier
@@ -103,3 +103,27 @@ def test_registry_builds_it(tmp_path: Path) -> None:
     step = build_classifier("keywords", {"labels": str(path)})
     assert isinstance(step, KeywordClassifier)
     assert step.process(doc("beta beta")).metadata["label"] == "b"
+
+
+def test_labels_the_example_corpus() -> None:
+    from docmill.evaluation import read_truth, score
+    from docmill.labels import load_labels
+    from docmill.pipeline import Pipeline
+    from docmill.processors.extract import ExtractText
+    from docmill.sources.files import DirectorySource
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    if not (examples / "corpus" / "labels.yaml").is_file():
+        pytest.skip("examples/corpus not present")
+    source = DirectorySource(examples / "corpus")
+    pipeline = Pipeline(ExtractText(), KeywordClassifier(load_labels(examples / "corpus" / "labels.yaml")))
+    truth = read_truth(examples / "corpus-labels.csv")
+    predicted: dict[str, str | None] = {}
+    for ref in (r for r in source if r.id in truth):
+        try:
+            predicted[ref.id] = pipeline.process(source.load(ref)).metadata.get("label")
+        except ProcessingError:  # the corpus holds one damaged file on purpose
+            predicted[ref.id] = None
+    report = score((truth[path], label) for path, label in predicted.items())
+    assert report.n == len(truth) >= 50
+    assert report.accuracy >= 0.98  # all but a truncated PDF, which cannot be read
