@@ -124,10 +124,10 @@ class Trained:
 def split(corpus: Corpus, holdout: float, seed: int) -> tuple[list[int], list[int]]:
     """Stratified (train, test) indices; ConfigError when a label has too few documents."""
     indices = list(range(len(corpus.paths)))
-    if holdout <= 0:
-        return indices, []
-    if not 0 < holdout < 1:
+    if not 0 <= holdout < 1:
         raise ConfigError(f"--holdout must be in [0, 1), got {holdout}")
+    if holdout == 0:
+        return indices, []
     rare = [label for label, n in Counter(corpus.labels).items() if n < 2]
     if rare:
         raise ConfigError(

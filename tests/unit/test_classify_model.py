@@ -71,6 +71,12 @@ def test_split_refuses_labels_too_rare_to_hold_out() -> None:
         train(lonely, holdout=0.2)
 
 
+@pytest.mark.parametrize("holdout", [-0.1, 1.0, 2])
+def test_holdout_out_of_range(holdout: float) -> None:
+    with pytest.raises(ConfigError, match=r"--holdout must be in \[0, 1\)"):
+        train(corpus(), holdout=holdout)
+
+
 def test_header_says_what_the_model_is(model_file: Path) -> None:
     header = read_header(model_file)
     assert header.labels == ("invoice", "letter", "recipe")
