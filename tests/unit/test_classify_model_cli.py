@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,35 @@ def test_unknown_strategy_is_a_one_line_error(
     root, truth = corpus
     assert main(["train", str(root), "-t", str(truth), "-s", "bogus"]) == 2
     assert "unknown strategy 'bogus'" in capsys.readouterr().err
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.mark.postgres
+def test_eval_reads_a_postgres_journal(
+    corpus: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(PG_SERVER, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}: {str(exc).splitlines()[0]}")
+    schema = f"eval_{uuid.uuid4().hex[:12]}"
+    root, truth = corpus
+    model, db = tmp_path / "m.model", f"{PG_SERVER}?schema={schema}"
+    try:
+        assert (
+            main(
+                ["train", str(root), "-t", str(truth), "-o", str(model), "--holdout", "0", "-s", "sequential"]
+            )
+            == 0
+        )
+        assert main(["run", str(root), "-c", f"model:{model}", "--db", db, "--progress", "none"]) == 0
+        capsys.readouterr()
+        assert main(["eval", "-t", str(truth), "--db", db, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["n"] == 31 and report["accuracy"] == pytest.approx(30 / 31)
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
