@@ -202,3 +202,11 @@ def test_a_segfault_under_spawn_is_contained() -> None:
 def test_auto_chunks_tiny_documents_over_processes_even_when_they_seem_to_wait() -> None:
     job = Job(MemorySource(), SleepProcessor())
     assert choose(_probe(0.00002, 0.0005), job, 2, None).strategy == "queue"
+
+
+def test_auto_adds_processes_when_one_loop_cannot_keep_enough_documents_awaiting() -> None:
+    staged_job = Job(MemorySource(), Pipeline(CpuProcessor(), AsyncSleepProcessor()))
+    async_job = Job(MemorySource(), AsyncSleepProcessor())
+    assert choose(_probe(0.002, 0.052), staged_job, 2, None).strategy == "staged"  # 500/s < 32 / 52 ms
+    assert choose(_probe(0.002, 0.052), async_job, 2, None).strategy == "hybrid"
+    assert choose(_probe(0.0003, 0.052), async_job, 2, None).strategy == "asyncio"

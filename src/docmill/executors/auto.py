@@ -9,7 +9,9 @@ a document's life (``cpu / wall``) and the shape of the pipeline:
 =====================  ======================================================================
 CPU share ≥ 60 %       ``queue`` over every core (self-sizing chunks: tiny or heavy documents)
 under 2 ms a document  ``queue`` too: what looks like waiting is a busy machine's preemption
-CPU share ≤ 15 %       waiting dominates: ``asyncio`` for async pipelines, ``threads`` otherwise
+CPU share ≤ 15 %       waiting dominates: ``asyncio`` for async pipelines, ``threads`` otherwise —
+                       if one process can keep 32 documents awaiting (1 / CPU-per-document
+                       ≥ 32 / wall-per-document); if not, as below
 in between             ``staged`` when sync CPU steps precede async ones (extract ‖ LLM),
                        else ``hybrid`` (processes × threads/asyncio)
 =====================  ======================================================================
@@ -35,6 +37,7 @@ from docmill.outcome import Outcome
 CPU_BOUND = 0.60  # CPU share above which more processes is the only lever
 TINY = 0.002  # seconds: below this a document's wait is noise (a busy machine's preemption)
 WAIT_BOUND = 0.15  # CPU share below which one process can keep hundreds of documents waiting
+LOOP_CONCURRENCY = 32  # documents awaiting at once one process must sustain, or we add processes
 
 
 class _Timed:
@@ -196,16 +199,19 @@ def choose(probe: Probe, job: Job, processes: int, per_process: int | None) -> C
     if statistics.median(probe.wall) < TINY:
         why = f"documents take under {TINY * 1e3:g} ms: chunked over every core, overhead amortised"
         return Choice("queue", {"workers": processes}, why)
-    if share <= WAIT_BOUND:
+    one_loop = 1 / max(statistics.median(probe.cpu), 1e-9)  # docs/s one process can push through
+    wanted = LOOP_CONCURRENCY / statistics.median(probe.wall)  # docs/s that many awaiting would give
+    if share <= WAIT_BOUND and wanted <= one_loop:
         if job.pipeline.is_async:
             width = per_process or 256
             why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly await; one event loop"
             return Choice("asyncio", {"workers": width}, why)
         why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly block on I/O; threads"
         return Choice("threads", {"workers": per_process or 32}, why)
+    busy = f"CPU share {share:.0%}, one process tops out at {one_loop:.0f} docs/s"
     if job.pipeline.is_async and cpu_steps.steps:
-        why = f"CPU share {share:.0%}: CPU steps then async steps; extract in processes ‖ await in the parent"
+        why = f"{busy}: CPU steps then async steps; extract in processes ‖ await in the parent"
         return Choice("staged", {"workers": processes}, why)
     options = {"max_processes": processes, "max_threads_per_process": per_process}
-    why = f"CPU share {share:.0%}: both CPU and waiting; processes × concurrent documents"
+    why = f"{busy}: both CPU and waiting; processes × concurrent documents"
     return Choice("hybrid", options, why)
