@@ -93,8 +93,9 @@ class Choice:
 class AutoExecutor(Executor):
     """Probe ``sample`` documents (or ``probe_seconds`` of them), then delegate.
 
-    ``max_processes`` / ``max_threads_per_process`` (the ``parallelization:`` section) bound what
-    the chosen strategy may use.
+    ``max_processes`` / ``max_threads_per_process`` (the ``parallelization:`` section) size a
+    ``queue``, ``staged`` or ``hybrid`` choice; ``asyncio`` gets 256 documents in flight and
+    ``threads`` 32, since ``max_threads_per_process`` is about threads beside processes.
     """
 
     name = "auto"
@@ -203,11 +204,11 @@ def choose(probe: Probe, job: Job, processes: int, per_process: int | None) -> C
     wanted = LOOP_CONCURRENCY / statistics.median(probe.wall)  # docs/s that many awaiting would give
     if share <= WAIT_BOUND and wanted <= one_loop:
         if job.pipeline.is_async:
-            width = per_process or 256
+            width = 256
             why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly await; one event loop"
             return Choice("asyncio", {"workers": width}, why)
         why = f"CPU share {share:.0%} ≤ {WAIT_BOUND:.0%}: documents mostly block on I/O; threads"
-        return Choice("threads", {"workers": per_process or 32}, why)
+        return Choice("threads", {"workers": 32}, why)
     busy = f"CPU share {share:.0%}, one process tops out at {one_loop:.0f} docs/s"
     if job.pipeline.is_async and cpu_steps.steps:
         why = f"{busy}: CPU steps then async steps; extract in processes ‖ await in the parent"
