@@ -34,9 +34,16 @@ class Workers:
     """``docmill worker`` subprocesses on a private queue; stopped (and reaped) on ``stop``."""
 
     def __init__(
-        self, broker: str, *, count: int = 2, concurrency: int = 1, visibility: float = 3600
+        self,
+        broker: str,
+        *,
+        count: int = 2,
+        concurrency: int = 1,
+        visibility: float = 3600,
+        pythonpath: Iterable[Path] = (),
     ) -> None:
         self.broker = broker
+        self.pythonpath = [str(HERE), *map(str, pythonpath), str(SRC)]
         self.queue = f"docmill-test-{uuid.uuid4().hex[:8]}"
         self.visibility = visibility
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -44,7 +51,7 @@ class Workers:
             self.start(f"w{i}-{self.queue}", concurrency)
 
     def start(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC)])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(self.pythonpath)}
         argv = [
             sys.executable, "-m", "docmill", "worker", "--broker", self.broker, "--queue", self.queue,
             "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@localhost",

@@ -83,6 +83,7 @@ class CeleryExecutor(Executor):
     ) -> None:
         self.chunk_size = max(1, chunk_size)
         super().__init__(workers, max_in_flight=max_in_flight, **options)
+        self.chunk_size = min(self.chunk_size, self.max_in_flight)  # never pull more than allowed ahead
         queue = queue or os.environ.get("DOCMILL_QUEUE", DEFAULT_QUEUE)
         self.app = make_app(broker, queue=queue)
         self.broker = str(self.app.conf.broker_url)
