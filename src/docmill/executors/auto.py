@@ -106,7 +106,7 @@ class AutoExecutor(Executor):
         *,
         max_in_flight: int | None = None,
         sample: int = 16,
-        probe_seconds: float = 0.3,
+        probe_seconds: float = 0.15,
         max_processes: int | None = None,
         max_threads_per_process: int | None = None,
         **options: Any,

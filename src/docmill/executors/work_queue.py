@@ -14,10 +14,12 @@ from typing import Any
 from docmill.executors._pool import WorkerHandle
 from docmill.executors._pooled import PooledExecutor
 
-# A chunk's round trip (it waits behind one other chunk, so ~half of it is compute). 50–200 ms of
-# work per chunk keeps per-message overhead under 1 % without starving the tail of the run
-# (benchmarks/bench_strategies.py, "tiny" and "cpu" workloads).
-TARGET_SECONDS = 0.2
+# A chunk's round trip (it waits behind one other chunk, so ~half of it is compute). Per-message
+# overhead is ~0.1–0.2 ms, so 25 ms of compute per chunk keeps it under 1 %; larger chunks cost at
+# the end of a run, when one worker still holds two chunks while the others have nothing left
+# (0.2 s here lost up to a third of a 5 ms × 600 run: benchmarks/bench_strategies.py, "cpu" and
+# "auto"; thousands of tiny documents per chunk still travel together: "tiny").
+TARGET_SECONDS = 0.05
 
 
 class QueueExecutor(PooledExecutor):
