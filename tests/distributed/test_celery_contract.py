@@ -1,6 +1,7 @@
 """The executor contract suite (tests/contract), run against the Celery strategy and real workers.
 
-The contract's test functions are imported and collected here with ``executor_name`` = "celery";
+The contract's test functions are imported and collected here with ``executor_name`` = "celery",
+and the crash matrix's rows run with the process strategies' expectations;
 ``get_executor("celery", workers=2)`` reaches the workers started below through
 ``DOCMILL_BROKER`` and ``DOCMILL_QUEUE``.
 """
@@ -17,6 +18,7 @@ from distributed_helpers import HERE, Workers
 CONTRACT = HERE.parent / "contract"
 sys.path.insert(0, str(CONTRACT))
 
+import test_crash_matrix as matrix  # noqa: E402
 import test_executor_contract as contract  # noqa: E402
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.timeout(60)]
@@ -64,3 +66,20 @@ test_nothing_leaks_after_a_run = contract.test_nothing_leaks_after_a_run
 test_nothing_leaks_when_the_consumer_stops_early = contract.test_nothing_leaks_when_the_consumer_stops_early
 test_nothing_leaks_when_the_consumer_raises = contract.test_nothing_leaks_when_the_consumer_raises
 test_an_empty_source_yields_nothing = contract.test_an_empty_source_yields_nothing
+
+
+# JSON carries results, so an unpicklable result is stringified rather than failed: not a crash here.
+# The default run keeps one row per kind of ending (failed, crashed, timed out); the rest are slow.
+QUICK = {"raises", "SIGKILL", "hang"}
+CRASH_ROWS = [
+    pytest.param(row, id=row.name, marks=() if row.name in QUICK else pytest.mark.slow)
+    for row in matrix.ROWS
+    if row.name != "unpicklable"
+]
+
+
+@pytest.mark.parametrize("row", CRASH_ROWS)
+def test_crash_matrix(row: matrix.Row) -> None:
+    """Every crash ends its document with the process strategies' status and reason; the run goes on."""
+    outcomes, _ = matrix._run("celery", row)
+    matrix._check(outcomes, row.status, row.error)

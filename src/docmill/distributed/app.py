@@ -12,16 +12,20 @@ chunk and the journal upserts by key, so redelivery costs time, never a duplicat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import WorkerLostError
 from celery.signals import worker_process_shutdown
+from celery.worker.request import Request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docmill.distributed import tasks
-from docmill.distributed.channel import teardown_jobs
+from docmill.distributed.channel import channel_for, teardown_jobs
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "docmill"
@@ -57,6 +61,7 @@ def make_app(
     app.task(
         name=TASK_NAME,
         bind=True,
+        Request="docmill.distributed.app:ChunkRequest",
         autoretry_for=(RedisConnectionError, RedisTimeoutError),  # pushing the outcomes failed
         retry_backoff=True,
         retry_backoff_max=60,
@@ -73,6 +78,35 @@ def _transport_options(visibility: float) -> dict[str, Any]:
         "unacked_restore_interval": min(10, check),
         "unacked_restore_throttle": 1 if visibility < 100 else 10,
     }
+
+
+class ChunkRequest(Request):  # type: ignore[misc]
+    """A task request that, when its worker process dies, notes how in the run's Redis keys.
+
+    Runs in the worker's main process, which sees the child's exit status; the redelivered chunk
+    reads it to explain a poison document ("killed by SIGKILL", "exited with code 7").
+    """
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        reason = _loss(getattr(exc_info.exception, "exc", exc_info.exception))
+        if reason is not None:
+            with contextlib.suppress(Exception):  # a note for the next delivery, never a new failure
+                kwargs = self.kwargs
+                channel_for(kwargs["store"], kwargs["run"]).lost(kwargs["chunk"], reason)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
+def _loss(exc: BaseException) -> str | None:
+    """How a pool process died, from what billiard reports: WorkerLostError, or SystemExit(status)."""
+    if isinstance(exc, WorkerLostError):
+        return tasks.describe_loss(str(exc))
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int):  # billiard >= 4.3 reports the exit
+        if exc.code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-exc.code).name}"
+            return f"killed by signal {-exc.code}"
+        return f"exited with code {exc.code}"
+    return None
 
 
 def _run_chunk(self: Any, **kwargs: Any) -> str:

@@ -7,7 +7,8 @@ Keys (``{p}`` = ``docmill:run:<run id>``; all expire, so an abandoned run leaves
     {p}:results               list of JSON messages, one per executed chunk; the parent pops them
     {p}:deliveries            hash chunk → times a worker started it (>1: redelivered)
     {p}:started               hash chunk → index of the ref being worked on (crash suspect)
-    {p}:crashes               hash "chunk:index" → deliveries that died on that ref
+    {p}:crashes:<chunk>       hash index → deliveries of the chunk that died on that ref
+    {p}:lost                  hash chunk → how its last worker process died ("killed by SIGKILL")
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class RunChannel:
 
     def close(self) -> None:
         """End the run: workers skip what is still queued for it."""
-        self.redis.delete(f"{self.prefix}:alive", f"{self.prefix}:started", f"{self.prefix}:crashes")
+        self.redis.delete(f"{self.prefix}:alive", f"{self.prefix}:started", f"{self.prefix}:lost")
         self.redis.expire(f"{self.prefix}:results", 60)
         self.redis.expire(f"{self.prefix}:deliveries", 3600)
         self.redis.close()
@@ -92,9 +93,25 @@ class RunChannel:
         value = self.redis.hget(f"{self.prefix}:started", chunk)
         return None if value is None else int(value)
 
-    def crashed_on(self, chunk: str, index: int) -> int:
-        """Count one more dead delivery on ref ``index`` of ``chunk``; return the count."""
-        return int(self.redis.hincrby(f"{self.prefix}:crashes", f"{chunk}:{index}", 1))
+    def crashed_on(self, chunk: str, index: int) -> dict[int, int]:
+        """Count one more dead delivery on ref ``index`` of ``chunk``; return every ref's count."""
+        key = f"{self.prefix}:crashes:{chunk}"
+        pipe = self.redis.pipeline()
+        pipe.hincrby(key, str(index), 1)
+        pipe.expire(key, RESULTS_TTL)
+        pipe.hgetall(key)
+        return {int(k): int(v) for k, v in pipe.execute()[2].items()}
+
+    def lost(self, chunk: str, reason: str) -> None:
+        """Note how the process holding ``chunk`` died (told by the worker's main process)."""
+        pipe = self.redis.pipeline()
+        pipe.hset(f"{self.prefix}:lost", chunk, reason)
+        pipe.expire(f"{self.prefix}:lost", RESULTS_TTL)
+        pipe.execute()
+
+    def lost_reason(self, chunk: str) -> str | None:
+        value = self.redis.hget(f"{self.prefix}:lost", chunk)
+        return None if value is None else str(value.decode())
 
     def starting(self, chunk: str, index: int) -> None:
         self.redis.hset(f"{self.prefix}:started", chunk, index)

@@ -14,6 +14,7 @@ instead of killing workers forever; the chunk's other refs carry on.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,11 +63,11 @@ def _execute(
 ) -> tuple[list[Outcome], int]:
     """(outcomes, how many refs at the end were left unfinished by a soft time limit)."""
     noting = delivery > 1  # an earlier delivery died or timed out: find the culprit if it recurs
-    poison = _poisoned(channel, chunk) if noting else None
+    poison = _poisoned(channel, chunk) if noting else set()
     outcomes: list[Outcome] = []
     for index, ref in enumerate(refs):
-        if index == poison:
-            outcomes.append(_crashed(ref, job.worker))
+        if index in poison:
+            outcomes.append(_crashed(ref, job.worker, channel.lost_reason(chunk)))
             continue
         if noting:
             channel.starting(chunk, index)
@@ -79,18 +80,30 @@ def _execute(
     return outcomes, 0
 
 
-def _poisoned(channel: RunChannel, chunk: str) -> int | None:
-    """The ref index a noted delivery died on, once the chunk has died ``MAX_CRASHES`` times."""
+def _poisoned(channel: RunChannel, chunk: str) -> set[int]:
+    """Indexes of the refs noted deliveries died on, each after ``MAX_CRASHES`` deaths of the chunk."""
     suspect = channel.suspect(chunk)
     if suspect is None:
-        return None
-    return suspect if channel.crashed_on(chunk, suspect) >= MAX_CRASHES - 1 else None
+        return set()
+    counts = channel.crashed_on(chunk, suspect)
+    return {index for index, deaths in counts.items() if deaths >= MAX_CRASHES - 1}
 
 
-def _crashed(ref: DocumentRef, worker: str) -> Outcome:
-    error = WorkerCrashedError(f"the worker died {MAX_CRASHES} times while processing this document")
+def _crashed(ref: DocumentRef, worker: str, how: str | None) -> Outcome:
+    error = WorkerCrashedError(
+        f"the worker process was {how or 'lost'} while processing this document ({MAX_CRASHES} times)"
+    )
     info = ErrorInfo.from_exception(error)
     return Outcome(ref, Status.CRASHED, None, None, info, MAX_CRASHES, Timings(worker=worker))
+
+
+def describe_loss(message: str) -> str:
+    """billiard's "Worker exited prematurely: signal 9 (SIGKILL) Job: 3." → "killed by SIGKILL"."""
+    named = re.search(r"signal (\d+)(?: \((\w+)\))?", message)
+    if named:
+        return f"killed by {named.group(2) or 'signal ' + named.group(1)}"
+    code = re.search(r"exitcode (-?\d+)", message)
+    return f"exited with code {code.group(1)}" if code else "lost"
 
 
 def _failed(ref: DocumentRef, worker: str, exc: BaseException) -> Outcome:
