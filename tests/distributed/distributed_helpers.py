@@ -102,22 +102,27 @@ def drive(
     batch: int = 100,
     on_outcome: Callable[[int], None] = lambda n: None,
 ) -> tuple[int, list[Outcome]]:
-    """The runner's loop at its simplest: pending → map_unordered → record in batches."""
+    """The runner's loop at its simplest: pending → map_unordered → record in batches.
+
+    Returns the run id and the outcomes as the strategy yielded them (before the journal settles
+    duplicates, which depends on arrival order; compare journal rows for the settled view).
+    """
     source = job.source.root
     fingerprint = job.fingerprint()
     run_id = journal.begin_run(RunInfo(source, fingerprint, executor.name, executor.workers))
     pending = journal.pending(refs, source=source, fingerprint=fingerprint)  # type: ignore[arg-type]
-    recorded: list[Outcome] = []
+    yielded: list[Outcome] = []
     buffer: list[Outcome] = []
     for n, outcome in enumerate(executor.map_unordered(job, pending), 1):
         on_outcome(n)
+        yielded.append(outcome)
         buffer.append(outcome)
         if len(buffer) >= batch:
-            recorded += journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
+            journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
             buffer = []
-    recorded += journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
+    journal.record(buffer, run_id=run_id, source=source, fingerprint=fingerprint)
     journal.end_run(run_id, "done", {})
-    return run_id, recorded
+    return run_id, yielded
 
 
 class SlowProcessor(Processor):
