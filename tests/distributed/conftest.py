@@ -6,14 +6,11 @@ collide; the tests skip with one line when a service is not reachable.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
-
-PG_URL = os.environ.get("DOCMILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("DOCMILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from distributed_helpers import PG_URL, REDIS_URL
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from docmill.limits.provider import ProviderLimits
 from docmill.outcome import Outcome
 from docmill.processors.base import Processor
 
+PG_URL = os.environ.get("DOCMILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DOCMILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
 

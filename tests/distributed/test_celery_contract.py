@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from distributed_helpers import HERE, Workers
+from distributed_helpers import HERE, REDIS_URL, Workers
 
 CONTRACT = HERE.parent / "contract"
 sys.path.insert(0, str(CONTRACT))
@@ -26,8 +26,6 @@ pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.timeout(60)]
 
 @pytest.fixture(scope="module", autouse=True)
 def celery_workers() -> Iterator[Workers]:
-    from conftest import REDIS_URL
-
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from distributed_helpers import HERE, EmulatorCaller, SlowProcessor, Workers, drive
+from distributed_helpers import HERE, REDIS_URL, EmulatorCaller, SlowProcessor, Workers, drive
 
 from docmill.errors import BrokenExecutorError, ConfigError
 from docmill.executors.distributed import CeleryExecutor
@@ -36,8 +36,6 @@ HELPERS = HERE / "distributed_helpers.py"
 
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
-    from conftest import REDIS_URL
-
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
@@ -184,8 +182,6 @@ def test_a_job_that_does_not_pickle_is_a_config_error(workers: Workers) -> None:
 
 
 def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(pg_target: str) -> None:
-    from conftest import REDIS_URL
-
     pool = Workers(REDIS_URL, count=2, visibility=2)
     try:
         ex = CeleryExecutor(2, broker=REDIS_URL, queue=pool.queue, chunk_size=4)
