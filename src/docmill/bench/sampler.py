@@ -3,7 +3,7 @@
 Totals (CPU seconds, context switches) come from ``getrusage`` for this process and its reaped
 children, plus psutil for descendants still alive at the end (a reusable pool keeps its workers):
 nothing is lost between samples. Peaks (RSS, threads, busy cores) come from a background thread
-sampling the tree with psutil every ``interval`` seconds. Per-core utilisation is system-wide
+sampling the tree with psutil every ``interval`` seconds (0.1). Per-core utilisation is system-wide
 (``psutil.cpu_percent(percpu=True)``): on a shared machine it includes other people's work.
 """
 
@@ -76,7 +76,7 @@ def _descendant_totals(root: psutil.Process) -> dict[int, _Totals]:
 class TreeSampler:
     """Measure the process tree between ``start()`` and ``stop()`` (or as a context manager)."""
 
-    def __init__(self, *, interval: float = 0.05, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, *, interval: float = 0.1, clock: Clock = SYSTEM_CLOCK) -> None:
         self.interval = interval
         self.clock = clock
         self._root = psutil.Process(os.getpid())
@@ -142,33 +142,33 @@ class TreeSampler:
         return _Totals(max(0.0, cpu), max(0, vol), max(0, invol))
 
     def _loop(self) -> None:
-        last_time, last_cpu = self.clock.monotonic(), self._tree_cpu()
+        last_time, last_cpu = self.clock.monotonic(), self.sample()
         while not self._stop.wait(self.interval):
-            self.sample()
-            now, cpu = self.clock.monotonic(), self._tree_cpu()
+            now, cpu = self.clock.monotonic(), self.sample()
             if now > last_time:
                 busy = min(_CORES, max(0.0, cpu - last_cpu) / (now - last_time))  # reaping can jump
                 self._cores_peak = max(self._cores_peak, busy)
             last_time, last_cpu = now, cpu
 
-    def _tree_cpu(self) -> float:
-        """CPU seconds of the live tree plus reaped children (a dying worker's time is not lost)."""
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        live = sum(t.cpu for t in _descendant_totals(self._root).values())
-        own = self._root.cpu_times()
-        return float(own.user + own.system + kids.ru_utime + kids.ru_stime + live)
+    def sample(self) -> float:
+        """One pass over the tree: record RSS, threads and processes; return its CPU seconds so far.
 
-    def sample(self) -> None:
-        """Record one reading of the tree's RSS, threads and process count."""
-        rss, threads, procs = 0, 0, 0
+        One ``/proc`` scan per sample: this thread shares the GIL with in-process strategies, so
+        its cost is kept small. Reaped children's CPU comes from ``getrusage`` (none is lost).
+        """
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rss, threads, procs, cpu = 0, 0, 0, kids.ru_utime + kids.ru_stime
         for proc in [self._root, *self._root.children(recursive=True)]:
             try:
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     threads += proc.num_threads()
-                procs += 1
+                    times = proc.cpu_times()
             except psutil.Error:
                 continue
+            cpu += times.user + times.system
+            procs += 1
         self._rss_peak = max(self._rss_peak, rss)
         self._threads_peak = max(self._threads_peak, threads)
         self._procs_peak = max(self._procs_peak, procs)
+        return float(cpu)
