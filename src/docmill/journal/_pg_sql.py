@@ -62,6 +62,7 @@ SELECT id, source, fingerprint, strategy, workers, total, state, started, finish
 FROM docmill_runs
 """
 
+ANY_RECORDED = "SELECT 1 FROM docmill_documents WHERE source = %s AND fingerprint = %s LIMIT 1"
 SELECT_STATE = """
 SELECT path, status, size, mtime_ns FROM docmill_documents
 WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
@@ -114,3 +115,4 @@ THROUGHPUT = """
 SELECT floor((finished - %s) / %s)::bigint AS b, count(*) AS n FROM docmill_documents
 WHERE run_id = %s AND finished IS NOT NULL GROUP BY b
 """
+FINISHED_SPAN = "SELECT max(finished) AS hi FROM docmill_documents WHERE run_id = %s"

@@ -117,11 +117,14 @@ class PostgresJournal:
     ) -> Iterator[DocumentRef]:
         """Refs that need processing (see ``journal.policy.is_pending``), looked up in batches, lazily."""
         iterator = iter(refs)
+        if not self._all(sql.ANY_RECORDED, (source, fingerprint)):
+            yield from iterator  # nothing recorded before this run: every ref is pending
+            return
         while chunk := list(islice(iterator, _LOOKUP_BATCH)):
-            rows = self._all(sql.SELECT_STATE, (source, fingerprint, [ref.id for ref in chunk]))
+            rows = self._all(sql.SELECT_STATE, (source, fingerprint, [clean(ref.id) for ref in chunk]))
             recorded = {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
             for ref in chunk:
-                if is_pending(ref, recorded.get(ref.id), retry_failed=retry_failed):
+                if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
                     yield ref
 
     def record(
@@ -168,7 +171,7 @@ class PostgresJournal:
     def _firsts(
         self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str
     ) -> dict[str, First]:
-        wanted = {o.sha256: o.ref.id for o in outcomes if o.sha256 and o.status.value == "ok"}
+        wanted = {o.sha256: clean(o.ref.id) for o in outcomes if o.sha256 and o.status.value == "ok"}
         cur.execute(sql.SELECT_FIRSTS, (source, fingerprint, list(wanted)))
         firsts: dict[str, First] = {}
         for row in cur.fetchall():
@@ -228,20 +231,25 @@ class PostgresJournal:
         run = self.run(run_id)
         if run is None or buckets < 1:
             return []
-        end = run.finished or run.heartbeat or time.time()
+        last = self._one(sql.FINISHED_SPAN, (run_id,))
+        end = max(run.finished or run.heartbeat or time.time(), (last or {}).get("hi") or 0.0)
         width = max((end - run.started) / buckets, 1e-6)
-        counts = {int(r["b"]): int(r["n"]) for r in self._all(sql.THROUGHPUT, (run.started, width, run_id))}
+        counts: dict[int, int] = {}
+        for row in self._all(sql.THROUGHPUT, (run.started, width, run_id)):
+            index = min(max(int(row["b"]), 0), buckets - 1)  # the last document ends exactly at `end`
+            counts[index] = counts.get(index, 0) + int(row["n"])
         return [(run.started + i * width, counts.get(i, 0)) for i in range(buckets)]
 
     def _where(self, query: Query) -> tuple[str, tuple[Any, ...]]:
         """Scope a query as the SQLite journal does: to its run's (source, fingerprint), else the latest."""
         source, fingerprint = query.source, query.fingerprint
         if source is None and fingerprint is None:
-            row = (
-                self._one(sql.SCOPE, (query.run_id,))
-                if query.run_id is not None
-                else self._one(sql.LATEST_SCOPE, ())
-            )
+            if query.run_id is not None:
+                row = self._one(sql.SCOPE, (query.run_id,))
+                if row is None:
+                    return "WHERE false", ()  # an unknown run holds no documents
+            else:
+                row = self._one(sql.LATEST_SCOPE, ())
             source, fingerprint = (row["source"], row["fingerprint"]) if row else (None, None)
         return _where(query, source, fingerprint)
 
