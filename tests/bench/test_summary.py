@@ -86,7 +86,7 @@ def test_winners_ignore_peers_and_recommendations_take_the_fewest_workers() -> N
     assert recommended_workers(summaries)[("queue", "cpu")] == 2
 
 
-def test_matrix_runs_sequential_once_per_repetition_as_the_baseline() -> None:
+def test_matrix_brackets_every_repetition_with_the_sequential_baseline() -> None:
     spec = MatrixSpec(
         strategies=("threads",),
         workers=(1, 2),
@@ -100,11 +100,15 @@ def test_matrix_runs_sequential_once_per_repetition_as_the_baseline() -> None:
         ("sequential", 1, 0),
         ("threads", 1, 0),
         ("threads", 2, 0),
+        ("sequential", 1, 0),
         ("sequential", 1, 1),
         ("threads", 1, 1),
         ("threads", 2, 1),
+        ("sequential", 1, 1),
     ]
-    assert spec.n_cases() == 6
+    assert spec.n_cases() == 8
+    alone = MatrixSpec(strategies=("sequential",), workers=(1, 2), sizes_kb=(10,), complexities=("light",))
+    assert len(alone.cases(("cpu", 10, "light"), 5)) == 3  # once per repetition
 
 
 @pytest.mark.parametrize(

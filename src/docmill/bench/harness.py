@@ -258,11 +258,15 @@ class MatrixSpec:
                     yield workload, size, level
 
     def cases(self, cell: tuple[str, int, str], n_docs: int) -> list[BenchCase]:
-        """The cell's cases, repetitions interleaved; sequential only at 1 worker."""
+        """The cell's cases, repetitions interleaved.
+
+        ``sequential`` runs at 1 worker only, at the start *and* end of every repetition: every
+        speedup divides by its median, so a baseline caught by a burst of someone else's work
+        would skew the whole cell.
+        """
         workload, size, level = cell
-        plan = [(s, w) for s in self.strategies for w in self.workers if s != "sequential" or w == 1]
-        if "sequential" not in self.strategies:
-            plan.insert(0, ("sequential", 1))  # the baseline every speedup is measured against
+        others = [(s, w) for s in self.strategies if s != "sequential" for w in self.workers]
+        plan = [("sequential", 1), *others, ("sequential", 1)] if others else [("sequential", 1)]
         return [
             BenchCase(s, w, workload, size, level, n_docs, rep) for rep in range(self.repeat) for s, w in plan
         ]

@@ -86,7 +86,6 @@ def facet_figure(
         squeeze=False,
         layout="constrained",
         figsize=(3.6 * len(levels) + 1.8, 2.8 * len(sizes) + 0.6),
-        sharex=True,
     )
     for i, size in enumerate(sizes):
         for j, level in enumerate(levels):
