@@ -210,3 +210,43 @@ def test_auto_adds_processes_when_one_loop_cannot_keep_enough_documents_awaiting
     assert choose(_probe(0.002, 0.052), staged_job, 2, None).strategy == "staged"  # 500/s < 32 / 52 ms
     assert choose(_probe(0.002, 0.052), async_job, 2, None).strategy == "hybrid"
     assert choose(_probe(0.0003, 0.052), async_job, 2, None).strategy == "asyncio"
+
+
+def _run_forever(name: str, pids_file: str) -> None:
+    executor = get_executor(name, workers=2)
+    job = Job(MemorySource(), SleepProcessor(0.01))
+    for i, _ in enumerate(executor.map_unordered(job, MemorySource(100_000))):
+        if i == 5:
+            pool = executor._pool  # type: ignore[attr-defined]
+            Path(pids_file).write_text(" ".join(str(w.process.pid) for w in pool.workers))
+
+
+@pytest.mark.parametrize("name", ["processes", "queue", "hybrid"])
+def test_workers_leave_when_their_parent_is_killed(name: str, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    pids_file = tmp_path / "pids"
+    parent = multiprocessing.get_context("fork").Process(target=_run_forever, args=(name, str(pids_file)))
+    parent.start()
+    deadline = time.monotonic() + 20
+    while not pids_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = [int(p) for p in pids_file.read_text().split()]
+    os.kill(parent.pid or 0, signal.SIGKILL)
+    parent.join()
+    deadline = time.monotonic() + 5
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"

@@ -85,18 +85,29 @@ class Pool:
     # -------------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
-        self.workers = [self._spawn(i) for i in range(self.size)]
+        for i in range(self.size):
+            self.workers.append(self._spawn(i))
 
     def _spawn(self, index: int) -> WorkerHandle:
         base = 2 * index * self.limits.width
         for k in range(base, base + 2 * self.limits.width, 2):
             self.slots[k] = IDLE
         parent_end, child_end = self.ctx.Pipe()
-        args = (self.task, child_end, self.slots, base, self.limits)
+        args = (self.task, child_end, self.slots, base, self.limits, self._inherited(parent_end))
         process = self.ctx.Process(target=serve, args=args, name=f"docmill-worker-{index}", daemon=True)
         process.start()
         child_end.close()
         return WorkerHandle(index, process, parent_end)
+
+    def _inherited(self, own: Connection) -> tuple[int, ...]:
+        """The parent's pipe ends (this worker's and its siblings'), which a forked worker must close.
+
+        Otherwise a worker holds both ends of its own pipe and its siblings' parent ends, and sees no
+        end-of-file when the parent is killed: it would outlive it.
+        """
+        if self.ctx.get_start_method() != "fork":
+            return ()
+        return (own.fileno(), *(w.conn.fileno() for w in self.workers if not w.conn.closed))
 
     def shutdown(self, *, drain: bool) -> None:
         """Stop every worker: politely when ``drain`` (all work is done), at once otherwise."""

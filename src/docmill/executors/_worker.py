@@ -17,6 +17,7 @@ did not start goes back to the parent as ``leftover``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import queue
@@ -69,9 +70,14 @@ def rss_bytes() -> int:
         return int(psutil.Process().memory_info().rss)
 
 
-def serve(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
-    """Entry point of a worker process."""
+def serve(
+    task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits, inherited: tuple[int, ...] = ()
+) -> None:
+    """Entry point of a worker process; ``inherited``: file descriptors to close first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     try:
         task.setup()
     except BaseException as exc:
