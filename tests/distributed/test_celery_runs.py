@@ -181,10 +181,12 @@ def test_a_job_that_does_not_pickle_is_a_config_error(workers: Workers) -> None:
         list(ex.map_unordered(job, MemorySource(1)))
 
 
-def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(pg_target: str) -> None:
-    pool = Workers(REDIS_URL, count=2, visibility=2)
+def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(
+    redis_url: str, pg_target: str
+) -> None:
+    pool = Workers(redis_url, count=2, visibility=2)
     try:
-        ex = CeleryExecutor(2, broker=REDIS_URL, queue=pool.queue, chunk_size=4)
+        ex = CeleryExecutor(2, broker=redis_url, queue=pool.queue, chunk_size=4)
         pool.wait_ready(ex.app, 2)
         source = MemorySource(8)
         job = Job(source, SlowProcessor(0.8))  # 3.2 s per chunk, past the 2 s visibility timeout
