@@ -157,3 +157,12 @@ def test_in_process_strategies_do_not_police_memory() -> None:
     finally:
         forget_leaks()
     assert Counter(o.status for o in outcomes) == Counter({Status.OK: N})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["processes", "queue", "hybrid", "staged"])
+@pytest.mark.parametrize("row", [r for r in ROWS if r.name != "sys.exit"], ids=lambda r: r.name)
+def test_crash_matrix_under_spawn(name: str, row: Row) -> None:
+    outcomes, stats = _run(name, row, start_method="spawn")
+    _check(outcomes, row.status, row.error)
+    assert not live_children()
