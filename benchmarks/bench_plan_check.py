@@ -8,7 +8,9 @@ without journal or sinks, which the projection does not model either). Repeated,
 samples and full runs interleaved so that drifting machine load hits both alike. Goal: projected
 wall time within ±15 % of the measured one.
 
-    python benchmarks/bench_plan_check.py [--repeat 3] [--strategies sequential,processes,queue]
+    python benchmarks/bench_plan_check.py [--repeat 3] [--rounds 3] [--strategies sequential,processes]
+
+`--rounds` passes over the corpus make the full run long enough to time on a shared machine.
 
 The corpus is read from $DOCMILL_SHARED_DATA/manpages (default ../shared/data/manpages).
 """
@@ -25,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from docmill.bench.plan import PlanInputs, Profile, project
-from docmill.bench.profile import measure_profile, timed_run
+from docmill.bench.profile import measure_profile, repeated, timed_run
 from docmill.bench.workloads import REAL_COMPLEXITY, REAL_WORKLOAD, build_job
 from docmill.clock import SYSTEM_CLOCK
 
@@ -48,16 +50,25 @@ def copy_sample(corpus: Path, into: Path, every: int = 10) -> int:
     return len(files)
 
 
-def measured_wall(strategy: str, workers: int, corpus: Path) -> float:
+def measured_wall(strategy: str, workers: int, corpus: Path, rounds: int) -> float:
     """Wall seconds of the full run in a fresh interpreter: cold, as a user's `docmill run` starts."""
-    command = [sys.executable, __file__, "--measure", strategy, str(workers), str(corpus)]
+    command = [
+        sys.executable,
+        __file__,
+        "--measure",
+        strategy,
+        str(workers),
+        str(corpus),
+        "--rounds",
+        str(rounds),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=900)
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def measure_here(strategy: str, workers: int, corpus: Path) -> None:
+def measure_here(strategy: str, workers: int, corpus: Path, rounds: int) -> None:
     job = build_job(corpus, REAL_WORKLOAD, REAL_COMPLEXITY)
-    refs = list(job.source)
+    refs = repeated(list(job.source), rounds)
     run = timed_run(strategy, workers, job, refs, SYSTEM_CLOCK)
     failed = sum(1 for o in run.outcomes if not o.status.is_success)
     print(f"{failed} of {len(refs)} failed", file=sys.stderr)
@@ -73,30 +84,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--strategies", default="sequential,processes,queue,batches")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the corpus in the full run")
     parser.add_argument(
         "--measure", nargs=3, metavar=("STRATEGY", "WORKERS", "CORPUS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.measure:
-        measure_here(args.measure[0], int(args.measure[1]), Path(args.measure[2]))
+        measure_here(args.measure[0], int(args.measure[1]), Path(args.measure[2]), args.rounds)
         return
     strategies = args.strategies.split(",")
     corpus, cores = corpus_dir(), len(os.sched_getaffinity(0))
     projected: dict[str, list[float]] = {s: [] for s in strategies}
     measured: dict[str, list[float]] = {s: [] for s in strategies}
     with tempfile.TemporaryDirectory(prefix="docmill-plan-check-") as tmp:
-        n_docs = copy_sample(corpus, Path(tmp))
+        n_docs = copy_sample(corpus, Path(tmp)) * args.rounds
         for rep in range(args.repeat):
             profile = measure_profile(Path(tmp), strategies=[s for s in strategies if s != "sequential"])
             for strategy in strategies:
                 if strategy in profile.scaling:
                     projected[strategy].append(projected_wall(profile, strategy, n_docs))
-                measured[strategy].append(
-                    measured_wall(strategy, 1 if strategy == "sequential" else cores, corpus)
-                )
+                workers = 1 if strategy == "sequential" else cores
+                measured[strategy].append(measured_wall(strategy, workers, corpus, args.rounds))
             print(f"repetition {rep + 1}/{args.repeat} done; load average {os.getloadavg()[0]:.2f}")
     sample = profile.sample_docs
-    print(f"\n{n_docs} man pages, sample {sample} (every 10th), {cores} cores; medians of {args.repeat}")
+    print(
+        f"\n{n_docs} documents ({args.rounds} passes over the man pages), sample {sample} (every 10th), "
+        f"{cores} cores; medians of {args.repeat}"
+    )
     print("| strategy | projected (s) | measured (s) | error | within ±15 % |")
     print("|---|---|---|---|---|")
     for strategy in strategies:

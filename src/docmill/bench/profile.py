@@ -3,14 +3,17 @@
 On a sample, the real pipeline (DirectorySource → ExtractText → optional local classifier) runs
 once unmeasured in this process (its excess over the steady state is the one-off start cost:
 imports, first reads), then sequentially and once per strategy at one worker per core, each in a
-child forked warm. Outcome arrival times are fitted
+child forked warm; a sample shorter than ``min_seconds`` is run over several rounds, since a
+fraction of a second cannot be timed reliably on a busy machine. Outcome arrival times are fitted
 with a straight line: the slope is the steady-state seconds per document, the intercept the fixed
 start-up (pool start, imports), so a small sample does not mistake start-up for per-document cost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
@@ -33,6 +36,16 @@ from docmill.errors import ConfigError, DocmillError
 from docmill.executors import get_executor
 from docmill.job import Job
 from docmill.outcome import Outcome
+
+MAX_ROUNDS = 20
+
+
+def repeated(refs: Sequence[DocumentRef], rounds: int) -> list[DocumentRef]:
+    """``refs`` ``rounds`` times over, with distinct ids (executors may key by id)."""
+    if rounds == 1:
+        return list(refs)
+    return [dataclasses.replace(r, id=f"{r.id}#{k}") for k in range(rounds) for r in refs]
+
 
 DEFAULT_PLAN_STRATEGIES = ("processes", "threads", "queue", "batches", "hybrid", "staged", "asyncio")
 
@@ -107,9 +120,13 @@ def measure_profile(
     classifier: str | None = None,
     settings: Mapping[str, Any] | None = None,
     cores: int | None = None,
+    min_seconds: float = 2.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Profile:
-    """Run the real pipeline over ``sample`` sequentially and with each strategy; fit the costs."""
+    """Run the real pipeline over ``sample`` sequentially and with each strategy; fit the costs.
+
+    A sample taking less than ``min_seconds`` sequentially is measured over several rounds.
+    """
     if classifier and classifier.split(":")[0] == "llm":
         raise ConfigError(
             "plan models the LLM stage (--rpm, --tpm, --latency, prices); measure with a local "
@@ -121,8 +138,10 @@ def measure_profile(
         raise ConfigError(f"no documents found in {sample}")
     here = len(os.sched_getaffinity(0))
     cold = _cold_run(job, refs, clock)
+    rounds = max(1, min(MAX_ROUNDS, math.ceil(min_seconds / max(cold, 1e-3))))
+    measured = repeated(refs, rounds)  # a small sample is too short to time on a busy machine
     try:
-        base = in_child(timed_run, "sequential", 1, job, refs, clock, timeout=3600)
+        base = in_child(timed_run, "sequential", 1, job, measured, clock, timeout=3600)
     except DocmillError as exc:
         raise ConfigError(f"the pipeline cannot run on {sample}: {exc}") from exc
     per_doc, startup = base.line()
@@ -133,9 +152,10 @@ def measure_profile(
     ready, _ = available_strategies(wanted)
     scaling = {"sequential": Scaling("sequential", 1.0, startup + one_off, 0.0)}
     skipped = {name: "not importable" for name in wanted if name not in ready}
+    limit = _timeout(per_doc, len(measured))
     for name in (s for s in ready if s != "sequential"):
         try:  # in a child: a strategy that crashes on this sample is reported, not fatal
-            run = in_child(timed_run, name, here, job, refs, clock, timeout=_timeout(per_doc, len(refs)))
+            run = in_child(timed_run, name, here, job, measured, clock, timeout=limit)
         except DocmillError as exc:
             skipped[name] = str(exc)
             continue
@@ -145,7 +165,7 @@ def measure_profile(
         origin=f"measured on {sample} ({len(refs)} documents)",
         sample_docs=len(refs),
         seconds_per_doc=per_doc,
-        cpu_s_per_doc=base.usage.cpu_seconds / len(refs),
+        cpu_s_per_doc=base.usage.cpu_seconds / len(measured),
         bytes_per_doc=_mean([r.size or 0 for r in refs]),
         chars_per_doc=_mean([float(o.result.get("chars", 0)) for o in ok if o.result is not None]),
         parent_rss_mb=parent_rss,
