@@ -111,3 +111,14 @@ def test_a_deadline_behind_the_rate_limit_is_impossible() -> None:
 def test_inputs_reject_non_positive_limits(field: str) -> None:
     with pytest.raises(ConfigError):
         PlanInputs(docs=10, **{field: 0})  # type: ignore[arg-type]
+
+
+def test_repeated_refs_keep_ids_distinct() -> None:
+    from docmill.bench.profile import repeated
+    from docmill.testing import make_refs
+
+    refs = make_refs(3)
+    assert repeated(refs, 1) == refs
+    twice = repeated(refs, 2)
+    assert len(twice) == 6 and len({r.id for r in twice}) == 6
+    assert [r.uri for r in twice] == [r.uri for r in refs] * 2
