@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from docmill.document import DocumentRef
 from docmill.errors import ResourceLimitExceeded
+from docmill.executors._gate import Gate
 from docmill.executors._outcomes import failed
 from docmill.executors._wire import Item, pack_result, unpack_items
 from docmill.outcome import ErrorInfo
@@ -200,7 +201,11 @@ class _WideLoop:
     def __init__(self, task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits):
         self.task, self.conn, self.slots, self.base, self.limits = task, conn, slots, base, limits
         self.free = list(range(limits.width))
-        self.gate = asyncio.Semaphore(limits.width)
+        # A document becomes a task only once it has a slot: parked tasks cost the garbage
+        # collector (see aio.LoopThread). ``turn`` keeps chunks starting in arrival order, so the
+        # oldest chunk finishes first and goes back while the next one runs.
+        self.gate = Gate(limits.width)
+        self.turn = asyncio.Lock()
         self.done = 0
         self.retiring: str | None = None
         self.threads = ThreadPoolExecutor(limits.width) if limits.inner == "threads" else None
@@ -231,24 +236,30 @@ class _WideLoop:
     async def _chunk(self, chunk_id: int, items: list[Item]) -> None:
         results: list[tuple[int, Any]] = []
         leftover: list[Item] = []
-        await asyncio.gather(*(self._one(item, results, leftover) for item in items))
+        started: list[asyncio.Task[None]] = []
+        async with self.turn:
+            for item in items:
+                await self.gate.acquire()
+                if self.retiring is not None:
+                    self.gate.release()
+                    leftover.append(item)
+                    continue
+                started.append(asyncio.create_task(self._one(item, results)))
+        await asyncio.gather(*started)
         self.conn.send_bytes(encode_done(chunk_id, results, leftover, self.retiring))
 
-    async def _one(self, item: Item, results: list[tuple[int, Any]], leftover: list[Item]) -> None:
-        async with self.gate:
-            if self.retiring is not None:
-                leftover.append(item)
-                return
-            k = self.free.pop()
-            self.slots[self.base + 2 * k + 1] = _now()
-            self.slots[self.base + 2 * k] = item[0]
-            try:
-                results.append((item[0], await self._run(item[1])))
-            finally:
-                self.slots[self.base + 2 * k] = IDLE
-                self.free.append(k)
-            self.done += 1
-            self.retiring = _retire_reason(self.limits, self.done)
+    async def _one(self, item: Item, results: list[tuple[int, Any]]) -> None:
+        k = self.free.pop()
+        self.slots[self.base + 2 * k + 1] = _now()
+        self.slots[self.base + 2 * k] = item[0]
+        try:
+            results.append((item[0], await self._run(item[1])))
+        finally:
+            self.slots[self.base + 2 * k] = IDLE
+            self.free.append(k)
+            self.gate.release()
+        self.done += 1
+        self.retiring = _retire_reason(self.limits, self.done)
 
     async def _run(self, ref: DocumentRef) -> Any:
         if self.threads is None:
