@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -132,16 +132,17 @@ class SlowProcessor(Processor):
 
     name = "slow"
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, slower: Mapping[str, float] | None = None) -> None:
         self.seconds = seconds
+        self.slower = dict(slower or {})  # document id → its own seconds
 
     def process(self, doc: Document) -> Document:
-        time.sleep(self.seconds)
+        time.sleep(self.slower.get(doc.ref.id, self.seconds))
         text = (doc.content or b"").decode("utf-8", "replace")
         return doc.evolve(text=text).with_metadata(label="slow")
 
-    def config(self) -> dict[str, float]:
-        return {"seconds": self.seconds}
+    def config(self) -> dict[str, object]:
+        return {"seconds": self.seconds, "slower": self.slower}
 
 
 class EmulatorCaller(Processor):

@@ -188,8 +188,10 @@ def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(
     try:
         ex = CeleryExecutor(2, broker=redis_url, queue=pool.queue, chunk_size=4)
         pool.wait_ready(ex.app, 2)
+        # Chunk 1 takes 3.2 s and chunk 2 6 s, both past the 2 s visibility timeout: when the first
+        # worker frees up, a redelivered copy waits in the queue and starts while the run still runs.
         source = MemorySource(8)
-        job = Job(source, SlowProcessor(0.8))  # 3.2 s per chunk, past the 2 s visibility timeout
+        job = Job(source, SlowProcessor(0.8, slower={f"doc-00000{i}": 1.5 for i in range(4, 8)}))
         with PostgresJournal(pg_target) as journal, ex:
             run_id, got = drive(ex, job, journal, source, batch=4)
             assert journal.count(Query(run_id=run_id)) == 8
