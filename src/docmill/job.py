@@ -99,8 +99,12 @@ class Job:
             await self.clock.asleep(wait)
 
     async def _aprocess(self, doc: Document) -> Document:
+        # asyncio.timeout, not wait_for: wait_for wraps every document in one more Task
+        if self.timeout is None:
+            return await self.pipeline.aprocess(doc)
         try:
-            return await asyncio.wait_for(self.pipeline.aprocess(doc), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await self.pipeline.aprocess(doc)
         except TimeoutError as exc:
             raise ProcessingTimeout(f"no result within {self.timeout:g} s") from exc
 
@@ -115,7 +119,9 @@ class Job:
         self, ref: DocumentRef, sha: str | None, exc: BaseException, attempts: int, started: float
     ) -> Outcome:
         error = ErrorInfo.from_exception(exc)
-        return Outcome(ref, Status.FAILED, sha, None, error, attempts, self._timings(started))
+        usage = getattr(exc, "usage", None)  # spend a processor was billed for before failing
+        result = dict(usage) if usage else None
+        return Outcome(ref, Status.FAILED, sha, result, error, attempts, self._timings(started))
 
     def _timings(self, started: float) -> Timings:
         return Timings(started, self.clock.wall(), self.worker)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from docmill.document import DocumentRef
 from docmill.errors import ResourceLimitExceeded
 from docmill.executors._gate import Gate
+from docmill.executors._gc import fewer_collections
 from docmill.executors._outcomes import failed
 from docmill.executors._wire import Item, pack_result, unpack_items
 from docmill.outcome import ErrorInfo
@@ -86,7 +87,8 @@ def serve(
         return
     try:
         if limits.width > 1:
-            asyncio.run(_WideLoop(task, conn, slots, base, limits).serve())
+            with fewer_collections():
+                asyncio.run(_WideLoop(task, conn, slots, base, limits).serve())
         else:
             _serve_serial(task, conn, slots, base, limits)
     finally:

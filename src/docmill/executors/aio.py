@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, PermanentError
+from docmill.executors._gc import fewer_collections
 from docmill.executors.base import Executor, ExecutorStats
 from docmill.job import Job
 from docmill.outcome import Outcome
@@ -77,7 +78,8 @@ class LoopThread(Generic[T, R]):
         asyncio.set_event_loop(self.loop)
         self.loop.set_default_executor(self.pool)
         try:
-            self.loop.run_forever()
+            with fewer_collections():
+                self.loop.run_forever()
         finally:
             self.loop.run_until_complete(self._cancel_all())
             self.pool.shutdown(wait=False, cancel_futures=True)
