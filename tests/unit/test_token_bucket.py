@@ -27,6 +27,30 @@ def test_within_keeps_burst_plus_refill_one_below_the_limit() -> None:
     assert TokenBucket.within(20, 1.0).capacity == 1
 
 
+def test_within_a_margin_paces_over_the_window_plus_the_margin() -> None:
+    bucket = TokenBucket.within(20, 1.0, margin=0.5)
+    assert bucket.capacity + bucket.rate * 1.5 == pytest.approx(19)
+    with pytest.raises(ConfigError):
+        TokenBucket.within(20, 1.0, margin=-0.1)
+
+
+def _busiest(arrivals: list[float], window: float) -> int:
+    return max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
+
+
+@pytest.mark.parametrize(("margin", "fits"), [(0.0, False), (0.3, True)])
+def test_the_margin_absorbs_that_much_delay_variation(margin: float, fits: bool) -> None:
+    """The worst case: calls admitted early reach the provider 0.3 s late, later ones at once."""
+    clock = FakeClock()
+    bucket = TokenBucket.within(60, 1.0, margin=margin, clock=clock)
+    admitted = []
+    for _ in range(200):
+        bucket.acquire()
+        admitted.append(clock.monotonic())
+    arrivals = [t + 0.3 if (t % 2.0) < 1.0 else t for t in admitted]
+    assert (_busiest(arrivals, 1.0) <= 59) is fits
+
+
 @pytest.mark.parametrize("bad", [{"rate": 0}, {"rate": 5, "per": 0}, {"rate": 5, "burst": 0}])
 def test_invalid_buckets_are_rejected(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError):

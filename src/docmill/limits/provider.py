@@ -25,6 +25,14 @@ from docmill.limits.token_bucket import TokenBucket
 # reserve; none with it, at 97.7 % of the token ceiling).
 TOKEN_RESERVE = 0.005
 
+# Seconds of variation in the delay between our admitting a call and the provider counting its
+# arrival (thread and event-loop wake-ups, connection set-up, the network). On a 2-core machine at
+# load 5-12, admissions of 1-second-window tests reached the emulator 2 ms to 450 ms later
+# (tests/integration/test_llm_limits.py); without room for that, a few calls per run bunched into
+# one window and drew 429s. Pacing over ``window + margin`` costs margin / (window + margin) of the
+# ceiling: 0.8 % of a 60 s window. Set ``rate_margin`` higher on a loaded host or a slow network.
+DEFAULT_MARGIN = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderLimitStats:
@@ -48,17 +56,20 @@ class ProviderLimits:
         tpm: float | None,
         *,
         per: float = 60.0,
+        margin: float = DEFAULT_MARGIN,
         shared: bool = True,
         clock: Clock = SYSTEM_CLOCK,
     ) -> ProviderLimits:
         """Buckets that keep under ``rpm`` requests and ``tpm`` tokens in any ``per`` seconds.
 
-        ``shared=True`` makes one budget for every process holding a copy (SharedTokenBucket);
-        ``False`` keeps it to this process's threads and event loops (TokenBucket).
+        They stay under even when calls reach the provider up to ``margin`` seconds later than
+        others. ``shared=True`` makes one budget for every process holding a copy
+        (SharedTokenBucket); ``False`` keeps it to this process's threads and event loops.
         """
         kind = SharedTokenBucket if shared else TokenBucket
-        requests = kind.within(rpm, per, clock=clock) if rpm else None
-        tokens = kind.within(tpm - math.ceil(tpm * TOKEN_RESERVE), per, clock=clock) if tpm else None
+        requests = kind.within(rpm, per, margin=margin, clock=clock) if rpm else None
+        usable = tpm - math.ceil(tpm * TOKEN_RESERVE) if tpm else 0
+        tokens = kind.within(usable, per, margin=margin, clock=clock) if tpm else None
         return cls(requests, tokens)
 
     def acquire(self, tokens: float) -> None:

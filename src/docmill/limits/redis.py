@@ -12,15 +12,14 @@ The handle is a URL and a key: it pickles to any worker, which connects on first
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Self
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError, MissingDependencyError, UpstreamError
 from docmill.limits.base import LimiterStats
-from docmill.limits.provider import ProviderLimits
-from docmill.limits.token_bucket import BucketLimiter
+from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
+from docmill.limits.token_bucket import BucketLimiter, within_burst
 
 _SCRIPT = """
 local key, op = KEYS[1], ARGV[1]
@@ -99,12 +98,18 @@ class RedisTokenBucket(BucketLimiter):
         self._pid = 0
 
     @classmethod
-    def within(cls, limit: float, per: float = 60.0, *, clock: Clock = SYSTEM_CLOCK, **options: Any) -> Self:
-        """A bucket that never admits more than ``limit - 1`` units in any ``per`` seconds."""
-        if limit < 2:
-            raise ConfigError(f"a provider limit must be at least 2 per window, got {limit}")
-        burst = max(1.0, math.floor(limit / 100))
-        return cls(limit - 1 - burst, per, burst=burst, clock=clock, **options)
+    def within(
+        cls,
+        limit: float,
+        per: float = 60.0,
+        *,
+        margin: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
+        **options: Any,
+    ) -> Self:
+        """A bucket that never admits more than ``limit - 1`` units in any ``per + margin`` seconds."""
+        burst = within_burst(limit, margin)
+        return cls(limit - 1 - burst, per + margin, burst=burst, clock=clock, **options)
 
     def _apply(self, op: Any) -> Any:  # pragma: no cover - every operation runs in Lua instead
         raise NotImplementedError("RedisTokenBucket runs its operations in Redis")
@@ -171,11 +176,20 @@ class RedisTokenBucket(BucketLimiter):
 
 
 def redis_provider_limits(
-    url: str, name: str, *, rpm: float | None, tpm: float | None, per: float = 60.0
+    url: str,
+    name: str,
+    *,
+    rpm: float | None,
+    tpm: float | None,
+    per: float = 60.0,
+    margin: float = DEFAULT_MARGIN,
 ) -> ProviderLimits:
     """RPM and TPM budgets shared through Redis by every worker of every host naming ``name``."""
-    requests = (
-        RedisTokenBucket.within(rpm, per, url=url, key=f"docmill:limit:{name}:requests") if rpm else None
-    )
-    tokens = RedisTokenBucket.within(tpm, per, url=url, key=f"docmill:limit:{name}:tokens") if tpm else None
+
+    def bucket(limit: float, kind: str) -> RedisTokenBucket:
+        key = f"docmill:limit:{name}:{kind}"
+        return RedisTokenBucket.within(limit, per, margin=margin, url=url, key=key)
+
+    requests = bucket(rpm, "requests") if rpm else None
+    tokens = bucket(tpm, "tokens") if tpm else None
     return ProviderLimits(requests, tokens)

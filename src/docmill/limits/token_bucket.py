@@ -5,9 +5,11 @@ sleeps until the debt it created is paid off by the refill. Each acquisition tak
 waiters are served in order, and nothing polls. Over any window of ``W`` seconds the bucket admits
 at most ``capacity + rate * W`` units (the usual GCRA bound).
 
-``TokenBucket.within(limit, per)`` builds the bucket a provider's "``limit`` per ``per`` seconds"
-needs: its burst plus its refill over ``per`` stays one unit *below* ``limit``, so arrival jitter
-on the wire never pushes a sliding window over (tests/integration/test_llm_limits.py).
+``TokenBucket.within(limit, per, margin=m)`` builds the bucket a provider's "``limit`` per ``per``
+seconds" needs: its burst plus its refill over ``per + m`` seconds stays one unit *below* ``limit``.
+Providers count requests when they *arrive*; between our admission and their arrival lie thread
+wake-ups, connection handling and the network. If that delay varies by up to ``m`` seconds, the
+arrivals in any ``per``-second window were admitted within ``per + m`` seconds, so they still fit.
 """
 
 from __future__ import annotations
@@ -75,6 +77,15 @@ class BucketState:
 Operation = Callable[[BucketState, float], T]
 
 
+def within_burst(limit: float, margin: float) -> float:
+    """The burst of ``within(limit, ...)``; ConfigError for a limit or margin it cannot keep."""
+    if limit < 2:
+        raise ConfigError(f"a provider limit must be at least 2 per window, got {limit}")
+    if margin < 0:
+        raise ConfigError(f"the rate margin must be >= 0 seconds, got {margin}")
+    return max(1.0, math.floor(limit / 100))
+
+
 class BucketLimiter(abc.ABC):
     """A RateLimiter over a BucketState; subclasses say only where the state lives.
 
@@ -94,16 +105,17 @@ class BucketLimiter(abc.ABC):
         self.clock = clock
 
     @classmethod
-    def within(cls, limit: float, per: float = 60.0, *, clock: Clock = SYSTEM_CLOCK) -> Self:
-        """A bucket that never admits more than ``limit - 1`` units in any ``per`` seconds.
+    def within(
+        cls, limit: float, per: float = 60.0, *, margin: float = 0.0, clock: Clock = SYSTEM_CLOCK
+    ) -> Self:
+        """A bucket that never admits more than ``limit - 1`` units in any ``per + margin`` seconds.
 
         The burst is 1 % of the limit (at least 1): large enough to start promptly, small enough
-        that the steady rate stays within 1-2 % of the ceiling.
+        that the steady rate stays within 1-2 % of the ceiling. ``margin`` (seconds) absorbs that
+        much variation in the delay between admission and the provider seeing the call.
         """
-        if limit < 2:
-            raise ConfigError(f"a provider limit must be at least 2 per window, got {limit}")
-        burst = max(1.0, math.floor(limit / 100))
-        return cls(limit - 1 - burst, per, burst=burst, clock=clock)
+        burst = within_burst(limit, margin)
+        return cls(limit - 1 - burst, per + margin, burst=burst, clock=clock)
 
     @abc.abstractmethod
     def _apply(self, op: Operation[T]) -> T:
