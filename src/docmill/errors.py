@@ -31,6 +31,7 @@ Our exception hierarchy::
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -79,9 +80,14 @@ class SourceError(DocmillError):
 
 
 class ProcessingError(DocmillError):
-    """Raised inside processors for one document."""
+    """Raised inside processors for one document.
+
+    ``usage``: what the document was billed for before it failed (``cost``, ``tokens_in``,
+    ``tokens_out``, ``requests``); ``Job`` records it as the failed outcome's result.
+    """
 
     retryable: ClassVar[bool] = False
+    usage: Mapping[str, float] | None = None
 
 
 class RetryableError(ProcessingError):

@@ -13,15 +13,19 @@ from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.errors import InvalidModelOutput
 from docmill.executors import get_executor
 from docmill.job import Job
+from docmill.journal.base import Query
+from docmill.journal.sqlite import SqliteJournal
 from docmill.labels import LabelSet, load_labels
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
+from docmill.llm.pricing import Price
 from docmill.outcome import Status
 from docmill.pipeline import Pipeline
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings
 from docmill.processors.extract import ExtractText
 from docmill.retry import RetryPolicy
+from docmill.runner import run
 from docmill.testing import MemorySource
 
 LABELS = LabelSet(names=("even", "odd"), descriptions={"even": "An even document.", "odd": "An odd one."})
@@ -65,6 +69,34 @@ def test_a_model_that_never_names_an_allowed_label_fails_permanently() -> None:
         assert outcome.error.type == "InvalidModelOutput" and not outcome.error.retryable
         assert "not-a-label" in outcome.error.message
     assert requests == 3 * 3  # first answer + two more chances each
+
+
+def test_a_failed_document_still_counts_what_it_was_billed_for(tmp_path: Path) -> None:
+    price = Price(input_per_1m=1000.0, output_per_1m=2000.0)  # so a few calls cost cents
+    with EmulatorServer(EmulatorConfig(rpm=0, tpm=0, latency_median=0.0, bad_label=1.0)) as server:
+        clf = _classifier(server)
+        clf.price = price
+        journal = SqliteJournal(tmp_path / "j.db")
+        done = run(MemorySource(4), clf, journal=journal)
+        records = journal.documents(Query())
+    assert done.stopped is None and [r.status for r in records] == ["quarantined"] * 4
+    for record in records:  # three answers naming no allowed label, each billed
+        spend = record.result
+        assert spend["requests"] == 3 and spend["tokens_in"] > 0 and spend["tokens_out"] > 0
+        assert spend["cost"] == pytest.approx(price.cost(spend["tokens_in"], spend["tokens_out"]))
+    assert done.stats.cost == pytest.approx(sum(r.result["cost"] for r in records))
+    assert done.stats.cost > 0
+
+
+def test_max_cost_stops_a_run_whose_documents_fail_after_being_billed(tmp_path: Path) -> None:
+    with EmulatorServer(EmulatorConfig(rpm=0, tpm=0, latency_median=0.0, bad_label=1.0)) as server:
+        clf = _classifier(server)
+        clf.price = Price(input_per_1m=1000.0, output_per_1m=2000.0)
+        journal = SqliteJournal(tmp_path / "j.db")
+        done = run(MemorySource(20), clf, journal=journal, max_cost=0.01)
+        recorded = journal.count(Query())
+    assert done.stopped == "max-cost"
+    assert 1 <= recorded < 20
 
 
 @pytest.mark.parametrize("gullible", [False, True])

@@ -25,10 +25,10 @@ from typing import Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
-from docmill.errors import ConfigError, InvalidModelOutput, RetryableError
+from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError, RetryableError
 from docmill.labels import LabelSet, load_labels
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
-from docmill.limits.provider import ProviderLimits
+from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
 from docmill.llm.pricing import Price
@@ -57,6 +57,9 @@ class _Tally:
         self.tokens_in += reply.tokens_in
         self.tokens_out += reply.tokens_out
         self.concurrency = reply.concurrency
+
+    def usage(self) -> dict[str, int]:
+        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "requests": self.requests}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,26 +152,34 @@ class LLMClassifier(AsyncProcessor):
         if (hit := self._cached(doc)) is not None:
             return hit
         messages, tally = self.prompt(doc), _Tally()
-        while True:
-            try:
-                reply = client.complete(messages, **self._call_options())
-                return self._answered(doc, reply, tally)
-            except (RetryableError, InvalidModelOutput) as exc:
-                wait = self._after_failure(tally, exc)
-            self.clock.sleep(wait)
+        try:
+            while True:
+                try:
+                    reply = client.complete(messages, **self._call_options())
+                    return self._answered(doc, reply, tally)
+                except (RetryableError, InvalidModelOutput) as exc:
+                    wait = self._after_failure(tally, exc)
+                self.clock.sleep(wait)
+        except ProcessingError as exc:
+            self._bill(exc, tally)
+            raise
 
     async def aprocess(self, doc: Document) -> Document:
         client = self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
         messages, tally = self.prompt(doc), _Tally()
-        while True:
-            try:
-                reply = await client.acomplete(messages, **self._call_options())
-                return self._answered(doc, reply, tally)
-            except (RetryableError, InvalidModelOutput) as exc:
-                wait = self._after_failure(tally, exc)
-            await self.clock.asleep(wait)
+        try:
+            while True:
+                try:
+                    reply = await client.acomplete(messages, **self._call_options())
+                    return self._answered(doc, reply, tally)
+                except (RetryableError, InvalidModelOutput) as exc:
+                    wait = self._after_failure(tally, exc)
+                await self.clock.asleep(wait)
+        except ProcessingError as exc:
+            self._bill(exc, tally)
+            raise
 
     # -- the decisions ----------------------------------------------------------------------------
 
@@ -196,14 +207,17 @@ class LLMClassifier(AsyncProcessor):
             raise exc
         return wait
 
+    def _bill(self, exc: ProcessingError, tally: _Tally) -> None:
+        """Attach what the document's calls cost to ``exc``: a failed document's spend counts too."""
+        exc.usage = {"cost": self.price.cost(tally.tokens_in, tally.tokens_out), **tally.usage()}
+
     def _answered(self, doc: Document, reply: LLMReply, tally: _Tally) -> Document:
         tally.add(reply)
         answer = self.parse(doc, reply)
         self._cache.put(self._key(doc), answer)
         cost = self.price.cost(tally.tokens_in, tally.tokens_out)
-        usage = {"tokens_in": tally.tokens_in, "tokens_out": tally.tokens_out, "requests": tally.requests}
         return doc.with_metadata(
-            **self._common(answer), **usage, cost=cost, cached=False, concurrency=tally.concurrency
+            **self._common(answer), **tally.usage(), cost=cost, cached=False, concurrency=tally.concurrency
         )
 
     def _cached(self, doc: Document) -> Document | None:
@@ -330,9 +344,10 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
 def _limits(settings: Mapping[str, Any]) -> ProviderLimits:
     rpm, tpm = settings.get("rpm"), settings.get("tpm")
     per = float(settings.get("rate_window", 60.0))
+    margin = float(settings.get("rate_margin", DEFAULT_MARGIN))
     shared = str(settings.get("limiter", "shared")) != "local"
     return ProviderLimits.from_rates(
-        float(rpm) if rpm else None, float(tpm) if tpm else None, per=per, shared=shared
+        float(rpm) if rpm else None, float(tpm) if tpm else None, per=per, margin=margin, shared=shared
     )
 
 
