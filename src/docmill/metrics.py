@@ -69,6 +69,11 @@ class RunStats:
         if outcome.status is not Status.DUPLICATE:  # a duplicate copies its original's spend
             self._add_spend(result)
 
+    def demote(self) -> None:
+        """An ``ok`` document already folded in was re-recorded as a duplicate (its spend stays)."""
+        self.by_status[Status.OK.value] -= 1
+        self.by_status[Status.DUPLICATE.value] = self.by_status.get(Status.DUPLICATE.value, 0) + 1
+
     def _add_spend(self, result: Mapping[str, Any]) -> None:
         self.cost += _number(result.get("cost"))
         for key in _LLM_KEYS:

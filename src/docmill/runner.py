@@ -215,6 +215,9 @@ class _Session:
         )
         for outcome in recorded:
             self.stats.add(outcome)
+        for demotion in recorded.demoted:
+            if demotion.run_id == self.run_id:  # an earlier run's row is not this run's to count
+                self.stats.demote()
 
     def _note_skips(self) -> None:
         skipped = self._skipped

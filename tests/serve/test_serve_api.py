@@ -168,36 +168,6 @@ def test_an_unreadable_journal_is_a_503_with_one_line(tmp_path: Path) -> None:
     assert "\n" not in response.json()["detail"]
 
 
-class _ProtocolOnly:
-    """A journal offering only the Journal protocol (no keyset ``iter_documents``)."""
-
-    def __init__(self, journal: object) -> None:
-        self._journal = journal
-
-    def __getattr__(self, name: str) -> object:
-        if name == "iter_documents":
-            raise AttributeError(name)
-        return getattr(self._journal, name)
-
-
-def test_export_pages_with_offset_when_the_journal_cannot_iterate(journal_db: Path, corpus: Corpus) -> None:
-    from serve_kit import BASE_URL
-
-    from docmill.journal import open_journal
-    from docmill.serve import api
-    from docmill.serve.app import create_app
-
-    journal = _ProtocolOnly(open_journal(str(journal_db)))
-    original = api.SCAN_PAGE
-    api.SCAN_PAGE = 5  # several pages from a small journal
-    try:
-        with TestClient(create_app(journal), base_url=BASE_URL) as client:  # type: ignore[arg-type]
-            rows = client.get("/api/export.jsonl", params={"run": 1}).text.splitlines()
-    finally:
-        api.SCAN_PAGE = original
-    assert sorted(json.loads(r)["path"] for r in rows) == sorted(corpus.good + corpus.bad)
-
-
 def test_failures_come_most_recent_first_or_by_path(client: TestClient) -> None:
     recent = client.get("/api/failures", params={"run": 1}).json()["items"]
     finished = [d["finished"] for d in recent]

@@ -15,7 +15,7 @@ from docmill.document import Document, DocumentRef
 from docmill.errors import BrokenExecutorError, JournalError
 from docmill.executors.base import Executor
 from docmill.job import Job
-from docmill.journal.base import Query
+from docmill.journal.base import Query, RecordedBatch
 from docmill.journal.sqlite import SqliteJournal
 from docmill.metrics import RunStats
 from docmill.outcome import Outcome
@@ -32,7 +32,7 @@ class CountingJournal(SqliteJournal):
         super().__init__(path)
         self.batches: list[int] = []
 
-    def record(self, outcomes: Sequence[Outcome], **kw: Any) -> list[Outcome]:
+    def record(self, outcomes: Sequence[Outcome], **kw: Any) -> RecordedBatch:
         self.batches.append(len(outcomes))
         return super().record(outcomes, **kw)
 
@@ -218,3 +218,40 @@ def test_appending_to_a_jsonl_source_processes_only_the_new_lines(
         handle.write("".join(f'{{"id": "d{i}", "text": "text {i}"}}\n' for i in range(10, 15)))
     again = run(JsonlSource(path), NoopProcessor(), journal=journal)
     assert again.stats.done == 5 and again.stats.skipped == 10
+
+
+class SameText(MemorySource):
+    """Documents ``z-copy``, …, ``a-copy`` (listed largest path first) that all hold the same text."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(len(names))
+        self.names = list(names)
+
+    def __iter__(self) -> Iterator[DocumentRef]:
+        return iter(DocumentRef(id=name, uri=f"memory/{name}", size=4) for name in self.names)
+
+    def load(self, ref: DocumentRef) -> Document:
+        return Document(ref=ref, sha256="0" * 64, content=b"same")
+
+
+def test_stats_follow_the_journal_when_a_later_copy_demotes_an_earlier_one(
+    journal: CountingJournal,
+) -> None:
+    reporter = Recorder()
+    names = ["z-copy", "other", "m-copy", "a-copy"]  # each copy sorts before the ones recorded earlier
+    source = SameText(names)
+    result = run(source, NoopProcessor(), journal=journal, reporter=reporter, commit_every=1)
+    by_status = dict(journal.summary().by_status)
+    assert by_status == {"ok": 1, "duplicate": 3}  # "other" holds the same bytes as the copies
+    assert {k: v for k, v in result.stats.by_status.items() if v} == by_status
+    assert reporter.finished is result.stats and result.stats.ok == 4 and result.stats.done == 4
+    record = journal.run(result.run_id)
+    assert record is not None and record.stats["by_status"] == result.stats.by_status
+    assert journal.document("a-copy") is not None and journal.document("a-copy").status == "ok"  # type: ignore[union-attr]
+
+
+def test_a_copy_recorded_by_an_earlier_run_is_not_this_runs_to_recount(journal: CountingJournal) -> None:
+    run(SameText(["m-copy"]), NoopProcessor(), journal=journal)
+    later = run(SameText(["m-copy", "a-copy"]), NoopProcessor(), journal=journal)
+    assert later.stats.by_status == {"ok": 1} and later.stats.skipped == 1
+    assert journal.summary().by_status == {"duplicate": 1, "ok": 1}

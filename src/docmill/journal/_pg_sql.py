@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS docmill_documents (
 CREATE INDEX IF NOT EXISTS docmill_documents_sha ON docmill_documents (fingerprint, sha256)
     WHERE status = 'ok';
 CREATE INDEX IF NOT EXISTS docmill_documents_run ON docmill_documents (run_id, finished);
+CREATE INDEX IF NOT EXISTS docmill_documents_status ON docmill_documents (source, fingerprint, status);
 """
 
 READ_VERSION = "SELECT value FROM docmill_meta WHERE key = 'schema_version'"
@@ -73,7 +74,7 @@ WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
 FOR UPDATE
 """
 SELECT_FIRSTS = """
-SELECT sha256, path, result FROM docmill_documents
+SELECT sha256, path, result, run_id FROM docmill_documents
 WHERE source = %s AND fingerprint = %s AND status = 'ok' AND sha256 = ANY(%s)
 ORDER BY path
 """

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from docmill.journal.base import DocumentRecord, Query, RunRecord
-from docmill.journal.policy import Settled, clean
+from docmill.journal.policy import order
 
 BEGIN_RUN = """
 INSERT INTO runs (source, fingerprint, strategy, workers, total, config, state, started)
@@ -19,6 +19,9 @@ UPDATE runs SET state = ?, finished = ?, stats = ?, heartbeat = ?, total = coale
 """
 SCOPE = "SELECT source, fingerprint FROM runs WHERE id = ?"
 
+LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS documents_by_status ON documents (source, fingerprint, status);
+"""
 ANY_RECORDED = "SELECT 1 FROM documents WHERE source = ? AND fingerprint = ? LIMIT 1"
 RECORDED = """
 SELECT path, status, size, mtime_ns FROM documents
@@ -29,7 +32,7 @@ SELECT path, failures FROM documents
 WHERE source = ? AND fingerprint = ? AND path IN ({marks})
 """
 FIRSTS = """
-SELECT sha256, path, result FROM documents INDEXED BY documents_by_hash
+SELECT sha256, path, result, run_id FROM documents INDEXED BY documents_by_hash
 WHERE source = ? AND fingerprint = ? AND status = 'ok' AND sha256 IN ({marks})
 ORDER BY path
 """
@@ -56,9 +59,6 @@ WHERE run_id = ? AND finished IS NOT NULL GROUP BY bucket
 """
 
 
-_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
-
-
 def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause (possibly empty) and its parameters for ``query`` within a scope."""
     clauses: list[str] = []
@@ -73,62 +73,15 @@ def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[st
     if query.path_contains:
         clauses.append("instr(path, ?) > 0")
         params.append(query.path_contains)
+    if query.error_type is not None:
+        clauses.append("coalesce(error_type, status) = ?")
+        params.append(query.error_type)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
-    """The UPSERT parameters for one settled outcome."""
-    o = settled.outcome
-    result = dict(o.result or {})
-    error = o.error
-    row = (
-        source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
-        _text(result.get("label")), _number(result.get("score")), _result_json(result),
-        error.type if error else None, error.message if error else None, error.traceback if error else None,
-        int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
-        o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
-    )  # fmt: skip
-    try:  # one check per row; cleaning is only for undecodable file names, which are rare
-        "".join(v for v in row if isinstance(v, str)).encode("utf-8")
-    except UnicodeEncodeError:
-        return tuple(clean(v) if isinstance(v, str) else v for v in row)
-    return row
-
-
-def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:
-    """DEMOTE parameters: ``settled.demote`` and its duplicates now point at this document."""
-    new = settled.outcome.ref.id
-    return (new, new, source, fingerprint, settled.demote, settled.demote)
-
-
-def _result_json(result: dict[str, Any]) -> str:
-    text = _ENCODE(result)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _ENCODE(_cleaned(result))
-    return text
-
-
-def _cleaned(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, dict):
-        return {clean(str(k)): _cleaned(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_cleaned(v) for v in value]
-    return value
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+def order_by(query: Query) -> str:
+    """The ORDER BY clause of ``query.order`` (see ``Query``)."""
+    return "ORDER BY finished IS NULL, finished DESC, path" if order(query) == "recent" else "ORDER BY path"
 
 
 def document_record(row: sqlite3.Row) -> DocumentRecord:

@@ -99,6 +99,23 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Demotion:
+    """An earlier ``ok`` row re-recorded as a duplicate of a copy whose path sorts first."""
+
+    path: str
+    run_id: int | None
+
+
+class RecordedBatch(list[Outcome]):
+    """What ``Journal.record`` returns: the outcomes as recorded, in order, and ``demoted``, the
+    rows already recorded ``ok`` that this batch turned into duplicates (so stats stay exact)."""
+
+    def __init__(self, outcomes: Iterable[Outcome] = (), demoted: Iterable[Demotion] = ()) -> None:
+        super().__init__(outcomes)
+        self.demoted = tuple(demoted)
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """Counts for ``docmill status`` and the dashboard."""
 
@@ -117,7 +134,11 @@ class Summary:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A bounded, filtered page of documents."""
+    """A bounded, filtered page of documents.
+
+    ``error_type`` matches a failure's exception type, or its status when it has none (a crash).
+    ``order`` is ``"path"`` (ascending) or ``"recent"`` (finished, newest first, then path).
+    """
 
     run_id: int | None = None
     source: str | None = None
@@ -125,6 +146,8 @@ class Query:
     status: Sequence[str] = ()
     label: str | None = None
     path_contains: str | None = None
+    error_type: str | None = None
+    order: str = "path"
     limit: int = 100
     offset: int = 0
 
@@ -140,12 +163,16 @@ class Journal(Protocol):
     ) -> Iterator[DocumentRef]: ...
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
-    ) -> list[Outcome]: ...
+    ) -> RecordedBatch: ...
     def forget(self, *, source: str, fingerprint: str) -> int: ...
     def runs(self) -> list[RunRecord]: ...
     def run(self, run_id: int) -> RunRecord | None: ...
     def summary(self, run_id: int | None = None) -> Summary: ...
     def documents(self, query: Query) -> list[DocumentRecord]: ...
+    def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
+        """Every document matching ``query`` in path order, streamed (limit, offset, order ignored)."""
+        ...
+
     def count(self, query: Query) -> int: ...
     def document(self, path: str, *, run_id: int | None = None) -> DocumentRecord | None: ...
     def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]: ...

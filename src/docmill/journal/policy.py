@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from docmill.document import DocumentRef
+from docmill.errors import ConfigError
+from docmill.journal.base import Demotion, Query
 from docmill.outcome import Outcome, Status
 
 SUCCESS = frozenset({Status.OK.value, Status.EMPTY.value, Status.DUPLICATE.value})
@@ -36,6 +38,7 @@ class First:
 
     path: str
     result: Mapping[str, Any]
+    run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,11 @@ class Settled:
     failures: int
     duplicate_of: str | None
     demote: str | None = None  # an earlier "first" that this document replaces (smaller path)
+    demote_run: int | None = None  # the run that recorded ``demote``
+
+    @property
+    def demotion(self) -> Demotion | None:
+        return None if self.demote is None else Demotion(self.demote, self.demote_run)
 
 
 def clean(text: str) -> str:
@@ -91,7 +99,7 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
     if status is _OK and first is None:  # the common case, kept cheap: record() runs it per row
         return Settled(outcome, 0, None)
     if status is Status.OK and first is not None and first.path > outcome.ref.id:
-        return Settled(outcome, 0, None, demote=first.path)
+        return Settled(outcome, 0, None, demote=first.path, demote_run=first.run_id)
     if status is Status.OK and first is not None and first.path != outcome.ref.id:
         result = {**first.result, "duplicate_of": first.path}
         copy = dataclasses.replace(outcome, status=Status.DUPLICATE, result=result)
@@ -103,3 +111,13 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
     if permanent or failures >= quarantine_after:
         return Settled(dataclasses.replace(outcome, status=Status.QUARANTINED), failures, None)
     return Settled(outcome, failures, None)
+
+
+ORDERS = ("path", "recent")
+
+
+def order(query: Query) -> str:
+    """``query.order``, checked: ``"path"`` or ``"recent"``; anything else is a ConfigError."""
+    if query.order not in ORDERS:
+        raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {query.order!r}")
+    return query.order

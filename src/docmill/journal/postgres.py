@@ -23,9 +23,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError, MissingDependencyError
 from docmill.journal import _pg_sql as sql
-from docmill.journal._sql import demote_row, document_row
-from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
-from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, settle
+from docmill.journal.base import (
+    SCHEMA_VERSION,
+    DocumentRecord,
+    Query,
+    RecordedBatch,
+    RunInfo,
+    RunRecord,
+    Summary,
+)
+from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, order, settle
+from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
 try:
@@ -129,13 +137,13 @@ class PostgresJournal:
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
-    ) -> list[Outcome]:
+    ) -> RecordedBatch:
         """Upsert one batch in one transaction; returns the outcomes as recorded (duplicate, quarantined)."""
         if not outcomes:
-            return []
+            return RecordedBatch()
         try:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                settled = self._settle(cur, outcomes, source, fingerprint)
+                settled = self._settle(cur, outcomes, run_id, source, fingerprint)
                 rows = [
                     _pg_safe(document_row(s, run_id=run_id, source=source, fingerprint=fingerprint))
                     for s in settled
@@ -146,10 +154,16 @@ class PostgresJournal:
                     cur.executemany(sql.DEMOTE, demoted)
         except psycopg.Error as exc:
             raise JournalError(f"cannot record outcomes: {_first_line(exc)}") from exc
-        return [s.outcome for s in settled]
+        demotions = (d for s in settled if (d := s.demotion))
+        return RecordedBatch((s.outcome for s in settled), demotions)
 
     def _settle(
-        self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str
+        self,
+        cur: psycopg.Cursor[Any],
+        outcomes: Sequence[Outcome],
+        run_id: int,
+        source: str,
+        fingerprint: str,
     ) -> list[Settled]:
         failed = [clean(o.ref.id) for o in outcomes if o.status.value in ("failed", "crashed")]
         cur.execute(sql.SELECT_FAILURES, (source, fingerprint, failed))
@@ -164,7 +178,7 @@ class PostgresJournal:
                 quarantine_after=self.quarantine_after,
             )
             if done.outcome.status.value == "ok" and outcome.sha256:
-                firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {})
+                firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
             settled.append(done)
         return settled
 
@@ -176,7 +190,7 @@ class PostgresJournal:
         firsts: dict[str, First] = {}
         for row in cur.fetchall():
             if row["path"] != wanted[row["sha256"]]:
-                firsts.setdefault(row["sha256"], First(row["path"], row["result"] or {}))
+                firsts.setdefault(row["sha256"], First(row["path"], row["result"] or {}, row["run_id"]))
         return firsts
 
     def forget(self, *, source: str, fingerprint: str) -> int:
@@ -199,11 +213,11 @@ class PostgresJournal:
 
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
-        text = f"{sql.SELECT_DOCUMENTS} {where} ORDER BY path LIMIT %s OFFSET %s"
+        text = f"{sql.SELECT_DOCUMENTS} {where} {_order_by(query)} LIMIT %s OFFSET %s"
         return [_document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
 
     def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
-        """Every document matching ``query`` (limit and offset ignored), streamed in path order."""
+        """Every document matching ``query`` in path order, streamed (limit, offset, order ignored)."""
         where, params = self._where(query)
         clause = f"{where} AND path > %s" if where else "WHERE path > %s"
         last = ""
@@ -295,7 +309,14 @@ def _where(query: Query, source: str | None, fingerprint: str | None) -> tuple[s
     if query.path_contains:
         clauses.append("strpos(path, %s) > 0")
         params.append(query.path_contains)
+    if query.error_type is not None:
+        clauses.append("coalesce(error_type, status) = %s")
+        params.append(query.error_type)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _order_by(query: Query) -> str:
+    return "ORDER BY finished DESC NULLS LAST, path" if order(query) == "recent" else "ORDER BY path"
 
 
 def _pg_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:

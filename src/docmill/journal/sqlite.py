@@ -22,8 +22,17 @@ from typing import Any
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
 from docmill.journal import _sql
-from docmill.journal.base import SCHEMA_VERSION, DocumentRecord, Query, RunInfo, RunRecord, Summary
+from docmill.journal.base import (
+    SCHEMA_VERSION,
+    DocumentRecord,
+    Query,
+    RecordedBatch,
+    RunInfo,
+    RunRecord,
+    Summary,
+)
 from docmill.journal.policy import First, Recorded, clean, is_pending, settle
+from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
 _CHUNK = 500  # refs per pending() lookup and rows per IN (...) query: well under SQLite's variable limit
@@ -59,6 +68,7 @@ class SqliteJournal:
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
+            db.executescript(_sql.LATER_INDEXES)  # journals written before these indexes existed
             return
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         if version != 0 or tables:
@@ -114,10 +124,10 @@ class SqliteJournal:
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
-    ) -> list[Outcome]:
+    ) -> RecordedBatch:
         """Store a batch in one transaction; returns the outcomes as recorded (duplicate, quarantined)."""
         if not outcomes:
-            return []
+            return RecordedBatch()
         with self._write() as db:
             failures = self._failures(db, outcomes, source, fingerprint)
             firsts = self._firsts(db, outcomes, source, fingerprint)
@@ -130,15 +140,13 @@ class SqliteJournal:
                     quarantine_after=self.quarantine_after,
                 )
                 if done.outcome.status.value == "ok" and outcome.sha256:
-                    firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {})
+                    firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
                 settled.append(done)
-            rows = [
-                _sql.document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled
-            ]
+            rows = [document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled]
             db.executemany(_sql.UPSERT, rows)
             demoted = [s for s in settled if s.demote]
-            db.executemany(_sql.DEMOTE, [_sql.demote_row(s, source, fingerprint) for s in demoted])
-        return [s.outcome for s in settled]
+            db.executemany(_sql.DEMOTE, [demote_row(s, source, fingerprint) for s in demoted])
+        return RecordedBatch((s.outcome for s in settled), (d for s in demoted if (d := s.demotion)))
 
     def _failures(
         self, db: sqlite3.Connection, outcomes: Sequence[Outcome], source: str, fingerprint: str
@@ -157,9 +165,9 @@ class SqliteJournal:
         firsts: dict[str, First] = {}
         for part in _chunks(list(wanted)):
             sql = _sql.FIRSTS.format(marks=_marks(len(part)))
-            for sha, path, result in db.execute(sql, (source, fingerprint, *part)):
+            for sha, path, result, run in db.execute(sql, (source, fingerprint, *part)):
                 if path != wanted[sha]:
-                    firsts.setdefault(sha, First(path, json.loads(result)))
+                    firsts.setdefault(sha, First(path, json.loads(result), run))
         return firsts
 
     def forget(self, *, source: str, fingerprint: str) -> int:
@@ -182,11 +190,11 @@ class SqliteJournal:
 
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
-        sql = f"SELECT * FROM documents {where} ORDER BY path LIMIT ? OFFSET ?"
+        sql = f"SELECT * FROM documents {where} {_sql.order_by(query)} LIMIT ? OFFSET ?"
         return [_sql.document_record(r) for r in self._read(sql, (*params, query.limit, query.offset))]
 
     def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
-        """Every document matching ``query`` (limit and offset ignored), streamed by path order."""
+        """Every document matching ``query`` in path order, streamed (limit, offset, order ignored)."""
         where, params = self._where(query)
         last = ""
         while True:

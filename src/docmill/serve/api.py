@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import collections
 import csv
-import heapq
 import io
 import json
 from collections import Counter
@@ -24,7 +22,7 @@ from docmill.serve.gateway import Gateway
 from docmill.serve.params import JSON, BadParam, error
 
 SCAN_PAGE = 1000
-SCAN_LIMIT = 100_000  # rows examined at most when filtering failures by error type
+SCAN_LIMIT = 100_000  # failures examined at most when counting them by error type
 MAX_RUN_ID = 2**63 - 1
 EXPORT_COLUMNS = (
     "path",
@@ -107,14 +105,12 @@ class Api:
         return await self._page(request, _query(request))
 
     async def failures(self, request: Request) -> Response:
-        query = _query(request, default_status=views.FAILURE_STATUSES)
-        error_type = params.text(request, "error_type")
-        sort = params.choice(request, "sort", ("recent", "path"))
-        if sort == "path" and error_type is None:
-            return await self._page(request, query)
-        key = ("failures", query, error_type, sort)
-        rows, total = await self.gateway.cached(key, lambda j: _failure_page(j, query, error_type, sort))
-        return JSON(_page_body(rows, total, query))
+        query = replace(
+            _query(request, default_status=views.FAILURE_STATUSES),
+            error_type=params.text(request, "error_type"),
+            order=params.choice(request, "sort", ("recent", "path")),
+        )
+        return await self._page(request, query)
 
     async def _page(self, request: Request, query: Query) -> Response:
         rows, total = await self.gateway.call(lambda j: (j.documents(query), j.count(query)))
@@ -140,7 +136,7 @@ class Api:
 
     async def _pages(self, query: Query) -> AsyncIterator[list[dict[str, Any]]]:
         """Every matching row, one chunk at a time (memory stays bounded)."""
-        rows_iter = await self.gateway.call(lambda j: iterate(j, query))
+        rows_iter = await self.gateway.call(lambda j: j.iter_documents(query))
         while True:
             rows = await self.gateway.call(lambda j: list(islice(rows_iter, SCAN_PAGE)))
             yield [views.export_row(row) for row in rows]
@@ -187,58 +183,13 @@ def _page_body(rows: Iterable[DocumentRecord], total: int, query: Query) -> dict
     return {"total": total, "limit": query.limit, "offset": query.offset, "items": items}
 
 
-def _failure_page(
-    journal: Journal, query: Query, error_type: str | None, sort: str
-) -> tuple[list[DocumentRecord], int]:
-    """One page of failures matching ``error_type``, most recent first or by path, and their count."""
-    seen = 0
-
-    def matching() -> Iterator[DocumentRecord]:
-        nonlocal seen
-        for row in _scan(journal, query):
-            if error_type is None or (row.error_type or row.status) == error_type:
-                seen += 1
-                yield row
-
-    wanted, found = query.offset + query.limit, matching()
-    if sort == "recent":
-        rows = heapq.nlargest(wanted, found, key=lambda r: r.finished or 0.0)
-    else:
-        rows = list(islice(found, wanted))
-        collections.deque(found, maxlen=0)  # count the rest without keeping it
-    return rows[query.offset :], seen
-
-
 def _error_counts(journal: Journal, query: Query) -> Counter[str]:
     return Counter(r.error_type or r.status for r in _scan(journal, query))
 
 
-def iterate(journal: Journal, query: Query) -> Iterator[DocumentRecord]:
-    """Every document matching ``query``, ignoring its limit and offset.
-
-    Uses the backend's keyset-paged ``iter_documents`` when it has one (both built-in journals do:
-    2x faster than OFFSET paging over 200,000 rows), else pages with OFFSET.
-    """
-    keyset = getattr(journal, "iter_documents", None)
-    if keyset is not None:
-        rows: Iterator[DocumentRecord] = keyset(query)
-        return rows
-    return _offset_pages(journal, query)
-
-
-def _offset_pages(journal: Journal, query: Query) -> Iterator[DocumentRecord]:
-    offset = 0
-    while True:
-        rows = journal.documents(replace(query, limit=SCAN_PAGE, offset=offset))
-        yield from rows
-        if len(rows) < SCAN_PAGE:
-            return
-        offset += len(rows)
-
-
 def _scan(journal: Journal, query: Query) -> Iterator[DocumentRecord]:
     """Rows matching ``query``, at most ``SCAN_LIMIT`` of them."""
-    return islice(iterate(journal, query), SCAN_LIMIT)
+    return islice(journal.iter_documents(query), SCAN_LIMIT)
 
 
 def _filename(query: Query, ext: str) -> str:

@@ -1,0 +1,69 @@
+"""Journal rows from settled outcomes: the parameters of the UPSERT and DEMOTE statements.
+
+Shared by every SQL backend (SQLite, PostgreSQL): both take the same 21 document columns in the same
+order, and the same six DEMOTE parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from docmill.journal.policy import Settled, clean
+
+_ENCODE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
+    """The UPSERT parameters for one settled outcome."""
+    o = settled.outcome
+    result = dict(o.result or {})
+    error = o.error
+    row = (
+        source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
+        _text(result.get("label")), _number(result.get("score")), _result_json(result),
+        error.type if error else None, error.message if error else None, error.traceback if error else None,
+        int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
+        o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
+    )  # fmt: skip
+    try:  # one check per row; cleaning is only for undecodable file names, which are rare
+        "".join(v for v in row if isinstance(v, str)).encode("utf-8")
+    except UnicodeEncodeError:
+        return tuple(clean(v) if isinstance(v, str) else v for v in row)
+    return row
+
+
+def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:
+    """DEMOTE parameters: ``settled.demote`` and its duplicates now point at this document."""
+    new = settled.outcome.ref.id
+    return (new, new, source, fingerprint, settled.demote, settled.demote)
+
+
+def _result_json(result: dict[str, Any]) -> str:
+    text = _ENCODE(result)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _ENCODE(_cleaned(result))
+    return text
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cleaned(v) for v in value]
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
