@@ -28,7 +28,7 @@ from docmill.model_file import write_model
 from docmill.outcome import Outcome, Status
 from docmill.pipeline import Pipeline
 from docmill.processors.base import Processor
-from docmill.processors.classify_model import softmax
+from docmill.processors.classify_model import DEFAULT_MAX_CHARS, softmax
 from docmill.processors.extract import ExtractText
 from docmill.sources.files import DirectorySource
 
@@ -156,7 +156,8 @@ def train(
     _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
     report, temperature = None, 1.0
     if test_idx:
-        texts, truth = [corpus.texts[i] for i in test_idx], [corpus.labels[i] for i in test_idx]
+        texts = [corpus.texts[i][:DEFAULT_MAX_CHARS] for i in test_idx]  # what the classifier reads
+        truth = [corpus.labels[i] for i in test_idx]
         decisions = pipeline.decision_function(texts)
         predicted = [str(c) for c in pipeline.classes_[decisions.argmax(axis=1)]]
         report = score(zip(truth, predicted, strict=True))
@@ -205,7 +206,7 @@ def cross_validate(
     ):
         pipeline = _factory(model)(seed=seed)
         _fit(pipeline, [corpus.texts[i] for i in train_idx], [corpus.labels[i] for i in train_idx])
-        predicted = pipeline.predict([corpus.texts[i] for i in test_idx])
+        predicted = pipeline.predict([corpus.texts[i][:DEFAULT_MAX_CHARS] for i in test_idx])
         reports.append(score(zip((corpus.labels[i] for i in test_idx), map(str, predicted), strict=True)))
     return reports
 

@@ -63,3 +63,27 @@ def test_eval_without_a_journal_is_one_line(tmp_path: Path, capsys: pytest.Captu
     truth.write_text("path,label\na.txt,x\n")
     assert main(["eval", "--truth", str(truth), "--db", str(tmp_path / "none.db")]) == 2
     assert "no journal at" in capsys.readouterr().err
+
+
+def test_compiled_model_gives_the_pipelines_labels_and_scores_on_held_out_man_pages(
+    manpages: Path, manpage_labels: Path
+) -> None:
+    import numpy as np
+
+    from docmill.compiled_model import compile_model
+    from docmill.evaluation import read_truth
+    from docmill.processors.classify_model import _best
+    from docmill.training import load_corpus, train
+
+    corpus = load_corpus(manpages, read_truth(manpage_labels))
+    trained = train(corpus, holdout=0.2, seed=0)
+    texts = [corpus.texts[corpus.paths.index(path)] for path in trained.test_paths]
+    compiled = compile_model(trained.pipeline)
+    assert compiled is not None and len(texts) == 240
+    expected = trained.pipeline.decision_function(texts)
+    got = np.array([compiled.decision(text) for text in texts])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    classes, t = compiled.classes_, trained.temperature
+    for want, have in zip(expected, got, strict=True):
+        (label_a, score_a), (label_b, score_b) = _best(classes, want, t), _best(classes, have, t)
+        assert label_a == label_b and round(score_a, 4) == round(score_b, 4)
