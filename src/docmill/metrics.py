@@ -16,7 +16,7 @@ from docmill.outcome import Outcome, Status
 
 # Upper bounds (seconds) of the latency buckets: 1 ms … ~17 min, doubling.
 _BOUNDS = tuple(0.001 * 2**i for i in range(21))
-_LLM_KEYS = ("tokens_in", "tokens_out", "requests")
+_LLM_KEYS = ("tokens_in", "tokens_out", "requests")  # counts, summed; concurrency is a level
 
 
 @dataclass(slots=True)
@@ -68,6 +68,14 @@ class RunStats:
             self.by_label[str(outcome.label)] = self.by_label.get(str(outcome.label), 0) + 1
         if outcome.status is not Status.DUPLICATE:  # a duplicate copies its original's spend
             self._add_spend(result)
+            self._note_concurrency(result.get("concurrency"))
+
+    def _note_concurrency(self, value: Any) -> None:
+        """The LLM concurrency limit in force when this document was classified: latest and most seen
+        (a cached answer, which made no call, reports 0 and is left out)."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            self.llm["concurrency"] = int(value)
+            self.llm["max_concurrency"] = max(self.llm.get("max_concurrency", 0), int(value))
 
     def demote(self) -> None:
         """An ``ok`` document already folded in was re-recorded as a duplicate (its spend stays)."""
@@ -108,6 +116,9 @@ class RunStats:
         merged.by_status = _merge(self.by_status, other.by_status)
         merged.by_label = _merge(self.by_label, other.by_label)
         merged.llm = _merge(self.llm, other.llm)
+        for key, pick in (("concurrency", _latest), ("max_concurrency", max)):
+            if key in self.llm or key in other.llm:  # levels, not counts: never summed
+                merged.llm[key] = pick(self.llm.get(key, 0), other.llm.get(key, 0))
         merged.skipped += other.skipped
         merged.bytes += other.bytes
         merged.wall_seconds = max(self.wall_seconds, other.wall_seconds)
@@ -139,6 +150,10 @@ def _merge(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     for key, n in b.items():
         merged[key] = merged.get(key, 0) + n
     return merged
+
+
+def _latest(mine: int, theirs: int) -> int:
+    return theirs or mine
 
 
 def _number(value: Any) -> float:

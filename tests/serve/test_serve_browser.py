@@ -182,4 +182,16 @@ def test_llm_panel_shows_usage_against_the_limits(llm_run: tuple[Path, Corpus], 
         expect(page.locator("#v-rpm")).to_contain_text(f"/ {RPM:,}")
         expect(page.locator("#v-tpm")).to_contain_text(f"/ {TPM:,}")
         expect(page.locator("#llm-basis")).to_contain_text("average")
+        expect(page.locator("#v-conc")).to_have_text(_concurrency(db))
         page.screenshot(path=str(ARTIFACTS / "4-llm-run.png"), full_page=True)
+
+
+def _concurrency(db: Path) -> str:
+    """The concurrency figure the page should show: latest "of" most seen, from the run's stats."""
+    from docmill.journal.sqlite import SqliteJournal
+
+    with SqliteJournal(db) as journal:
+        record = journal.run(1)
+    assert record is not None
+    llm = record.stats["llm"]
+    return f"{llm['concurrency']:,} of {llm['max_concurrency']:,}"

@@ -23,6 +23,8 @@ def test_llm_usage_and_limits_are_served(llm_client: TestClient, llm_run: tuple[
     run = llm_client.get("/api/runs/1").json()
     assert run["stats"]["llm"]["requests"] == len(corpus.good)
     assert run["stats"]["llm"]["tokens_in"] > 0
+    llm = run["stats"]["llm"]
+    assert 1 <= llm["concurrency"] <= llm["max_concurrency"]  # the classifier's AIMD limit, as seen
     assert (run["config"]["llm"]["rpm"], run["config"]["llm"]["tpm"]) == (RPM, TPM)
     labels = run["summary"]["by_label"]
     assert sum(labels.values()) == len(corpus.good)

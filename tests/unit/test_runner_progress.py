@@ -106,3 +106,16 @@ def test_histogram_quantiles_within_a_factor_two() -> None:
     assert p50 is not None and 0.01 <= p50 < 0.02
     assert p95 is not None and 1.0 <= p95 < 2.1
     assert Histogram().quantile(0.5) is None
+
+
+def test_llm_concurrency_is_the_latest_and_the_most_seen_never_summed() -> None:
+    a, b = RunStats(), RunStats()
+    for n, level in enumerate((4, 12, 6)):
+        a.add(Outcome(DocumentRef(f"a{n}", "u"), Status.OK, "s", {"label": "x", "concurrency": level}))
+    a.add(Outcome(DocumentRef("cached", "u"), Status.OK, "s", {"label": "x", "concurrency": 0}))
+    assert (a.llm["concurrency"], a.llm["max_concurrency"]) == (6, 12)
+    assert a.as_dict()["llm"]["max_concurrency"] == 12
+    b.add(Outcome(DocumentRef("b", "u"), Status.OK, "s", {"label": "x", "concurrency": 3}))
+    merged = a + b
+    assert (merged.llm["concurrency"], merged.llm["max_concurrency"]) == (3, 12)
+    assert "concurrency" not in RunStats().as_dict()["llm"]
