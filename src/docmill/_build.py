@@ -17,6 +17,7 @@ from docmill.sources.base import Source
 
 _JSONL = (".jsonl", ".ndjson")
 _NESTED = ("hybrid", "auto")  # strategies sized by the parallelization: section
+_DISTRIBUTED = ("celery", "distributed")  # strategies that take broker: and queue:
 
 
 def build_source(config: RunConfig) -> Source:
@@ -101,6 +102,8 @@ def build_journal(config: RunConfig) -> Journal:
 
 def build_executor(config: RunConfig) -> Executor:
     options: dict[str, Any] = {**config.strategy_options, "workers": config.workers}
+    if config.strategy in _DISTRIBUTED:  # set here, else in strategy_options, else $DOCMILL_BROKER/QUEUE
+        options.update({k: v for k, v in (("broker", config.broker), ("queue", config.queue)) if v})
     if config.strategy in _NESTED:
         options["max_processes"] = config.parallelization.max_processes
         options["max_threads_per_process"] = config.parallelization.max_threads_per_process

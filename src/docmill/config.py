@@ -6,7 +6,9 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     source: ./inbox               # what `docmill run` processes when no path is given
     strategy: processes           # sequential | threads | processes | asyncio | … | auto
     workers: 2
-    strategy_options: {}          # extra options of the strategy (celery: broker, store; processes: …)
+    strategy_options: {}          # extra options of the strategy (celery: store, stall_timeout; …)
+    broker: redis://host:6379/0   # celery strategy: the broker (default $DOCMILL_BROKER)
+    queue: docmill                # celery strategy: the queue its workers serve (default $DOCMILL_QUEUE)
     parallelization: {max_processes: null, max_threads_per_process: 4}
     classifier: keywords          # or model:man.model, llm; or {spec: llm, <settings>…}
     labels: labels.yaml
@@ -66,6 +68,8 @@ class RunConfig:
     strategy: str = ""  # "" = the default: auto when available, else processes
     workers: int | None = None
     strategy_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the strategy as is
+    broker: str | None = None  # the celery strategy's broker URL; other strategies ignore it
+    queue: str | None = None  # the celery strategy's queue name; other strategies ignore it
     parallelization: Parallelization = field(default_factory=Parallelization)
     classifier: str = "keywords"
     classifier_options: Mapping[str, Any] = field(default_factory=dict)
@@ -101,6 +105,10 @@ class RunConfig:
             raise ConfigError(f"max_cost must be >= 0, got {self.max_cost}")
         if self.progress not in _PROGRESS:
             raise ConfigError(f"progress must be one of {', '.join(_PROGRESS)}, got {self.progress!r}")
+        for name in ("broker", "queue"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
         if self.synchronous.upper() not in _SYNC:
             raise ConfigError(f"synchronous must be one of {', '.join(_SYNC)}, got {self.synchronous!r}")
 
@@ -150,6 +158,7 @@ class RunConfig:
         data = dataclasses.asdict(self)
         data["retry"] = {k: v for k, v in data["retry"].items() if k != "retry_on"}
         data["db"] = _redact("db", data["db"])
+        data["broker"] = _redact("broker", data["broker"])
         for section in ("llm", "classifier_options", "strategy_options"):
             data[section] = {k: _redact(k, v) for k, v in data[section].items()}
         return data

@@ -119,3 +119,43 @@ def test_public_settings_never_carry_secrets() -> None:
     text = str(config.public())
     assert "sk-123" not in text and "hunter2" not in text and "pw@" not in text and "s3cret" not in text
     assert config.public()["llm"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_broker_and_queue_reach_the_celery_strategy_before_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("celery")
+    from docmill._build import build_executor
+
+    monkeypatch.setenv("DOCMILL_BROKER", "redis://127.0.0.1:6399/9")
+    monkeypatch.setenv("DOCMILL_QUEUE", "from-env")
+    config_file = tmp_path / "docmill.yaml"
+    config_file.write_text("strategy: celery\nbroker: redis://127.0.0.1:6399/1\nqueue: from-file\n")
+    cases = [
+        (RunConfig.load(config_file), ("redis://127.0.0.1:6399/1", "from-file")),
+        (RunConfig.load(config_file, queue="from-flag"), ("redis://127.0.0.1:6399/1", "from-flag")),
+        (
+            RunConfig(strategy="celery", strategy_options={"queue": "opt"}),
+            ("redis://127.0.0.1:6399/9", "opt"),
+        ),
+        (RunConfig(strategy="celery"), ("redis://127.0.0.1:6399/9", "from-env")),
+    ]
+    for config, expected in cases:
+        executor = build_executor(config)
+        try:
+            assert (executor.broker, executor.queue) == expected  # type: ignore[attr-defined]
+        finally:
+            executor.close()
+    assert build_executor(RunConfig(strategy="threads", workers=1, broker="redis://x:1/0")).name == "threads"
+
+
+@pytest.mark.parametrize("value", ["", "  ", 5])
+def test_broker_and_queue_must_be_names(value: object) -> None:
+    for key in ("broker", "queue"):
+        with pytest.raises(ConfigError, match=key):
+            RunConfig(**{key: value})  # type: ignore[arg-type]
+
+
+def test_a_broker_password_never_reaches_the_run_record() -> None:
+    public = RunConfig(broker="redis://:hunter2@cache:6379/0").public()
+    assert public["broker"] == "redis://***@cache:6379/0" and "hunter2" not in str(public)

@@ -44,6 +44,10 @@ def run_command(
     model: Annotated[str | None, _Opt(help="LLM model name.")] = None,
     rpm: Annotated[float | None, _Opt(help="LLM requests per minute allowed.")] = None,
     tpm: Annotated[float | None, _Opt(help="LLM tokens per minute allowed.")] = None,
+    broker: Annotated[str | None, _Opt(help="Celery strategy: broker URL (default $DOCMILL_BROKER).")] = None,
+    queue: Annotated[
+        str | None, _Opt(help="Celery strategy: queue its workers serve (default $DOCMILL_QUEUE).")
+    ] = None,
     explain: Annotated[bool, _Opt("--explain", help="Say which strategy ran and why (auto).")] = False,
 ) -> None:
     """Classify every document under SOURCE; resumes where an earlier run stopped."""
@@ -60,6 +64,7 @@ def run_command(
         "include": include or None, "exclude": exclude or None, "retry_failed": retry_failed or None,
         "fresh": fresh or None, "max_cost": max_cost, "commit_every": commit_every,
         "commit_seconds": commit_seconds, "quarantine_after": quarantine_after, "progress": progress,
+        "broker": broker, "queue": queue,
     }  # fmt: skip
     settings = RunConfig.load(config, **overrides)
     if llm:
