@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -181,27 +180,11 @@ def export_command(
     try:
         check_run(journal, run)
         query = Query(run_id=run, status=tuple(status or ()), label=label)
-        n = export(_records(journal, query), fmt, output)
+        n = export(journal.iter_documents(query), fmt, output)
     finally:
         journal.close()
     if output != "-":
         typer.echo(f"wrote {n} rows to {output}", err=True)
-
-
-def _records(journal: Journal, query: Query) -> Iterator[DocumentRecord]:
-    """Every matching record, streamed (``iter_documents`` when the journal has it, else pages)."""
-    streaming = getattr(journal, "iter_documents", None)
-    if streaming is not None:
-        yield from streaming(query)
-        return
-    offset, page = 0, 1000
-    while batch := journal.documents(Query(**{**_fields(query), "limit": page, "offset": offset})):
-        yield from batch
-        offset += len(batch)
-
-
-def _fields(query: Query) -> dict[str, Any]:
-    return {name: getattr(query, name) for name in query.__slots__}
 
 
 def failures_command(
@@ -215,7 +198,7 @@ def failures_command(
         check_run(journal, run)
         query = Query(run_id=run, status=tuple(sorted(FAILURES)))
         n = 0
-        for n, record in enumerate(_records(journal, query), start=1):  # noqa: B007 - n counts
+        for n, record in enumerate(journal.iter_documents(query), start=1):  # noqa: B007 - n counts
             typer.echo(failure_line(record, verbose=verbose))
     finally:
         journal.close()
