@@ -126,7 +126,7 @@ class AutoExecutor(Executor):
         *,
         max_in_flight: int | None = None,
         sample: int = 16,
-        probe_seconds: float = 0.15,
+        probe_seconds: float = 0.1,  # 50 ms documents: 2 timed + 2 warm-up on 2 workers
         max_processes: int | None = None,
         max_threads_per_process: int | None = None,
         **options: Any,
