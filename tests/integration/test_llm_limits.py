@@ -2,8 +2,9 @@
 
 The emulator and the limiter are both configured over windows of a second or two so the tests
 take seconds: the promises are the same as per minute (the window is a parameter of both). The
-limiter keeps its default ``margin`` (DEFAULT_MARGIN): on a busy machine calls reach the emulator
-up to a few hundred milliseconds after the limiter admitted them, and the provider counts arrivals.
+provider counts arrivals, and on a busy 2-core machine (load 10+) calls reached the emulator from
+2 ms to 560 ms after the limiter admitted them. The two tests that check the limits most tightly
+set ``margin=BUSY_MARGIN`` for that; the others keep the product's default.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from docmill.testing import MemorySource
 
 LABELS = LabelSet(names=("even", "odd"), descriptions={"even": "An even document.", "odd": "An odd one."})
 FAST_RETRY = RetryPolicy(max_attempts=8, initial=0.05, maximum=0.5)
+BUSY_MARGIN = 1.0  # seconds of admission-to-arrival variation the limiter allows for
 
 
 def classifier(server: EmulatorServer, limits: ProviderLimits, **settings: object) -> LLMClassifier:
@@ -50,7 +52,7 @@ def per_second() -> Iterator[EmulatorServer]:
 
 def test_threads_never_exceed_the_request_limit_in_any_window() -> None:
     config = EmulatorConfig(rpm=40, tpm=0, window=2.0, latency_median=0.05, latency_sigma=0.2)
-    limits = ProviderLimits.from_rates(40, None, per=2.0)
+    limits = ProviderLimits.from_rates(40, None, per=2.0, margin=BUSY_MARGIN)
     with EmulatorServer(config) as server:
         outcomes = run_all(classifier(server, limits), 60)
         stats = server.stats(arrivals=True)
@@ -73,7 +75,7 @@ def test_asyncio_strategy_keeps_the_limit_too(per_second: EmulatorServer) -> Non
 def test_the_token_limit_is_kept_with_estimates_settled_by_usage() -> None:
     config = EmulatorConfig(rpm=0, tpm=6000, window=2.0, latency_median=0.02)
     with EmulatorServer(config) as server:
-        limits = ProviderLimits.from_rates(None, 6000, per=2.0)
+        limits = ProviderLimits.from_rates(None, 6000, per=2.0, margin=BUSY_MARGIN)
         started = time.monotonic()
         outcomes = run_all(classifier(server, limits, max_tokens_out=60), 40)
         elapsed = time.monotonic() - started
