@@ -27,7 +27,7 @@ TOKEN_RESERVE = 0.005
 
 # Seconds of variation in the delay between our admitting a call and the provider counting its
 # arrival (thread and event-loop wake-ups, connection set-up, the network). On a 2-core machine at
-# load 5-12, admissions of 1-second-window tests reached the emulator 2 ms to 450 ms later
+# load 9-12, admissions of 1-second-window tests reached the emulator 2 ms to 560 ms later
 # (tests/integration/test_llm_limits.py); without room for that, a few calls per run bunched into
 # one window and drew 429s. Pacing over ``window + margin`` costs margin / (window + margin) of the
 # ceiling: 0.8 % of a 60 s window. Set ``rate_margin`` higher on a loaded host or a slow network.
