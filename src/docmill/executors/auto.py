@@ -1,7 +1,7 @@
 """AutoExecutor: run a sample of the real documents, measure them, pick a strategy, say why.
 
-The probe runs the first documents one at a time in each of the worker processes — not in the
-parent, so a sample document that segfaults costs a worker, not the run — and times each with
+The probe runs the first documents one at a time in a single worker process — not in the parent,
+so a sample document that segfaults costs a worker, not the run — and times each with
 ``time.thread_time`` (CPU) against the wall clock. The probe's outcomes are real and are yielded
 like any other; the rest of the refs go to the chosen strategy. The choice, from the CPU share of
 a document's life (``cpu / wall``) and the shape of the pipeline:
@@ -21,7 +21,6 @@ in between             ``staged`` when sync CPU steps precede async ones (extrac
 
 from __future__ import annotations
 
-import collections
 import statistics
 import time
 from collections.abc import Iterable, Iterator
@@ -31,7 +30,6 @@ from typing import Any
 from docmill.document import DocumentRef
 from docmill.executors._pool import Pool
 from docmill.executors._pooled import limits_from
-from docmill.executors._wire import Item
 from docmill.executors.base import Executor, ExecutorStats, default_workers
 from docmill.job import Job
 from docmill.outcome import Outcome
@@ -47,21 +45,17 @@ class _Timed:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.first = True
 
     def setup(self) -> None:
         self.job.setup()
-        self.first = True
 
     def teardown(self) -> None:
         self.job.teardown()
 
-    def run(self, ref: DocumentRef) -> tuple[Outcome, float, float, bool]:
-        """(outcome, CPU seconds, wall seconds, whether it was this worker's first document)."""
-        first, self.first = self.first, False
+    def run(self, ref: DocumentRef) -> tuple[Outcome, float, float]:
         cpu, wall = time.thread_time(), time.perf_counter()
         outcome = self.job.run(ref)
-        return outcome, time.thread_time() - cpu, time.perf_counter() - wall, first
+        return outcome, time.thread_time() - cpu, time.perf_counter() - wall
 
 
 @dataclass
@@ -71,35 +65,21 @@ class Probe:
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
     untimed: int = 0  # ended by the pool (crash, overrun, unpicklable)
-    warmup: list[tuple[float, float]] = field(default_factory=list)  # each worker's first (cpu, wall)
-
-    def add(self, cpu: float, wall: float, first: bool) -> None:
-        """Record a document; a worker's first (imports, cold caches) counts only if nothing else does."""
-        if first:
-            self.warmup.append((cpu, wall))
-        else:
-            self.cpu.append(cpu)
-            self.wall.append(wall)
-
-    def settle(self) -> None:
-        """Fall back on the warm-up documents when they are all the probe saw."""
-        if not self.wall:
-            self.cpu = [cpu for cpu, _ in self.warmup]
-            self.wall = [wall for _, wall in self.warmup]
 
     @property
     def cpu_share(self) -> float:
-        """CPU seconds over wall seconds."""
-        total = sum(self.wall)
-        return sum(self.cpu) / total if total > 0 else 1.0
+        """CPU seconds over wall seconds, leaving out the first document (imports, warm caches)."""
+        skip = 1 if len(self.wall) >= 4 else 0
+        total = sum(self.wall[skip:])
+        return sum(self.cpu[skip:]) / total if total > 0 else 1.0
 
     def describe(self) -> str:
         if not self.wall:
             return f"probe: no document finished normally ({self.untimed} crashed or overran)"
         wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
         return (
-            f"probe: {len(self.wall)} documents (+{len(self.warmup)} warm-up), median "
-            f"{wall * 1e3:.2f} ms wall and {cpu * 1e3:.2f} ms CPU each; CPU share {self.cpu_share:.0%}"
+            f"probe: {len(self.wall)} documents, median {wall * 1e3:.2f} ms wall and "
+            f"{cpu * 1e3:.2f} ms CPU each; CPU share {self.cpu_share:.0%}"
         )
 
 
@@ -126,7 +106,7 @@ class AutoExecutor(Executor):
         *,
         max_in_flight: int | None = None,
         sample: int = 16,
-        probe_seconds: float = 0.1,  # 50 ms documents: 2 timed + 2 warm-up on 2 workers
+        probe_seconds: float = 0.15,
         max_processes: int | None = None,
         max_threads_per_process: int | None = None,
         **options: Any,
@@ -144,7 +124,6 @@ class AutoExecutor(Executor):
         remaining = iter(refs)
         self.probe = Probe()
         yield from self._run_probe(job, remaining)
-        self.probe.settle()
         self.choice = choose(self.probe, job, self.processes, self.per_process)
         options = dict(self.choice.options)
         if self._explicit_in_flight:
@@ -162,45 +141,32 @@ class AutoExecutor(Executor):
     def _run_probe(self, job: Job, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
         keys = ("max_tasks_per_child", "max_memory_mb")
         limits = limits_from(**{k: v for k, v in self.options.items() if k in keys})
-        pool = Pool(_Timed(job), self.processes, limits=limits, timeout=job.timeout)
+        pool = Pool(_Timed(job), 1, limits=limits, timeout=job.timeout)
         pool.start()
         try:
-            yield from self._probe_on(pool, refs)
+            deadline = time.monotonic() + self.probe_seconds
+            for seq, ref in enumerate(refs):
+                yield self._one(pool, seq, ref)
+                if seq + 1 >= self.sample or time.monotonic() > deadline:
+                    break
             pool.shutdown(drain=True)
         finally:
             pool.shutdown(drain=False)
 
-    def _probe_on(self, pool: Pool, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
-        """One document at a time on every worker, until ``sample`` or ``probe_seconds`` is reached.
-
-        Every worker probing at once keeps the probe's wall time (the one cost of auto that a short
-        run cannot amortise) small while it still times each document alone in its process.
-        """
-        deadline = time.monotonic() + self.probe_seconds
-        again: collections.deque[Item] = collections.deque()  # unstarted or suspected: re-run
-        sent = 0
+    def _one(self, pool: Pool, seq: int, ref: DocumentRef) -> Outcome:
+        pool.send(pool.workers[0], [(seq, ref)])
         while True:
-            for worker in pool.idle_capacity(1):
-                if again:
-                    pool.send(worker, [again.popleft()], solo=True)
-                elif sent < self.sample and time.monotonic() <= deadline:
-                    if (ref := next(refs, None)) is None:
-                        break
-                    pool.send(worker, [(sent, ref)])
-                    sent += 1
-            if not pool.holding:
-                return
             report = pool.wait()
-            again.extend([*report.requeue, *report.suspects])
-            yield from (self._record(result) for _, result in report.finished)
-
-    def _record(self, result: Outcome | tuple[Outcome, float, float, bool]) -> Outcome:
-        if isinstance(result, Outcome):  # the worker died or overran: no timing
-            self.probe.untimed += 1
-            return result
-        outcome, cpu, wall, first = result
-        self.probe.add(cpu, wall, first)
-        return outcome
+            for item in report.requeue:
+                pool.send(pool.workers[0], [item])
+            for _, result in report.finished:
+                if isinstance(result, Outcome):  # the worker died or overran: no timing
+                    self.probe.untimed += 1
+                    return result
+                outcome, cpu, wall = result
+                self.probe.cpu.append(cpu)
+                self.probe.wall.append(wall)
+                return outcome  # type: ignore[no-any-return]
 
     def explain(self) -> str:
         """The measurements and the reasons for the choice (empty before the probe ran)."""
