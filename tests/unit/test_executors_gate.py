@@ -81,3 +81,27 @@ def test_fewer_collections_is_scoped() -> None:
         assert gc.get_threshold()[0] == max(before[0], YOUNG)
         assert gc.get_threshold()[1:] == before[1:]
     assert gc.get_threshold() == before
+
+
+def test_loop_thread_keeps_no_more_tasks_than_its_concurrency() -> None:
+    """Refs wait in a backlog, not as tasks parked on a semaphore (the collector rescans tasks)."""
+    from docmill.executors.aio import LoopThread
+
+    most = 0
+
+    async def work(item: int) -> int:
+        nonlocal most
+        most = max(most, len(asyncio.all_tasks()))
+        await asyncio.sleep(0.002)
+        return item
+
+    loop: LoopThread[int, int] = LoopThread(work, 10)
+    try:
+        loop.submit(list(range(200)))
+        results: list[int] = []
+        while len(results) < 200:
+            results.extend(loop.take())
+    finally:
+        loop.stop()
+    assert sorted(results) == list(range(200))
+    assert most <= 10
