@@ -108,6 +108,8 @@ class TfidfPart:
         return (
             type(vectorizer).__name__ == "TfidfVectorizer"
             and vectorizer.analyzer == "word"
+            and vectorizer.input == "content"
+            and vectorizer.dtype == np.float64
             and vectorizer.tokenizer is None
             and vectorizer.token_pattern in _SPACE_FREE_PATTERNS
             and vectorizer.get_stop_words() is None
