@@ -170,6 +170,9 @@ def strategy_section(summaries: list[Summary], cores: int) -> list[str]:
     rows = []
     for key in sorted(recommended):
         f = fractions.get(key)
+        if key[0] in OVERLAPS_IO and key[1] != "cpu":  # its concurrency is not its worker count
+            rows.append((key[0], key[1], recommended[key], "— (overlaps I/O)", "—"))
+            continue
         limit = f"{1 / f:.1f}×" if f else "∞"
         rows.append((key[0], key[1], recommended[key], "—" if f is None else f"{f:.3f}", limit))
     header = ("strategy", "workload", "recommended workers", "serial fraction f", "max speedup 1/f")
