@@ -62,41 +62,46 @@ class Job:
     def run(self, ref: DocumentRef) -> Outcome:
         """Process one document; every failure becomes an Outcome."""
         started = self.clock.wall()
-        try:
-            doc = self.source.load(ref)
-        except _CAUGHT as exc:
-            return self._failed(ref, None, exc, 1, started)
+        doc = self._load(ref, started)
         attempt = 0
-        while True:
+        while isinstance(doc, Document):
             attempt += 1
             try:
                 with _deadline(self.timeout):
-                    done = self.pipeline.process(doc)
-                return self._succeeded(done, attempt, started)
+                    return self._succeeded(self.pipeline.process(doc), attempt, started)
             except _CAUGHT as exc:
-                wait = self.retry.delay(attempt, exc)
-                if wait is None:
-                    return self._failed(ref, doc.sha256, exc, attempt, started)
-            self.clock.sleep(wait)
+                step = self._decide(doc, exc, attempt, started)
+            if isinstance(step, Outcome):
+                return step
+            self.clock.sleep(step)
+        return doc
 
     async def arun(self, ref: DocumentRef) -> Outcome:
         """The coroutine form of ``run``: async steps awaited, sync steps in a thread."""
         started = self.clock.wall()
-        try:
-            doc = self.source.load(ref)
-        except _CAUGHT as exc:
-            return self._failed(ref, None, exc, 1, started)
+        doc = self._load(ref, started)
         attempt = 0
-        while True:
+        while isinstance(doc, Document):
             attempt += 1
             try:
-                done = await self._aprocess(doc)
-                return self._succeeded(done, attempt, started)
+                return self._succeeded(await self._aprocess(doc), attempt, started)
             except _CAUGHT as exc:
-                wait = self.retry.delay(attempt, exc)
-                if wait is None:
-                    return self._failed(ref, doc.sha256, exc, attempt, started)
-            await self.clock.asleep(wait)
+                step = self._decide(doc, exc, attempt, started)
+            if isinstance(step, Outcome):
+                return step
+            await self.clock.asleep(step)
+        return doc
+
+    def _load(self, ref: DocumentRef, started: float) -> Document | Outcome:
+        try:
+            return self.source.load(ref)
+        except _CAUGHT as exc:
+            return self._failed(ref, None, exc, 1, started)
+
+    def _decide(self, doc: Document, exc: BaseException, attempt: int, started: float) -> float | Outcome:
+        """The one retry decision both drivers share: seconds to wait, or the final Outcome."""
+        wait = self.retry.delay(attempt, exc)
+        return self._failed(doc.ref, doc.sha256, exc, attempt, started) if wait is None else wait
 
     async def _aprocess(self, doc: Document) -> Document:
         # asyncio.timeout, not wait_for: wait_for wraps every document in one more Task
