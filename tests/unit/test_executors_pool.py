@@ -13,9 +13,10 @@ import pytest
 from docmill.document import Document, DocumentRef
 from docmill.errors import BrokenExecutorError, ConfigError, UnknownExecutorError
 from docmill.executors import get_executor
+from docmill.executors._pool import Pool, Report
 from docmill.executors.auto import AutoExecutor, Probe, choose
 from docmill.executors.batches import partition_by_size
-from docmill.executors.work_queue import TARGET_SECONDS, QueueExecutor
+from docmill.executors.work_queue import TARGET_SECONDS, WALL_SLACK, QueueExecutor
 from docmill.job import Job
 from docmill.outcome import Status
 from docmill.pipeline import Pipeline
@@ -85,6 +86,41 @@ def test_queue_chunks_grow_for_tiny_documents_and_shrink_for_slow_ones() -> None
     for _ in range(20):
         executor.observe(0, docs=10, seconds=2.0)
     assert executor._size <= max(1.0, TARGET_SECONDS / 0.2)
+
+
+def test_queue_sizes_chunks_from_worker_cpu_not_wall_time_stretched_by_load() -> None:
+    # 5 ms of CPU a document, 25 ms of wall time each (a busy machine): CPU decides the size
+    executor = QueueExecutor(2)
+    for _ in range(10):
+        size = executor._size
+        executor.observe(0, docs=int(size), seconds=0.025 * size, cpu=0.005 * size)
+    assert executor._size == pytest.approx(TARGET_SECONDS / 0.005)
+    wall_sized = QueueExecutor(2)
+    for _ in range(10):
+        wall_sized.observe(0, docs=int(wall_sized._size), seconds=0.025 * wall_sized._size)
+    assert wall_sized._size < executor._size / 4
+
+
+def test_queue_bounds_chunks_of_waiting_documents_by_wall_time() -> None:
+    executor = QueueExecutor(2)
+    for _ in range(20):
+        executor.observe(0, docs=10, seconds=1.0, cpu=0.0)  # 100 ms a document, no CPU
+    assert executor._size <= max(1.0, TARGET_SECONDS * WALL_SLACK / 0.1)
+
+
+def test_serial_workers_report_their_cpu_time_per_chunk() -> None:
+    pool = Pool(Job(MemorySource(), CpuProcessor(rounds=20_000)), 1)
+    pool.start()
+    try:
+        pool.send(pool.workers[0], [(0, make_refs(1)[0]), (1, make_refs(2)[1])])
+        report = Report()
+        while not report.timings:
+            report = pool.wait(timeout=10)
+    finally:
+        pool.shutdown(drain=True)
+    ((worker, docs, wall, cpu),) = report.timings
+    assert (worker, docs) == (0, 2)
+    assert cpu is not None and 0 < cpu <= wall
 
 
 def test_partition_by_size_balances_bytes() -> None:

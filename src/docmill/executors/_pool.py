@@ -51,12 +51,15 @@ class WorkerHandle:
 
 @dataclass
 class Report:
-    """What one wait produced: finished documents, work to re-dispatch, chunk timings."""
+    """What one wait produced: finished documents, work to re-dispatch, chunk timings.
+
+    A timing is (worker, docs, wall seconds from send to report, worker CPU seconds or None).
+    """
 
     finished: list[tuple[int, Any]] = field(default_factory=list)
     requeue: list[Item] = field(default_factory=list)
     suspects: list[Item] = field(default_factory=list)
-    timings: list[tuple[int, int, float]] = field(default_factory=list)  # (worker, docs, seconds)
+    timings: list[tuple[int, int, float, float | None]] = field(default_factory=list)
 
 
 class Pool:
@@ -176,12 +179,12 @@ class Pool:
     def _accept(self, worker: WorkerHandle, message: tuple[Any, ...], report: Report) -> None:
         if message[0] == "setup-failed":
             raise BrokenExecutorError(f"a worker could not start: job setup failed: {message[1]}")
-        _, chunk_id, results, unstarted, note = message
+        _, chunk_id, results, unstarted, note, cpu = message
         refs = dict(worker.held.pop(chunk_id))
         sent = worker.sent_at.pop(chunk_id, _now())
         report.finished.extend((seq, unpack_result(packed, refs[seq])) for seq, packed in results)
         report.requeue.extend((seq, refs[seq]) for seq in unstarted)
-        report.timings.append((worker.index, len(results), _now() - sent))
+        report.timings.append((worker.index, len(results), _now() - sent, cpu))
         self._barren = 0
         if note and not worker.retiring:
             worker.retiring = True

@@ -71,8 +71,9 @@ class PooledExecutor(Executor):
     def chunk_size(self, worker: WorkerHandle) -> int:
         return 1
 
-    def observe(self, worker: int, docs: int, seconds: float) -> None:
-        """A chunk of ``docs`` documents took ``seconds`` on ``worker``."""
+    def observe(self, worker: int, docs: int, seconds: float, cpu: float | None = None) -> None:
+        """A chunk of ``docs`` documents took ``seconds`` (wall, send to report) and ``cpu`` (the
+        worker's CPU seconds, None when unknown) on ``worker``."""
 
     def prepare(self, refs: Iterable[DocumentRef]) -> None:
         """Called once before dispatch with the refs; ``next_items`` then takes from them."""
@@ -127,8 +128,8 @@ class PooledExecutor(Executor):
             report = pool.wait(extra=self.wakeups())
             retry.extend(report.requeue)
             suspects.extend(report.suspects)
-            for worker, docs, seconds in report.timings:
-                self.observe(worker, docs, seconds)
+            for worker, docs, seconds, cpu in report.timings:
+                self.observe(worker, docs, seconds, cpu)
             for seq, result in [*report.finished, *self.later_results()]:
                 outcome = self.accept(seq, result)
                 if outcome is not None and pending.pop(seq, None) is not None:

@@ -4,7 +4,11 @@ A worker process calls ``task.setup()`` once, then serves chunks sent by the par
 pipe until it receives ``None``::
 
     parent ── (chunk id, [(seq, ref), …], solo) ──▶ worker: for each ref: publish seq → task.run(ref)
-    parent ◀── ("done", chunk id, [(seq, result), …], leftover, note) ── worker
+    parent ◀── ("done", chunk id, [(seq, result), …], leftover, note, cpu) ── worker
+
+``cpu`` is the CPU seconds the worker's thread spent on the chunk (``time.thread_time``; None from
+a wide worker, whose chunks overlap): ``queue`` sizes chunks from it, since wall time on a busy
+machine also counts the time the worker waited for a core.
 
 Before each document the worker writes its sequence number and start time into its slot of a
 shared ``RawArray`` (two stores, no IPC), so that when it dies the parent knows which document
@@ -126,10 +130,12 @@ def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: W
     while (message := inbox.get()) is not None:
         chunk_id, items, _solo = message
         results: list[tuple[int, Any]] = []
+        cpu = time.thread_time()
         leftover, note = _run_items(task, items, slots, base, limits, done, results)
+        cpu = time.thread_time() - cpu
         done += len(results)
         try:
-            conn.send_bytes(encode_done(chunk_id, results, leftover, note))
+            conn.send_bytes(encode_done(chunk_id, results, leftover, note, cpu))
         except OSError:
             return  # the parent is gone
         if note:
@@ -170,16 +176,20 @@ def _retire_reason(limits: WorkerLimits, done: int) -> str | None:
 
 
 def encode_done(
-    chunk_id: int, results: list[tuple[int, Any]], leftover: Sequence[Item], note: str | None
+    chunk_id: int,
+    results: list[tuple[int, Any]],
+    leftover: Sequence[Item],
+    note: str | None,
+    cpu: float | None = None,
 ) -> bytes:
     """Pickle a chunk's results; a result that will not pickle becomes a FAILED outcome."""
     unstarted = [seq for seq, _ in leftover]
     packed = [(seq, pack_result(result)) for seq, result in results]
     try:
-        return pickle.dumps(("done", chunk_id, packed, unstarted, note), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("done", chunk_id, packed, unstarted, note, cpu), pickle.HIGHEST_PROTOCOL)
     except Exception:
         clean = [(seq, pack_result(_picklable(result))) for seq, result in results]
-        return pickle.dumps(("done", chunk_id, clean, unstarted, note), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("done", chunk_id, clean, unstarted, note, cpu), pickle.HIGHEST_PROTOCOL)
 
 
 def _picklable(result: Any) -> Any:
