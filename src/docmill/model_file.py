@@ -1,31 +1,41 @@
 """The ``.model`` file written by ``docmill train`` and read by the ``model:PATH`` classifier.
 
-Layout: a magic line, one line of JSON metadata, then the pickled scikit-learn pipeline::
+Layout (version 2): a magic line, one line of JSON metadata, the compiled model's arrays (an
+``.npz`` archive, no pickles inside) and the pickled scikit-learn pipeline::
 
-    DOCMILL-MODEL 1\\n
-    {"labels": [...], "payload_sha256": "...", "sklearn": "1.5.2", "created": "...", ...}\\n
-    <pickle>
+    DOCMILL-MODEL 2\\n
+    {"labels": [...], "compiled": {...}, "arrays_bytes": 812345, "payload_sha256": "...", ...}\\n
+    <npz: vocabulary codes, idf, coef_ rows, citation index><pickle>
 
-The header can be read without unpickling (cheap validation, ``docmill eval`` of the labels); the
-payload's sha256 catches truncated or edited files. A model file is a pickle: load only files you trust.
+Workers read the header and the arrays (:func:`read_compiled`): numpy only, no scikit-learn or scipy
+import. The pickle serves ``compiled=False`` and pipelines that do not compile (``arrays_bytes`` 0).
+Version 1 (header + pickle) is still read; its workers unpickle and compile, which needs scikit-learn.
+The payload's sha256 (everything after the header) catches truncated or edited files. A model file
+holds a pickle: load only files you trust.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from docmill.compiled_model import CompiledModel, compile_model
 from docmill.errors import ConfigError
 
 MAGIC = b"DOCMILL-MODEL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)
 _MAX_HEADER = 1 << 20
 
 
@@ -39,9 +49,15 @@ class ModelHeader:
 
 
 def write_model(path: str | os.PathLike[str], pipeline: Any, meta: Mapping[str, Any]) -> Path:
-    """Write ``pipeline`` with ``meta`` (must include ``labels``) atomically; returns the path."""
-    payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
-    header = {**meta, "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    """Write ``pipeline`` (and its compiled arrays, if it compiles) with ``meta`` atomically.
+
+    ``meta`` must include ``labels``; returns the path.
+    """
+    compiled = compile_model(pipeline)
+    spec, packed = (None, b"") if compiled is None else _packed(compiled)
+    payload = packed + pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+    header = {**meta, "compiled": spec, "arrays_bytes": len(packed)}
+    header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     with open(partial, "wb") as out:
@@ -69,13 +85,48 @@ def read_header(path: str | os.PathLike[str]) -> ModelHeader:
 
 def read_model(path: str | os.PathLike[str]) -> tuple[ModelHeader, Any]:
     """The header and the unpickled pipeline; ConfigError if the file is damaged or incompatible."""
+    header, payload = _payload(path)
+    return header, _unpickle(path, payload[_arrays_bytes(path, header, payload) :], header)
+
+
+def read_compiled(path: str | os.PathLike[str]) -> tuple[ModelHeader, CompiledModel | None]:
+    """The header and the compiled model, with numpy only; None when the file holds none (version 1)."""
+    header, payload = _payload(path)
+    size = _arrays_bytes(path, header, payload)
+    spec = header.meta.get("compiled")
+    if not size or spec is None:
+        return header, None
+    try:
+        with np.load(io.BytesIO(payload[:size]), allow_pickle=False) as archive:
+            return header, CompiledModel.from_arrays(spec, {key: archive[key] for key in archive.files})
+    except (ValueError, KeyError, TypeError, IndexError, OSError, zipfile.BadZipFile) as exc:
+        raise ConfigError(
+            f"model file {path}: corrupt compiled model ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _payload(path: str | os.PathLike[str]) -> tuple[ModelHeader, bytes]:
     header = read_header(path)
     with _open(path) as handle:
         handle.seek(header.payload_offset)
         payload = handle.read()
     if hashlib.sha256(payload).hexdigest() != header.meta.get("payload_sha256"):
         raise ConfigError(f"model file {path}: corrupt (checksum mismatch; truncated or edited?)")
-    return header, _unpickle(path, payload, header)
+    return header, payload
+
+
+def _arrays_bytes(path: str | os.PathLike[str], header: ModelHeader, payload: bytes) -> int:
+    size = header.meta.get("arrays_bytes", 0)
+    if not isinstance(size, int) or not 0 <= size <= len(payload):
+        raise ConfigError(f"model file {path}: corrupt header (arrays_bytes {size!r})")
+    return size
+
+
+def _packed(compiled: CompiledModel) -> tuple[dict[str, Any], bytes]:
+    spec, arrays = compiled.to_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)  # numeric arrays only
+    return spec, buffer.getvalue()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -100,9 +151,12 @@ def _check_magic(path: str | os.PathLike[str], first: bytes) -> None:
     magic, _, version = first.strip().partition(b" ")
     if magic != MAGIC:
         raise ConfigError(f"model file {path}: not a docmill model (write one with `docmill train`)")
-    if version != str(FORMAT_VERSION).encode():
+    if version not in {str(v).encode() for v in READS}:
         found = version.decode(errors="replace")
-        raise ConfigError(f"model file {path}: format version {found}, this docmill reads {FORMAT_VERSION}")
+        readable = " and ".join(map(str, READS))
+        raise ConfigError(
+            f"model file {path}: format version {found}, this docmill reads versions {readable}"
+        )
 
 
 def _unpickle(path: str | os.PathLike[str], payload: bytes, header: ModelHeader) -> Any:

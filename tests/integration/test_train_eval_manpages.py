@@ -66,19 +66,20 @@ def test_eval_without_a_journal_is_one_line(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_compiled_model_gives_the_pipelines_labels_and_scores_on_held_out_man_pages(
-    manpages: Path, manpage_labels: Path
+    manpages: Path, manpage_labels: Path, tmp_path: Path
 ) -> None:
     import numpy as np
 
-    from docmill.compiled_model import compile_model
     from docmill.evaluation import read_truth
+    from docmill.model_file import read_compiled
     from docmill.processors.classify_model import _best
-    from docmill.training import load_corpus, train
+    from docmill.training import load_corpus, save, train
 
     corpus = load_corpus(manpages, read_truth(manpage_labels))
     trained = train(corpus, holdout=0.2, seed=0)
     texts = [corpus.texts[corpus.paths.index(path)] for path in trained.test_paths]
-    compiled = compile_model(trained.pipeline)
+    save(trained, corpus, tmp_path / "man.model", seed=0)
+    _, compiled = read_compiled(tmp_path / "man.model")  # the arrays a worker loads
     assert compiled is not None and len(texts) == 240
     expected = trained.pipeline.decision_function(texts)
     got = np.array([compiled.decision(text) for text in texts])

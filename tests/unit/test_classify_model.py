@@ -12,10 +12,11 @@ import pytest
 
 from docmill.document import Document, DocumentRef
 from docmill.errors import ConfigError
-from docmill.features import Citations, own_names, structure
+from docmill.features import Citations
 from docmill.model_file import read_header, read_model
 from docmill.processors.classify_model import ModelClassifier, from_spec, softmax
 from docmill.processors.registry import build_classifier
+from docmill.text_features import own_names, structure
 from docmill.training import Corpus, fit_temperature, save, train
 
 VOCAB = {
@@ -117,8 +118,8 @@ def test_fingerprint_follows_the_file_content(model_file: Path, tmp_path: Path) 
     [
         (lambda b: b"PK\x03\x04 not a model", "not a docmill model"),
         (
-            lambda b: b.replace(b"DOCMILL-MODEL 1", b"DOCMILL-MODEL 9", 1),
-            "format version 9, this docmill reads 1",
+            lambda b: b.replace(b"DOCMILL-MODEL 2", b"DOCMILL-MODEL 9", 1),
+            "format version 9, this docmill reads versions 1 and 2",
         ),
         (lambda b: b[:-100], "checksum mismatch"),
         (lambda b: b.split(b"\n", 1)[0] + b"\n{not json\n", "corrupt header"),

@@ -2,8 +2,9 @@
 
 The constructor is cheap and picklable: it validates the file's header and keeps its path and sha256
 (the sha256 is the classifier's identity, so retraining re-processes old documents). Each worker
-unpickles the model once, in ``setup()``, and compiles it for one-document prediction
-(:mod:`docmill.compiled_model`; scikit-learn itself serves pipelines that module does not know).
+loads the model once, in ``setup()``: the compiled arrays of a version-2 file with numpy only
+(:mod:`docmill.compiled_model`), so workers import neither scikit-learn nor scipy. A version-1 file,
+a pipeline that did not compile or ``compiled=False`` unpickle the pipeline (scikit-learn needed).
 ``score`` is a softmax over the linear model's decision values, sharpened by the temperature fitted
 on the held-out split at training time. Only the first ``max_chars`` characters are classified.
 """
@@ -15,9 +16,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from docmill.compiled_model import compile_model
 from docmill.document import Document
 from docmill.errors import ConfigError
-from docmill.model_file import file_sha256, read_header, read_model
+from docmill.model_file import file_sha256, read_compiled, read_header, read_model
 from docmill.processors.base import Processor
 
 DEFAULT_MAX_CHARS = 20_000  # 5-fold CV and held-out accuracy as uncapped; 5% of man pages are longer
@@ -28,7 +30,7 @@ class ModelClassifier(Processor):
 
     name = "model"
     version = "1"
-    requires = (("sklearn", "local"),)
+    requires = (("numpy", "local"),)
 
     def __init__(
         self, path: str | os.PathLike[str], *, max_chars: int = DEFAULT_MAX_CHARS, compiled: bool = True
@@ -45,11 +47,15 @@ class ModelClassifier(Processor):
 
     def setup(self) -> None:
         self.check_requirements()
-        from docmill.compiled_model import compile_model  # scikit-learn: imported by workers only
-
-        header, pipeline = read_model(self.path)
-        self._model = (compile_model(pipeline) if self.compiled else None) or _Sklearn(pipeline)
+        header, self._model = read_compiled(self.path) if self.compiled else (read_header(self.path), None)
+        if self._model is None:
+            self._model = self._unpickled()
         self._temperature = float(header.meta.get("temperature", 1.0))
+
+    def _unpickled(self) -> Any:
+        """The pickled pipeline, compiled at load time if asked and possible (scikit-learn imported)."""
+        _, pipeline = read_model(self.path)
+        return (compile_model(pipeline) if self.compiled else None) or _Sklearn(pipeline)
 
     def teardown(self) -> None:
         self._model = None
