@@ -342,13 +342,21 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
 
 
 def _limits(settings: Mapping[str, Any]) -> ProviderLimits:
+    """``limiter:`` ``shared`` (every process of this run), ``local`` (this process), or a
+    ``redis://`` URL: one budget for every host whose runs name the same provider and model."""
     rpm, tpm = settings.get("rpm"), settings.get("tpm")
     per = float(settings.get("rate_window", 60.0))
     margin = float(settings.get("rate_margin", DEFAULT_MARGIN))
-    shared = str(settings.get("limiter", "shared")) != "local"
-    return ProviderLimits.from_rates(
-        float(rpm) if rpm else None, float(tpm) if tpm else None, per=per, margin=margin, shared=shared
-    )
+    kind = str(settings.get("limiter", "shared"))
+    rates = (float(rpm) if rpm else None, float(tpm) if tpm else None)
+    if kind.startswith(("redis://", "rediss://", "unix://")):
+        from docmill.limits.redis import redis_provider_limits
+
+        name = str(settings.get("limiter_name") or f"{settings.get('base_url')}|{settings.get('model')}")
+        return redis_provider_limits(kind, name, rpm=rates[0], tpm=rates[1], per=per, margin=margin)
+    if kind not in ("shared", "local"):
+        raise ConfigError(f"limiter must be shared, local or a redis:// URL, got {kind!r}")
+    return ProviderLimits.from_rates(*rates, per=per, margin=margin, shared=kind == "shared")
 
 
 def _cache(settings: Mapping[str, Any]) -> ResponseCache | None:
