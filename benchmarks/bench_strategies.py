@@ -1,6 +1,6 @@
 """Strategies side by side, with peer pools running the same ``Job.run``, in one run.
 
-    python benchmarks/bench_strategies.py [tiny] [cpu] [latency] [parent] [auto] [memory] [startup]
+    python benchmarks/bench_strategies.py [tiny] [cpu] [latency] [auto] [memory] [startup]
 
 Sections (all by default):
 
@@ -9,21 +9,18 @@ Sections (all by default):
            1000), joblib (auto batching) and mpire (chunk 1000).
 * cpu      ~5 ms of CPU per document, 2 workers: speedup over sequential, peers included.
 * latency  an AsyncProcessor awaiting 50 ms: achieved / ideal throughput at 8 … 2,048 in flight.
-* parent   the parent's own CPU per document (getrusage, robust under load): 5 ms CPU documents
-           through each process strategy, and mixed work (2 ms CPU then 50 ms await) through
-           staged and hybrid, with wall time side by side.
 * auto     auto against the best fixed strategy on CPU-heavy, latency-heavy and mixed work.
 * memory   peak RSS of the whole process tree while a 1,000,000-ref source goes through ``queue``.
 * startup  pool start-up, fork against spawn.
 
-Figures depend on the machine and on what else runs on it; compare rows of one run.
+Figures depend on the machine and on what else runs on it; compare rows of one run. Figures that
+the load does not move (the parent's CPU, workers' time asleep): ``benchmarks/bench_parent.py``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import threading
@@ -197,48 +194,6 @@ def bench_cpu(n: int = 600) -> None:
         _row(label, t, n, f"speedup {base / t.wall:.2f}")
 
 
-# ------------------------------------------------------------------------------------------- parent
-
-
-def _parent_cpu(name: str, job: Job, n: int, options: dict[str, Any]) -> tuple[float, float]:
-    """(wall seconds, this process's CPU seconds) for one run; workers are not counted."""
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    seconds, count = timed(partial(run_docmill, name, job, n, **options))
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    assert count == n, (name, count, n)
-    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def _parent_rows(job: Job, n: int, cases: dict[str, dict[str, Any]], small: int = 20) -> None:
-    """Best of REPEAT interleaved; a ``small`` run's parent CPU is subtracted (pool start, stop)."""
-    walls: dict[str, list[float]] = {k: [] for k in cases}
-    per_doc: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(REPEAT):
-        for label, options in cases.items():
-            name = options.get("strategy", label)
-            opts = {k: v for k, v in options.items() if k != "strategy"}
-            _, fixed = _parent_cpu(name, job, small, opts)
-            wall, cpu = _parent_cpu(name, job, n, opts)
-            walls[label].append(wall)
-            per_doc[label].append(max(0.0, cpu - fixed) / (n - small))
-    for label in cases:
-        wall, cpu = min(walls[label]), statistics.median(per_doc[label])
-        print(f"  {label:<28} wall {wall:6.2f} s   parent CPU {cpu * 1e6:7.1f} µs/doc (median)")
-
-
-def bench_parent(n: int = 400) -> None:
-    rounds = _cpu_rounds(0.005)
-    print(f"parent: the parent's CPU per document (getrusage), load {os.getloadavg()[0]:.1f}")
-    print(f"  {n} documents of ~5 ms CPU, {WORKERS} workers")
-    cases = {name: {"workers": WORKERS} for name in ("processes", "queue", "batches")}
-    cases["hybrid"] = {"max_processes": WORKERS}
-    _parent_rows(Job(MemorySource(), CpuProcessor(rounds=rounds)), n, cases)
-    mixed = Job(MemorySource(), Pipeline(CpuProcessor(rounds=rounds * 2 // 5), AsyncSleepProcessor(0.05)))
-    print(f"  {3 * n} documents of ~2 ms CPU then a 50 ms await, {WORKERS} processes")
-    _parent_rows(mixed, 3 * n, {"staged": {"workers": WORKERS}, "hybrid": {"max_processes": WORKERS}})
-    print(f"  load at the end {os.getloadavg()[0]:.1f}")
-
-
 # ------------------------------------------------------------------------------------------ latency
 
 
@@ -380,7 +335,6 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "tiny": bench_tiny,
     "cpu": bench_cpu,
     "latency": bench_latency,
-    "parent": bench_parent,
     "auto": bench_auto,
     "memory": bench_memory,
     "startup": bench_startup,
