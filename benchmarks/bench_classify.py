@@ -7,13 +7,17 @@ are trained on the same stratified split (fixed seed) and scored on the same hel
 in the same process, one after the other; cross-validation runs k folds over the whole corpus.
 Throughput is one document at a time through each Processor, on already-extracted text (the cost a
 run adds per document), single-threaded; the model classifiers are timed both compiled (what runs
-use) and calling scikit-learn per document, in turn, over several rounds.
+use) and calling scikit-learn per document, in turn, over several rounds. Worker start-up is
+``ModelClassifier.setup()`` in a fresh interpreter: the version-2 arrays (numpy only) against
+unpickling the pipeline and compiling it (what version-1 files do), in turn, best of the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -63,6 +67,7 @@ def main() -> None:
             ("model (naive, sklearn)", ModelClassifier(naive[1], compiled=False)),
         ]
         _throughputs(steps, [corpus.texts[i] for i in held_out], rounds=args.rounds)
+        _startups(ours[1], rounds=args.rounds)
     if args.cv:
         print()
         for name, factory in [
@@ -128,6 +133,31 @@ def _throughputs(steps: Sequence[tuple[str, Processor]], texts: Sequence[str], *
             f"{name:24s} {len(texts) / wall:8.0f} docs/s  ({1000 * wall / len(texts):.2f} ms/doc wall, "
             f"{1000 * cpu / len(texts):.2f} ms/doc CPU, 1 thread, best of {rounds})"
         )
+
+
+_SETUP = """
+import sys, time
+from docmill.processors.classify_model import ModelClassifier
+step = ModelClassifier(sys.argv[1])
+started = time.perf_counter()
+step.setup() if sys.argv[2] == "arrays" else step._unpickled()
+print(time.perf_counter() - started, "sklearn" in sys.modules)
+"""
+
+
+def _startups(path: Path, *, rounds: int) -> None:
+    """``setup()`` in a fresh interpreter (a worker's first step), arrays vs pickle + compile, in turn."""
+    best: dict[str, tuple[float, bool]] = {}
+    for _ in range(rounds):
+        for how in ("arrays", "pickle"):
+            out = subprocess.run(
+                [sys.executable, "-c", _SETUP, str(path), how], capture_output=True, text=True
+            )
+            seconds, sklearn = out.stdout.split()
+            best[how] = min(best.get(how, (float(seconds), False)), (float(seconds), sklearn == "True"))
+    for how, (seconds, sklearn) in best.items():
+        imported = "imports scikit-learn" if sklearn else "no scikit-learn import"
+        print(f"worker start-up, {how:6s}  {seconds:.3f} s  ({imported}, best of {rounds})")
 
 
 def _cv(corpus: Corpus, name: str, model: ModelFactory, *, folds: int, seed: int) -> None:
