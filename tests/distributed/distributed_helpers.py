@@ -67,7 +67,10 @@ class Workers:
         deadline = time.monotonic() + timeout
         names = {f"w{i}-{self.queue}@localhost" for i in range(expected)}
         while time.monotonic() < deadline:
-            replies = app.control.ping(timeout=0.5)  # type: ignore[attr-defined]
+            # a connection of its own, closed at once: a broadcast consumer left open in the pool
+            # would be closed again in every process this test process forks later, and hang it
+            with app.connection_for_write() as conn:  # type: ignore[attr-defined]
+                replies = app.control.ping(timeout=0.5, connection=conn)  # type: ignore[attr-defined]
             if names <= {name for reply in replies for name in reply}:
                 return
             dead = [p for p in self.procs if p.poll() is not None]

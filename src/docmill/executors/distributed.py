@@ -238,7 +238,10 @@ class _Run:
 
     def _serving(self) -> list[str]:
         """Names of the workers that answer and consume this run's queue."""
-        queues = self.ex.app.control.inspect(timeout=2.0).active_queues() or {}
+        # its own connection, closed at once: a broadcast consumer left in the app's pool would be
+        # closed again (and block) in any process forked from this one later
+        with self.ex.app.connection_for_write() as conn:
+            queues = self.ex.app.control.inspect(timeout=2.0, connection=conn).active_queues() or {}
         return [name for name, qs in queues.items() if any(q.get("name") == self.ex.queue for q in qs)]
 
     def finish(self) -> DistributedStats:
