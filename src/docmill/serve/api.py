@@ -20,22 +20,11 @@ from docmill.journal.base import DocumentRecord, Journal, Query
 from docmill.serve import params, views
 from docmill.serve.gateway import Gateway
 from docmill.serve.params import JSON, BadParam, error
+from docmill.sinks.export import COLUMNS as EXPORT_COLUMNS
 
 SCAN_PAGE = 1000
 SCAN_LIMIT = 100_000  # failures examined at most when counting them by error type
 MAX_RUN_ID = 2**63 - 1
-EXPORT_COLUMNS = (
-    "path",
-    "sha256",
-    "status",
-    "label",
-    "score",
-    "error",
-    "attempts",
-    "duplicate_of",
-    "size",
-    "seconds",
-)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
