@@ -198,10 +198,14 @@ def bench_cpu(n: int = 600) -> None:
 
 
 def bench_latency(latency: float = 0.05) -> None:
-    print(f"latency: an async step awaiting {latency * 1e3:.0f} ms; efficiency = achieved / ideal docs/s")
+    # WAVES rounds of `concurrency` documents each: start-up and the last partial round weigh
+    # ~1/WAVES of the run; DOCMILL_BENCH_WAVES=40 shows the steady state.
+    waves = int(os.environ.get("DOCMILL_BENCH_WAVES", "10"))
+    print(f"latency: an async step awaiting {latency * 1e3:.0f} ms, {waves} waves per concurrency;")
+    print("         efficiency = achieved / ideal docs/s")
     job = Job(MemorySource(), AsyncSleepProcessor(latency))
     for concurrency in (8, 64, 512, 2048):
-        n = max(200, concurrency * 10)
+        n = max(200, concurrency * waves)
         ideal = n * latency / concurrency
         per_proc = max(1, concurrency // WORKERS)
         cases: dict[str, Callable[[], int]] = {
