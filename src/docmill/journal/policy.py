@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,29 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
 
 
 ORDERS = ("path", "recent")
+
+
+def settle_batch(
+    outcomes: Sequence[Outcome],
+    *,
+    failures: Mapping[str, int],
+    firsts: MutableMapping[str, First],
+    quarantine_after: int,
+    run_id: int,
+) -> list[Settled]:
+    """Settle a batch in order; an ``ok`` document becomes the first of its hash for the rest."""
+    settled = []
+    for outcome in outcomes:
+        done = settle(
+            outcome,
+            failures=failures.get(clean(outcome.ref.id), 0),
+            first=firsts.get(outcome.sha256 or ""),
+            quarantine_after=quarantine_after,
+        )
+        if done.outcome.status.value == "ok" and outcome.sha256:
+            firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
+        settled.append(done)
+    return settled
 
 
 def order(query: Query) -> str:

@@ -32,7 +32,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, order, settle
+from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, order, settle_batch
 from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
@@ -169,18 +169,9 @@ class PostgresJournal:
         cur.execute(sql.SELECT_FAILURES, (source, fingerprint, failed))
         failures = {row["path"]: row["failures"] for row in cur.fetchall()}
         firsts = self._firsts(cur, outcomes, source, fingerprint)
-        settled = []
-        for outcome in outcomes:
-            done = settle(
-                outcome,
-                failures=failures.get(clean(outcome.ref.id), 0),
-                first=firsts.get(outcome.sha256 or ""),
-                quarantine_after=self.quarantine_after,
-            )
-            if done.outcome.status.value == "ok" and outcome.sha256:
-                firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
-            settled.append(done)
-        return settled
+        return settle_batch(
+            outcomes, failures=failures, firsts=firsts, quarantine_after=self.quarantine_after, run_id=run_id
+        )
 
     def _firsts(
         self, cur: psycopg.Cursor[Any], outcomes: Sequence[Outcome], source: str, fingerprint: str

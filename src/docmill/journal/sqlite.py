@@ -31,7 +31,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, clean, is_pending, settle
+from docmill.journal.policy import First, Recorded, clean, is_pending, settle_batch
 from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
@@ -131,17 +131,13 @@ class SqliteJournal:
         with self._write() as db:
             failures = self._failures(db, outcomes, source, fingerprint)
             firsts = self._firsts(db, outcomes, source, fingerprint)
-            settled = []
-            for outcome in outcomes:
-                done = settle(
-                    outcome,
-                    failures=failures.get(clean(outcome.ref.id), 0),
-                    first=firsts.get(outcome.sha256 or ""),
-                    quarantine_after=self.quarantine_after,
-                )
-                if done.outcome.status.value == "ok" and outcome.sha256:
-                    firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
-                settled.append(done)
+            settled = settle_batch(
+                outcomes,
+                failures=failures,
+                firsts=firsts,
+                quarantine_after=self.quarantine_after,
+                run_id=run_id,
+            )
             rows = [document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled]
             db.executemany(_sql.UPSERT, rows)
             demoted = [s for s in settled if s.demote]
