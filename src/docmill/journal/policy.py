@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from docmill.document import DocumentRef
@@ -78,6 +79,22 @@ def is_pending(ref: DocumentRef, row: Recorded | None, *, retry_failed: bool) ->
     if row.status in RETRIED:
         return True
     return retry_failed  # quarantined: only when asked
+
+
+def pending_in_batches(
+    refs: Iterable[DocumentRef],
+    lookup: Callable[[list[DocumentRef]], Mapping[str, Recorded]],
+    *,
+    retry_failed: bool,
+    batch: int = 500,
+) -> Iterator[DocumentRef]:
+    """The refs that need processing, streamed: ``lookup`` fetches the rows of ``batch`` refs at a time."""
+    iterator = iter(refs)
+    while chunk := list(islice(iterator, batch)):
+        recorded = lookup(chunk)
+        for ref in chunk:
+            if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
+                yield ref
 
 
 def _changed(ref: DocumentRef, row: Recorded) -> bool:

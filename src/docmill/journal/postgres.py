@@ -16,7 +16,6 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,7 +31,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, Settled, clean, is_pending, order, settle_batch
+from docmill.journal.policy import First, Recorded, Settled, clean, order, pending_in_batches, settle_batch
 from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
@@ -124,16 +123,15 @@ class PostgresJournal:
         self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
     ) -> Iterator[DocumentRef]:
         """Refs that need processing (see ``journal.policy.is_pending``), looked up in batches, lazily."""
-        iterator = iter(refs)
         if not self._all(sql.ANY_RECORDED, (source, fingerprint)):
-            yield from iterator  # nothing recorded before this run: every ref is pending
+            yield from refs  # nothing recorded before this run: every ref is pending
             return
-        while chunk := list(islice(iterator, _LOOKUP_BATCH)):
+
+        def lookup(chunk: list[DocumentRef]) -> dict[str, Recorded]:
             rows = self._all(sql.SELECT_STATE, (source, fingerprint, [clean(ref.id) for ref in chunk]))
-            recorded = {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
-            for ref in chunk:
-                if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
-                    yield ref
+            return {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
+
+        yield from pending_in_batches(refs, lookup, retry_failed=retry_failed, batch=_LOOKUP_BATCH)
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str

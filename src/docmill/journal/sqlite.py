@@ -15,8 +15,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from importlib import resources
-from itertools import islice
 from typing import Any
 
 from docmill.document import DocumentRef
@@ -31,7 +31,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, clean, is_pending, settle_batch
+from docmill.journal.policy import First, Recorded, clean, pending_in_batches, settle_batch
 from docmill.journal.rows import demote_row, document_row
 from docmill.outcome import Outcome
 
@@ -107,17 +107,13 @@ class SqliteJournal:
     def pending(
         self, refs: Iterable[DocumentRef], *, source: str, fingerprint: str, retry_failed: bool = False
     ) -> Iterator[DocumentRef]:
-        iterator = iter(refs)
         if not self._read(_sql.ANY_RECORDED, (source, fingerprint)):
-            yield from iterator  # nothing recorded before this run: every ref is pending
+            yield from refs  # nothing recorded before this run: every ref is pending
             return
-        while chunk := list(islice(iterator, _CHUNK)):
-            recorded = self._recorded(chunk, source, fingerprint)
-            for ref in chunk:
-                if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
-                    yield ref
+        lookup = partial(self._recorded, source=source, fingerprint=fingerprint)
+        yield from pending_in_batches(refs, lookup, retry_failed=retry_failed, batch=_CHUNK)
 
-    def _recorded(self, chunk: list[DocumentRef], source: str, fingerprint: str) -> dict[str, Recorded]:
+    def _recorded(self, chunk: list[DocumentRef], *, source: str, fingerprint: str) -> dict[str, Recorded]:
         sql = _sql.RECORDED.format(marks=_marks(len(chunk)))
         rows = self._read(sql, (source, fingerprint, *(clean(ref.id) for ref in chunk)))
         return {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
