@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -198,3 +199,24 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def running_workers(count: int, **options: object) -> Iterator[Workers]:
+    """``count`` workers serving a private queue, ready to take tasks; skips when Redis is down."""
+    import pytest
+
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    from docmill.executors.distributed import CeleryExecutor
+
+    pool = Workers(REDIS_URL, count=count, **options)  # type: ignore[arg-type]
+    try:
+        with CeleryExecutor(broker=REDIS_URL, queue=pool.queue) as executor:
+            pool.wait_ready(executor.app, count)
+        yield pool
+    finally:
+        pool.stop()

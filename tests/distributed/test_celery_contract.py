@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from distributed_helpers import HERE, REDIS_URL, Workers
+from distributed_helpers import HERE, REDIS_URL, Workers, running_workers
 
 CONTRACT = HERE.parent / "contract"
 sys.path.insert(0, str(CONTRACT))
@@ -26,26 +26,17 @@ pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.timeout(60)]
 
 @pytest.fixture(scope="module", autouse=True)
 def celery_workers() -> Iterator[Workers]:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    pool = Workers(REDIS_URL, count=2, pythonpath=[CONTRACT])
-    saved = {k: os.environ.get(k) for k in ("DOCMILL_BROKER", "DOCMILL_QUEUE")}
-    os.environ.update(DOCMILL_BROKER=REDIS_URL, DOCMILL_QUEUE=pool.queue)
-    try:
-        from docmill.executors.distributed import CeleryExecutor
-
-        pool.wait_ready(CeleryExecutor(broker=REDIS_URL, queue=pool.queue).app, 2)
-        yield pool
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        pool.stop()
+    with running_workers(2, pythonpath=[CONTRACT]) as pool:
+        saved = {k: os.environ.get(k) for k in ("DOCMILL_BROKER", "DOCMILL_QUEUE")}
+        os.environ.update(DOCMILL_BROKER=REDIS_URL, DOCMILL_QUEUE=pool.queue)
+        try:
+            yield pool
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture

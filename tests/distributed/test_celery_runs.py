@@ -14,7 +14,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from distributed_helpers import HERE, REDIS_URL, EmulatorCaller, SlowProcessor, Workers, drive
+from distributed_helpers import (
+    HERE,
+    EmulatorCaller,
+    SlowProcessor,
+    Workers,
+    drive,
+    running_workers,
+)
 
 from docmill.errors import BrokenExecutorError, ConfigError
 from docmill.executors.distributed import CeleryExecutor
@@ -36,17 +43,8 @@ HELPERS = HERE / "distributed_helpers.py"
 
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    pool = Workers(REDIS_URL, count=2)
-    try:
-        pool.wait_ready(CeleryExecutor(broker=REDIS_URL, queue=pool.queue).app, 2)
+    with running_workers(2) as pool:
         yield pool
-    finally:
-        pool.stop()
 
 
 def executor(workers: Workers, **options: object) -> CeleryExecutor:

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributed_helpers import REDIS_URL, Workers
+from distributed_helpers import Workers, running_workers
 
-from docmill.executors.distributed import CeleryExecutor
 from docmill.journal.base import Query
 from docmill.journal.sqlite import SqliteJournal
 
@@ -22,17 +21,8 @@ NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens there: a run that used it c
 
 @pytest.fixture(scope="module")
 def workers() -> Iterator[Workers]:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    pool = Workers(REDIS_URL, count=1)
-    try:
-        pool.wait_ready(CeleryExecutor(broker=REDIS_URL, queue=pool.queue).app, 1)
+    with running_workers(1) as pool:
         yield pool
-    finally:
-        pool.stop()
 
 
 @pytest.fixture
