@@ -164,11 +164,17 @@ class PooledExecutor(Executor):
         retry: collections.deque[Item],
         suspects: collections.deque[Item],
     ) -> None:
-        for worker in pool.idle_capacity(self.depth):
-            if suspects:
-                pool.send(worker, [suspects.popleft()], solo=True)
-            elif items := self._take(worker, pending, retry):
-                pool.send(worker, items)
+        sent = True
+        while sent:  # one chunk per worker per round, until every worker holds ``depth``
+            sent = False
+            for worker in pool.idle_capacity(self.depth):
+                if suspects:
+                    pool.send(worker, [suspects.popleft()], solo=True)
+                elif items := self._take(worker, pending, retry):
+                    pool.send(worker, items)
+                else:
+                    continue
+                sent = True
 
     def _take(
         self, worker: WorkerHandle, pending: dict[int, DocumentRef], retry: collections.deque[Item]

@@ -29,14 +29,12 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from docmill.document import DocumentRef
 from docmill.errors import ResourceLimitExceeded
-from docmill.executors._gate import Gate
 from docmill.executors._gc import fewer_collections
 from docmill.executors._outcomes import failed
 from docmill.executors._wire import Item, pack_result, unpack_items
@@ -44,7 +42,7 @@ from docmill.outcome import ErrorInfo
 
 IDLE = -1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_now = time.monotonic  # CLOCK_MONOTONIC is system-wide: the parent compares it with its own
+now = time.monotonic  # CLOCK_MONOTONIC is system-wide: the parent compares it with its own
 
 
 class Task(Protocol):
@@ -91,15 +89,17 @@ def serve(
         return
     try:
         if limits.width > 1:
+            from docmill.executors._wide import WideLoop  # it builds on this module
+
             with fewer_collections():
-                asyncio.run(_WideLoop(task, conn, slots, base, limits).serve())
+                asyncio.run(WideLoop(task, conn, slots, base, limits).serve())
         else:
             _serve_serial(task, conn, slots, base, limits)
     finally:
         task.teardown()
 
 
-def _receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
+def receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
     try:
         message = pickle.loads(conn.recv_bytes())
     except (EOFError, OSError):
@@ -117,7 +117,7 @@ def _pump(conn: Connection, inbox: queue.SimpleQueue[tuple[int, list[Item], bool
     next chunk to the same worker would deadlock on two full pipe buffers.
     """
     while True:
-        message = _receive(conn)
+        message = receive(conn)
         inbox.put(message)
         if message is None:
             return
@@ -153,11 +153,11 @@ def _run_items(
 ) -> tuple[list[Item], str | None]:
     """Run ``items`` in order into ``results``; (what was not started, why the worker retires)."""
     for i, (seq, ref) in enumerate(items):
-        slots[base + 1] = _now()
+        slots[base + 1] = now()
         slots[base] = seq
         results.append((seq, task.run(ref)))
         slots[base] = IDLE
-        note = _retire_reason(limits, done + i + 1)
+        note = retire_reason(limits, done + i + 1)
         if note and note.startswith("memory"):
             results[-1] = (seq, failed(ref, ResourceLimitExceeded(note + " after this document")))
         if note:
@@ -165,7 +165,7 @@ def _run_items(
     return [], None
 
 
-def _retire_reason(limits: WorkerLimits, done: int) -> str | None:
+def retire_reason(limits: WorkerLimits, done: int) -> str | None:
     if limits.max_tasks is not None and done >= limits.max_tasks:
         return f"max_tasks_per_child={limits.max_tasks} reached"
     if limits.max_rss is not None:
@@ -201,79 +201,3 @@ def _picklable(result: Any) -> Any:
         wrapped = TypeError(f"result cannot be sent back from the worker: {exc}")
         return failed(ref, wrapped)
     return result
-
-
-class _WideLoop:
-    """A worker that runs up to ``width`` documents at once (hybrid): an event loop over the pipe.
-
-    Chunks stream in while earlier ones run, so the worker never idles between chunks. A ``solo``
-    chunk (a document suspected of killing a worker) runs with nothing else beside it.
-    """
-
-    def __init__(self, task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits):
-        self.task, self.conn, self.slots, self.base, self.limits = task, conn, slots, base, limits
-        self.free = list(range(limits.width))
-        # A document becomes a task only once it has a slot: parked tasks cost the garbage
-        # collector (see aio.LoopThread). ``turn`` keeps chunks starting in arrival order, so the
-        # oldest chunk finishes first and goes back while the next one runs.
-        self.gate = Gate(limits.width)
-        self.turn = asyncio.Lock()
-        self.done = 0
-        self.retiring: str | None = None
-        self.threads = ThreadPoolExecutor(limits.width) if limits.inner == "threads" else None
-
-    async def serve(self) -> None:
-        from docmill.executors.aio import StepThreads
-
-        loop = asyncio.get_running_loop()
-        loop.set_default_executor(StepThreads(8, thread_name_prefix="docmill-steps"))
-        inbox: asyncio.Queue[tuple[int, list[Item], bool] | None] = asyncio.Queue()
-        loop.add_reader(self.conn.fileno(), lambda: inbox.put_nowait(_receive(self.conn)))
-        running: set[asyncio.Task[None]] = set()
-        try:
-            while self.retiring is None and (message := await inbox.get()) is not None:
-                if message[2]:  # solo: wait until alone
-                    await asyncio.gather(*running)
-                    await self._chunk(*message[:2])
-                    continue
-                job = asyncio.create_task(self._chunk(*message[:2]))
-                running.add(job)
-                job.add_done_callback(running.discard)
-            await asyncio.gather(*running)
-        finally:
-            loop.remove_reader(self.conn.fileno())
-            if self.threads is not None:
-                self.threads.shutdown(wait=False, cancel_futures=True)
-
-    async def _chunk(self, chunk_id: int, items: list[Item]) -> None:
-        results: list[tuple[int, Any]] = []
-        leftover: list[Item] = []
-        started: list[asyncio.Task[None]] = []
-        async with self.turn:
-            for item in items:
-                await self.gate.acquire()
-                if self.retiring is not None:
-                    self.gate.release()
-                    leftover.append(item)
-                    continue
-                started.append(asyncio.create_task(self._one(item, results)))
-        await asyncio.gather(*started)
-        self.conn.send_bytes(encode_done(chunk_id, results, leftover, self.retiring))
-
-    async def _one(self, item: Item, results: list[tuple[int, Any]]) -> None:
-        k = self.free.pop()
-        self.slots[self.base + 2 * k + 1] = _now()
-        self.slots[self.base + 2 * k] = item[0]
-        try:
-            results.append((item[0], await self._run(item[1])))
-        finally:
-            self.slots[self.base + 2 * k] = IDLE
-            self.free.append(k)
-            self.gate.release()
-        self.done += 1
-        self.retiring = _retire_reason(self.limits, self.done)
-
-    async def _run(self, ref: DocumentRef) -> Any:
-        if self.threads is None:
-            return await self.task.arun(ref)  # type: ignore[attr-defined]
-        return await asyncio.get_running_loop().run_in_executor(self.threads, self.task.run, ref)

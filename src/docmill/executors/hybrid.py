@@ -15,6 +15,7 @@ from typing import Any
 
 from docmill.errors import ConfigError
 from docmill.executors._pool import WorkerHandle
+from docmill.executors._pooled import PooledExecutor
 from docmill.executors._worker import WorkerLimits
 from docmill.executors.work_queue import QueueExecutor
 from docmill.job import Job
@@ -49,10 +50,15 @@ class HybridExecutor(QueueExecutor):
             inner = "asyncio" if job.pipeline.is_async else "threads"
         width = self.width or (64 if inner == "asyncio" else 8)
         self._width = width
+        self.depth = 6 if width > 1 else PooledExecutor.depth
         return dataclasses.replace(self.limits, width=width, inner=inner)
 
     def chunk_size(self, worker: WorkerHandle) -> int:
-        return max(self._width, super().chunk_size(worker))
+        # Quarter-width chunks, up to six per worker: a worker holds its width running plus half
+        # of it queued, and each chunk goes back when its slowest document ends while the other
+        # lanes already run the next ones (whole-width chunks left lanes idle waiting for a
+        # chunk's last document: 91 % → 96 % of the ideal at 2,048 in flight).
+        return max(-(-self._width // 4), super().chunk_size(worker))
 
     def describe(self) -> str:
         return f"hybrid(processes={self.workers}, per_process={self.width or 'auto'}, inner={self.inner})"
