@@ -207,7 +207,19 @@ def test_auto_explains_and_yields_its_probe_outcomes() -> None:
     executor.close()
     assert sorted(o.ref.id for o in outcomes) == [r.id for r in make_refs(40)]
     explained = executor.explain()
-    assert "probe: 4 documents" in explained and "asyncio" in explained
+    # two documents that mostly waited settle the probe: each further one would cost 20 ms
+    assert "probe: 2 documents" in explained and "asyncio" in explained
+
+
+def test_the_probe_settles_early_only_on_documents_that_wait() -> None:
+    waiting, busy = Probe(), Probe()
+    for probe, cpu in ((waiting, 0.001), (busy, 0.009)):
+        probe.cpu.append(cpu)
+        probe.wall.append(0.01)
+        assert not probe.settled()
+        probe.cpu.append(cpu)
+        probe.wall.append(0.01)
+    assert waiting.settled() and not busy.settled()
 
 
 # ------------------------------------------------------------------------------------- FakeClock

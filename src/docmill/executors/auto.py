@@ -1,7 +1,8 @@
 """AutoExecutor: run a sample of the real documents, measure them, pick a strategy, say why.
 
 The probe runs the first documents one at a time in a single worker process — not in the parent,
-so a sample document that segfaults costs a worker, not the run — and times each with
+so a sample document that segfaults costs a worker, not the run — until ``sample`` documents,
+``probe_seconds``, or two documents in a row that mostly waited, and times each with
 ``time.thread_time`` (CPU) against the wall clock. The probe's outcomes are real and are yielded
 like any other; the rest of the refs go to the chosen strategy. The choice, from the CPU share of
 a document's life (``cpu / wall``) and the shape of the pipeline:
@@ -72,6 +73,14 @@ class Probe:
         skip = 1 if len(self.wall) >= 4 else 0
         total = sum(self.wall[skip:])
         return sum(self.cpu[skip:]) / total if total > 0 else 1.0
+
+    def settled(self) -> bool:
+        """True once two documents in a row mostly waited: each further one costs a whole wait.
+
+        (A warm-up adds CPU to the first documents, so a low share is not an artefact of it.)
+        """
+        last = list(zip(self.cpu[-2:], self.wall[-2:], strict=True))
+        return len(last) == 2 and all(c <= WAIT_BOUND * w for c, w in last)
 
     def describe(self) -> str:
         if not self.wall:
@@ -147,7 +156,7 @@ class AutoExecutor(Executor):
             deadline = time.monotonic() + self.probe_seconds
             for seq, ref in enumerate(refs):
                 yield self._one(pool, seq, ref)
-                if seq + 1 >= self.sample or time.monotonic() > deadline:
+                if seq + 1 >= self.sample or time.monotonic() > deadline or self.probe.settled():
                     break
             pool.shutdown(drain=True)
         finally:

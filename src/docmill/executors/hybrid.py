@@ -15,7 +15,6 @@ from typing import Any
 
 from docmill.errors import ConfigError
 from docmill.executors._pool import WorkerHandle
-from docmill.executors._pooled import PooledExecutor
 from docmill.executors._worker import WorkerLimits
 from docmill.executors.work_queue import QueueExecutor
 from docmill.job import Job
@@ -50,15 +49,24 @@ class HybridExecutor(QueueExecutor):
             inner = "asyncio" if job.pipeline.is_async else "threads"
         width = self.width or (64 if inner == "asyncio" else 8)
         self._width = width
-        self.depth = 6 if width > 1 else PooledExecutor.depth
+        self._deepen()
         return dataclasses.replace(self.limits, width=width, inner=inner)
 
     def chunk_size(self, worker: WorkerHandle) -> int:
-        # Quarter-width chunks, up to six per worker: a worker holds its width running plus half
-        # of it queued, and each chunk goes back when its slowest document ends while the other
-        # lanes already run the next ones (whole-width chunks left lanes idle waiting for a
-        # chunk's last document: 91 % → 96 % of the ideal at 2,048 in flight).
+        # At least a quarter of the width per chunk, and enough chunks per worker (``depth``) that
+        # it holds its width plus two chunks: each chunk goes back when its slowest document ends
+        # while the other lanes already run the next ones (whole-width chunks, two per worker,
+        # left lanes idle waiting for a chunk's last document: 91 % → 94 % of the ideal at 2,048
+        # in flight, benchmarks/bench_strategies.py latency).
         return max(-(-self._width // 4), super().chunk_size(worker))
+
+    def observe(self, worker: int, docs: int, seconds: float, cpu: float | None = None) -> None:
+        super().observe(worker, docs, seconds, cpu)
+        self._deepen()
+
+    def _deepen(self) -> None:
+        chunk = max(-(-self._width // 4), int(self._size))
+        self.depth = 2 + -(-self._width // chunk)
 
     def describe(self) -> str:
         return f"hybrid(processes={self.workers}, per_process={self.width or 'auto'}, inner={self.inner})"
