@@ -109,7 +109,6 @@ def run_ppe(job: Job, n: int, chunksize: int) -> int:
 
 def run_joblib(job: Job, n: int, chunksize: int) -> int:
     from joblib import Parallel, delayed
-
     from joblib.externals.loky import get_reusable_executor
 
     parallel = Parallel(n_jobs=WORKERS, return_as="generator_unordered", batch_size="auto")

@@ -70,9 +70,19 @@ class Probe:
     @property
     def cpu_share(self) -> float:
         """CPU seconds over wall seconds, leaving out the first document (imports, warm caches)."""
-        skip = 1 if len(self.wall) >= 4 else 0
-        total = sum(self.wall[skip:])
-        return sum(self.cpu[skip:]) / total if total > 0 else 1.0
+        total = sum(self._warm(self.wall))
+        return sum(self._warm(self.cpu)) / total if total > 0 else 1.0
+
+    def median_cpu(self) -> float:
+        return statistics.median(self._warm(self.cpu))
+
+    def median_wall(self) -> float:
+        return statistics.median(self._warm(self.wall))
+
+    @staticmethod
+    def _warm(values: list[float]) -> list[float]:
+        """Without the first document (imports, warm caches) when there is more than one."""
+        return values[1:] if len(values) >= 2 else values
 
     def settled(self) -> bool:
         """True once two documents in a row mostly waited: each further one costs a whole wait.
@@ -85,7 +95,7 @@ class Probe:
     def describe(self) -> str:
         if not self.wall:
             return f"probe: no document finished normally ({self.untimed} crashed or overran)"
-        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
+        wall, cpu = self.median_wall(), self.median_cpu()
         return (
             f"probe: {len(self.wall)} documents, median {wall * 1e3:.2f} ms wall and "
             f"{cpu * 1e3:.2f} ms CPU each; CPU share {self.cpu_share:.0%}"
@@ -206,11 +216,11 @@ def choose(probe: Probe, job: Job, processes: int, per_process: int | None) -> C
     if not probe.wall or share >= CPU_BOUND:
         why = f"CPU share {share:.0%} ≥ {CPU_BOUND:.0%}: documents are CPU-bound, use every core"
         return Choice("queue", {"workers": processes}, why)
-    if statistics.median(probe.wall) < TINY:
+    if probe.median_wall() < TINY:
         why = f"documents take under {TINY * 1e3:g} ms: chunked over every core, overhead amortised"
         return Choice("queue", {"workers": processes}, why)
-    one_loop = 1 / max(statistics.median(probe.cpu), 1e-9)  # docs/s one process can push through
-    wanted = LOOP_CONCURRENCY / statistics.median(probe.wall)  # docs/s that many awaiting would give
+    one_loop = 1 / max(probe.median_cpu(), 1e-9)  # docs/s one process can push through
+    wanted = LOOP_CONCURRENCY / probe.median_wall()  # docs/s that many awaiting would give
     if share <= WAIT_BOUND and wanted <= one_loop:
         if job.pipeline.is_async:
             width = 256
