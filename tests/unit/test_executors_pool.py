@@ -202,12 +202,13 @@ def test_auto_picks_staged_for_cpu_then_async_and_hybrid_otherwise() -> None:
 def test_auto_explains_and_yields_its_probe_outcomes() -> None:
     executor = AutoExecutor(workers=2, sample=4)
     assert "not run yet" in executor.explain()
-    job = Job(MemorySource(), AsyncSleepProcessor(0.02))
+    # 50 ms: at 20 ms a cold worker's first document sits on the asyncio/hybrid boundary
+    job = Job(MemorySource(), AsyncSleepProcessor(0.05))
     outcomes = list(executor.map_unordered(job, make_refs(40)))
     executor.close()
     assert sorted(o.ref.id for o in outcomes) == [r.id for r in make_refs(40)]
     explained = executor.explain()
-    # two documents that mostly waited settle the probe: each further one would cost 20 ms
+    # one round of two documents (one per worker) that mostly waited settles the probe
     assert "probe: 2 documents" in explained and "asyncio" in explained
 
 
