@@ -10,7 +10,8 @@ Sections (all by default):
 * cpu      ~5 ms of CPU per document, 2 workers: speedup over sequential, peers included.
 * latency  an AsyncProcessor awaiting 50 ms: achieved / ideal throughput at 8 … 2,048 in flight.
 * auto     auto against the best fixed strategy on CPU-heavy, latency-heavy and mixed work.
-* memory   peak RSS of the whole process tree while a 1,000,000-ref source goes through ``queue``.
+* memory   peak RSS of the whole process tree while a 1,000,000-line JSONL source goes through
+           each strategy (each in its own forked child).
 * startup  pool start-up, fork against spawn.
 
 Figures depend on the machine and on what else runs on it; compare rows of one run. Figures that
@@ -34,12 +35,13 @@ from typing import Any
 import psutil
 
 from docmill.document import DocumentRef
-from docmill.executors import get_executor
+from docmill.executors import EXECUTORS, get_executor
 from docmill.executors._pool import Pool
 from docmill.executors.auto import AutoExecutor
 from docmill.job import Job
 from docmill.outcome import Outcome
 from docmill.pipeline import Pipeline
+from docmill.sources.jsonl import JsonlSource
 from docmill.testing import AsyncSleepProcessor, CpuProcessor, MemorySource, NoopProcessor, iter_refs
 
 WORKERS = 2
@@ -298,9 +300,19 @@ def _tree_rss() -> int:
     return total
 
 
-def bench_memory(n: int = 1_000_000) -> None:
-    print(f"memory: peak RSS of the process tree, {n:,} refs through queue (sampled every 50 ms)")
-    job = Job(MemorySource(), NoopProcessor())
+MEMORY_STRATEGIES = [name for name in EXECUTORS if name != "celery"]  # celery: bench_distributed.py
+
+
+def _write_jsonl(path: str, n: int) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            out.write(f'{{"id": "doc-{i:07d}", "text": "the text of document number {i}"}}\n')
+
+
+def _memory_child(name: str, path: str, conn: Any) -> None:
+    """In a forked child: run ``name`` over the JSONL file and report (seconds, count, base, peak)."""
+    source = JsonlSource(path)
+    job = Job(source, NoopProcessor())
     peak, stop = [_tree_rss()], threading.Event()
 
     def sample() -> None:
@@ -309,14 +321,38 @@ def bench_memory(n: int = 1_000_000) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    seconds, count = timed(lambda: run_docmill("queue", job, n, workers=WORKERS))
+    options: dict[str, Any] = {} if name == "sequential" else {"workers": WORKERS}
+    started = time.perf_counter()
+    with get_executor(name, **options) as executor:
+        count = sum(1 for _ in executor.map_unordered(job, source))
+    seconds = time.perf_counter() - started
     stop.set()
     sampler.join()
-    assert count == n
-    print(f"  before {peak[0] / 2**20:.0f} MiB, peak {max(peak) / 2**20:.0f} MiB, {seconds:.1f} s")
-    refs = list(iter_refs(n))
-    print(f"  (a materialised list of {n:,} refs, as batches needs: {_tree_rss() / 2**20:.0f} MiB tree RSS)")
-    del refs
+    conn.send((seconds, count, peak[0], max(peak)))
+
+
+def bench_memory() -> None:
+    """Each strategy in its own forked child; ``DOCMILL_BENCH_MEMORY_N`` changes the line count."""
+    import tempfile
+
+    n = int(os.environ.get("DOCMILL_BENCH_MEMORY_N", "1000000"))
+    print(f"memory: peak RSS of the process tree, a {n:,}-line JSONL source (sampled every 50 ms)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "refs.jsonl")
+        _write_jsonl(path, n)
+        print(f"  the file: {os.path.getsize(path) / 2**20:.0f} MiB")
+        ctx = multiprocessing.get_context("fork")
+        for name in MEMORY_STRATEGIES:
+            here, there = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=_memory_child, args=(name, path, there))
+            child.start()
+            seconds, count, base, peak = here.recv()
+            child.join()
+            assert count == n, (name, count)
+            print(
+                f"  {name:<12} peak {peak / 2**20:5.0f} MiB (start {base / 2**20:3.0f} MiB, "
+                f"+{(peak - base) / 2**20:4.0f} MiB)  {seconds:6.1f} s  {n / seconds:8.0f} docs/s"
+            )
 
 
 # ------------------------------------------------------------------------------------------ startup

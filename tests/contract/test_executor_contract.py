@@ -12,6 +12,8 @@ from contract_kit import live_children, make_job, multiset, settled_threads
 
 from docmill.document import DocumentRef
 from docmill.executors import get_executor
+from docmill.executors._pool import WorkerHandle
+from docmill.executors.batches import PartitionedExecutor
 from docmill.executors.sequential import SequentialExecutor
 from docmill.outcome import Status
 from docmill.testing import (
@@ -22,6 +24,7 @@ from docmill.testing import (
     RaisingProcessor,
     SetupRecorder,
     iter_refs,
+    make_refs,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,8 +58,6 @@ def test_map_keeps_input_order(executor_name: str) -> None:
 
 
 def test_refs_are_pulled_lazily(executor_name: str) -> None:
-    if executor_name == "batches":
-        pytest.skip("batches partitions a materialised list by design (test_batches_materialises)")
     refs = PulledCounter(iter_refs(100_000))
     with get_executor(executor_name, workers=2, max_in_flight=8) as executor:
         outcomes = executor.map_unordered(make_job(MemorySource(), NoopProcessor()), refs)
@@ -68,13 +69,26 @@ def test_refs_are_pulled_lazily(executor_name: str) -> None:
     assert refs.pulled < 200
 
 
-def test_batches_materialises() -> None:
-    refs = PulledCounter(iter_refs(5_000))
-    with get_executor("batches", workers=2, max_in_flight=8) as executor:
-        outcomes = executor.map_unordered(make_job(MemorySource(), NoopProcessor()), refs)
-        next(outcomes)
-        assert refs.pulled == 5_000
-        outcomes.close()  # type: ignore[attr-defined]
+def test_batches_by_size_materialises_and_stride_does_not() -> None:
+    for partition in ("size", "stride"):
+        refs = PulledCounter(iter_refs(5_000))
+        with get_executor("batches", workers=2, max_in_flight=8, partition=partition) as executor:
+            outcomes = executor.map_unordered(make_job(MemorySource(), NoopProcessor()), refs)
+            next(outcomes)
+            assert refs.pulled == 5_000 if partition == "size" else refs.pulled <= 8
+            outcomes.close()  # type: ignore[attr-defined]
+
+
+def test_batches_stride_gives_worker_i_the_refs_i_mod_n() -> None:
+    executor = PartitionedExecutor(workers=3)
+    executor.prepare(iter_refs(10))
+    handles = [WorkerHandle.__new__(WorkerHandle) for _ in range(3)]
+    for i, handle in enumerate(handles):
+        handle.index = i
+    got = {i: [r.id for r in executor.next_items(handles[i], 10)] for i in (2, 0, 1)}
+    expected = {i: [r.id for r in make_refs(10)[i::3]] for i in range(3)}
+    assert got == expected
+    assert executor.next_items(handles[0], 10) == [] and executor.source_dry()
 
 
 def test_setup_runs_at_most_once_per_worker(executor_name: str, tmp_path: Path) -> None:

@@ -1,16 +1,20 @@
 """PartitionedExecutor: static partitions, one worker process each (datatrove's ``refs[i::n]``).
 
-The refs are materialised first — this strategy gives up laziness: the whole ref list lives in the
-parent (about 200 bytes a ref; ``benchmarks/bench_strategies.py`` measures it) and no document
-starts before the source is fully listed. Worker ``i`` gets partition ``i`` only, streamed in
-self-sized chunks so results still arrive as they are done. ``partition="size"`` balances the total
-bytes per worker instead of the count. Predictable and reproducible (the same worker always gets the
-same documents), it pays for that when documents are uneven: the run lasts as long as the slowest
-partition. A crashed document's partition is finished by the worker's replacement.
+Worker ``i`` gets partition ``i`` only, streamed in self-sized chunks so results still arrive as
+they are done. The default ``partition="stride"`` is ``refs[i::n]`` without the list: the k-th ref
+pulled goes to partition ``k % n``, and a ref pulled for another partition waits in that
+partition's buffer; pulled-but-unfinished refs stay within ``max_in_flight``, so a worker that runs
+ahead waits for the slowest (which the run waits for anyway). ``partition="size"`` balances the
+total bytes per worker instead of the count, and for that materialises the refs first (about
+200 bytes a ref in the parent; nothing starts before the source is listed). Predictable and
+reproducible (the same worker always gets the same documents), it pays for that when documents are
+uneven: the run lasts as long as the slowest partition. A crashed document's partition is finished
+by the worker's replacement.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -31,26 +35,44 @@ class PartitionedExecutor(QueueExecutor):
             raise ConfigError(f"partition must be 'stride' or 'size', got {partition!r}")
         super().__init__(workers, **options)
         self.partition = partition
-        self._parts: list[Iterator[DocumentRef]] = []
 
     def prepare(self, refs: Iterable[DocumentRef]) -> None:
-        everything = list(refs)
+        self._buffers = [collections.deque[DocumentRef]() for _ in range(self.workers)]
+        self._buffered, self._pulled, self._exhausted = 0, 0, False
         if self.partition == "size":
-            parts = partition_by_size(everything, self.workers)
+            for i, part in enumerate(partition_by_size(list(refs), self.workers)):
+                self._buffers[i].extend(part)
+                self._buffered += len(part)
+            self._refs: Iterator[DocumentRef] = iter(())
         else:
-            parts = [everything[i :: self.workers] for i in range(self.workers)]
-        self._parts = [iter(part) for part in parts]
-        self._left = {i for i, part in enumerate(parts) if part}
+            self._refs = iter(refs)
 
     def next_items(self, worker: WorkerHandle, count: int) -> list[DocumentRef]:
-        part = self._parts[worker.index]
-        refs = [ref for _, ref in zip(range(count), part, strict=False)]
-        if len(refs) < count:
-            self._left.discard(worker.index)
-        return refs
+        mine = self._buffers[worker.index]
+        taken = [mine.popleft() for _ in range(min(count, len(mine)))]
+        self._buffered -= len(taken)
+        while len(taken) < count and self._room(len(taken)) and (ref := self._pull()) is not None:
+            k, self._pulled = self._pulled % self.workers, self._pulled + 1
+            if k == worker.index:
+                taken.append(ref)
+            else:
+                self._buffers[k].append(ref)
+                self._buffered += 1
+        return taken
+
+    def _room(self, taking: int) -> bool:
+        """Whether one more ref may be pulled: pulled-but-unfinished refs stay within max_in_flight."""
+        if self.partition == "size":
+            return False
+        return len(self._pending) + self._buffered + taking < self.max_in_flight
+
+    def _pull(self) -> DocumentRef | None:
+        ref = next(self._refs, None)
+        self._exhausted = self._exhausted or ref is None
+        return ref
 
     def source_dry(self) -> bool:
-        return not self._left
+        return (self._exhausted or self.partition == "size") and self._buffered == 0
 
     def describe(self) -> str:
         return f"batches(workers={self.workers}, partition={self.partition})"
