@@ -96,6 +96,17 @@ def test_status_human_and_watch_on_a_finished_run(
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
+def test_status_names_what_auto_chose(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "j.db")
+    assert cli("run", str(corpus), "--db", db, "--strategy", "auto", "-w", "2", "--progress", "none") == 0
+    capsys.readouterr()
+    assert cli("status", "--db", db) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "· auto ×2 → queue(workers=2" in first, first
+
+
 def test_missing_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("run", str(tmp_path / "nowhere"), "--db", str(tmp_path / "j.db")) == 2
     one_line_error(capsys, "no such folder")

@@ -83,7 +83,7 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         state += f" (no heartbeat for {format_seconds(age)}: killed, or stuck)"
     eta = f" · ETA {format_seconds(data['eta_seconds'])}" if data["eta_seconds"] is not None else ""
     lines = [
-        f"run {run['id']} · {state} · {run['strategy']} ×{run['workers']} · {run['source']}",
+        f"run {run['id']} · {state} · {_strategy(run, data['live'])} · {run['source']}",
         f"documents {position} · {data['docs_per_second']:.1f} docs/s · failures {data['failures']}{eta}",
         "status: " + (", ".join(f"{k} {v}" for k, v in sorted(data["by_status"].items())) or "-"),
     ]
@@ -92,6 +92,15 @@ def status_lines(data: dict[str, Any]) -> list[str]:
     if data["cost"]:
         lines.append(f"spent ${data['cost']:.4f}")
     return lines
+
+
+def _strategy(run: dict[str, Any], live: dict[str, Any]) -> str:
+    """The strategy as asked, and as it ran when that says more (what auto chose)."""
+    asked = f"{run['strategy']} ×{run['workers']}"
+    ran = str((live.get("executor") or {}).get("describe", ""))
+    if run["strategy"] != "auto" or not ran.startswith("auto(") or ran == "auto(undecided)":
+        return asked
+    return f"{asked} → {ran[len('auto(') : -1]}"
 
 
 def status_command(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from typing import Any
 
-from docmill.journal.base import DocumentRecord, Query, RunRecord
+from docmill.journal.base import Query
 from docmill.journal.policy import order
 
 BEGIN_RUN = """
@@ -82,23 +80,3 @@ def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[st
 def order_by(query: Query) -> str:
     """The ORDER BY clause of ``query.order`` (see ``Query``)."""
     return "ORDER BY finished IS NULL, finished DESC, path" if order(query) == "recent" else "ORDER BY path"
-
-
-def document_record(row: sqlite3.Row) -> DocumentRecord:
-    return DocumentRecord(
-        source=row["source"], path=row["path"], fingerprint=row["fingerprint"], sha256=row["sha256"],
-        size=row["size"], status=row["status"], label=row["label"], score=row["score"],
-        result=json.loads(row["result"] or "{}"), error_type=row["error_type"],
-        error_message=row["error_message"], attempts=row["attempts"], failures=row["failures"],
-        duplicate_of=row["duplicate_of"], worker=row["worker"], started=row["started"],
-        finished=row["finished"], run_id=row["run_id"],
-    )  # fmt: skip
-
-
-def run_record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"], source=row["source"], fingerprint=row["fingerprint"], strategy=row["strategy"],
-        workers=row["workers"], total=row["total"], state=row["state"], started=row["started"],
-        finished=row["finished"], heartbeat=row["heartbeat"], config=json.loads(row["config"] or "{}"),
-        stats=json.loads(row["stats"] or "{}"),
-    )  # fmt: skip

@@ -32,7 +32,7 @@ from docmill.journal.base import (
     Summary,
 )
 from docmill.journal.policy import First, Recorded, Settled, clean, order, pending_in_batches, settle_batch
-from docmill.journal.rows import demote_row, document_row
+from docmill.journal.rows import demote_row, document_record, document_row, run_record
 from docmill.outcome import Outcome
 
 try:
@@ -111,11 +111,11 @@ class PostgresJournal:
         self._execute(sql.END_RUN, (state, now, now, _json(stats), run_id))
 
     def runs(self) -> list[RunRecord]:
-        return [_run_record(row) for row in self._all(sql.SELECT_RUNS + " ORDER BY id DESC", ())]
+        return [run_record(row) for row in self._all(sql.SELECT_RUNS + " ORDER BY id DESC", ())]
 
     def run(self, run_id: int) -> RunRecord | None:
         row = self._one(sql.SELECT_RUNS + " WHERE id = %s", (run_id,))
-        return None if row is None else _run_record(row)
+        return None if row is None else run_record(row)
 
     # -- documents --------------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class PostgresJournal:
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
         text = f"{sql.SELECT_DOCUMENTS} {where} {_order_by(query)} LIMIT %s OFFSET %s"
-        return [_document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
+        return [document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
 
     def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
         """Every document matching ``query`` in path order, streamed (limit, offset, order ignored)."""
@@ -213,7 +213,7 @@ class PostgresJournal:
         while True:
             text = f"{sql.SELECT_DOCUMENTS} {clause} ORDER BY path LIMIT {_LOOKUP_BATCH}"
             rows = self._all(text, (*params, last))
-            yield from (_document_record(r) for r in rows)
+            yield from (document_record(r) for r in rows)
             if len(rows) < _LOOKUP_BATCH:
                 return
             last = rows[-1]["path"]
@@ -227,7 +227,7 @@ class PostgresJournal:
         where, params = self._where(Query(run_id=run_id))
         clause = f"{where} AND path = %s" if where else "WHERE path = %s"
         row = self._one(f"{sql.SELECT_DOCUMENTS} {clause} LIMIT 1", (*params, path))
-        return None if row is None else _document_record(row)
+        return None if row is None else document_record(row)
 
     def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]:
         """Documents finished per time slice of the run: (slice start, count), oldest first."""
@@ -313,14 +313,6 @@ def _pg_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(
         v.replace("\x00", "\\x00").replace("\\u0000", "\\\\x00") if isinstance(v, str) else v for v in row
     )
-
-
-def _run_record(row: Mapping[str, Any]) -> RunRecord:
-    return RunRecord(**{**row, "config": row["config"] or {}, "stats": row["stats"] or {}})
-
-
-def _document_record(row: Mapping[str, Any]) -> DocumentRecord:
-    return DocumentRecord(**{**row, "result": row["result"] or {}})
 
 
 def _json(value: Mapping[str, Any]) -> str:

@@ -1,14 +1,17 @@
-"""Journal rows from settled outcomes: the parameters of the UPSERT and DEMOTE statements.
+"""Journal rows both ways, shared by every SQL backend (SQLite, PostgreSQL).
 
-Shared by every SQL backend (SQLite, PostgreSQL): both take the same 21 document columns in the same
-order, and the same six DEMOTE parameters.
+Out: the parameters of the UPSERT (the same 21 document columns in the same order) and DEMOTE
+statements. In: records from rows, which both drivers give by column name; JSON columns come back
+as text from SQLite and already decoded from PostgreSQL's jsonb.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+from docmill.journal.base import DocumentRecord, RunRecord
 from docmill.journal.policy import Settled, clean
 
 _ENCODE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
@@ -67,3 +70,24 @@ def _number(value: Any) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
+_DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(DocumentRecord))
+
+
+def run_record(row: Any) -> RunRecord:
+    """A RunRecord from a ``runs`` row (a ``sqlite3.Row`` or a psycopg dict row)."""
+    fields = {name: row[name] for name in _RUN_FIELDS}
+    return RunRecord(**{**fields, "config": _decoded(row["config"]), "stats": _decoded(row["stats"])})
+
+
+def document_record(row: Any) -> DocumentRecord:
+    """A DocumentRecord from a ``documents`` row (a ``sqlite3.Row`` or a psycopg dict row)."""
+    fields = {name: row[name] for name in _DOCUMENT_FIELDS}
+    return DocumentRecord(**{**fields, "result": _decoded(row["result"])})
+
+
+def _decoded(value: Any) -> dict[str, Any]:
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(decoded or {})

@@ -32,7 +32,7 @@ from docmill.journal.base import (
     Summary,
 )
 from docmill.journal.policy import First, Recorded, clean, pending_in_batches, settle_batch
-from docmill.journal.rows import demote_row, document_row
+from docmill.journal.rows import demote_row, document_record, document_row, run_record
 from docmill.outcome import Outcome
 
 _CHUNK = 500  # refs per pending() lookup and rows per IN (...) query: well under SQLite's variable limit
@@ -96,11 +96,11 @@ class SqliteJournal:
             db.execute(_sql.END_RUN, (state, _now(), _json(stats), _now(), stats.get("total"), run_id))
 
     def runs(self) -> list[RunRecord]:
-        return [_sql.run_record(r) for r in self._read("SELECT * FROM runs ORDER BY id DESC", ())]
+        return [run_record(r) for r in self._read("SELECT * FROM runs ORDER BY id DESC", ())]
 
     def run(self, run_id: int) -> RunRecord | None:
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return _sql.run_record(rows[0]) if rows else None
+        return run_record(rows[0]) if rows else None
 
     # -- documents: writing ------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class SqliteJournal:
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
         sql = f"SELECT * FROM documents {where} {_sql.order_by(query)} LIMIT ? OFFSET ?"
-        return [_sql.document_record(r) for r in self._read(sql, (*params, query.limit, query.offset))]
+        return [document_record(r) for r in self._read(sql, (*params, query.limit, query.offset))]
 
     def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
         """Every document matching ``query`` in path order, streamed (limit, offset, order ignored)."""
@@ -193,7 +193,7 @@ class SqliteJournal:
             clause = f"{where} AND path > ?" if where else "WHERE path > ?"
             sql = f"SELECT * FROM documents {clause} ORDER BY path LIMIT {_CHUNK}"
             rows = self._read(sql, (*params, last))
-            yield from (_sql.document_record(r) for r in rows)
+            yield from (document_record(r) for r in rows)
             if len(rows) < _CHUNK:
                 return
             last = rows[-1]["path"]
@@ -206,7 +206,7 @@ class SqliteJournal:
         where, params = self._where(Query(run_id=run_id))
         clause = f"{where} AND path = ?" if where else "WHERE path = ?"
         rows = self._read(f"SELECT * FROM documents {clause} LIMIT 1", (*params, path))
-        return _sql.document_record(rows[0]) if rows else None
+        return document_record(rows[0]) if rows else None
 
     def throughput(self, run_id: int, *, buckets: int = 60) -> list[tuple[float, int]]:
         run = self.run(run_id)
