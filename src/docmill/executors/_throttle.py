@@ -50,8 +50,9 @@ class CpuThrottle:
         elapsed = now - self._since
         if elapsed < WINDOW or self._docs < self.limit:
             return False
-        used, rate = (self.cpu() - self._cpu_since) / elapsed, self._docs / elapsed
-        self._since, self._cpu_since, self._docs = now, self.cpu(), 0
+        cpu = self.cpu()
+        used, rate = (cpu - self._cpu_since) / elapsed, self._docs / elapsed
+        self._since, self._cpu_since, self._docs = now, cpu, 0
         before = self.limit
         self.limit = self._judge(rate, now) if self._trial else self._propose(used, rate, now)
         return self.limit > before

@@ -66,8 +66,7 @@ class LoopThread(Generic[T, R]):
         self.loop = asyncio.new_event_loop()
         self.pool = StepThreads(threads, thread_name_prefix="docmill-aio")
         self._buffer: list[R] = []
-        self._lanes: set[asyncio.Task[None]] = set()
-        self._live = 0  # lanes still taking items
+        self._lanes: set[asyncio.Task[None]] = set()  # lanes still taking items
         # Items wait here, not as tasks parked on a semaphore: a live task is ~1 KiB the garbage
         # collector scans again and again, and at 2,048 in flight that scanning cost a third of
         # the loop's CPU (benchmarks/bench_strategies.py latency).
@@ -92,11 +91,8 @@ class LoopThread(Generic[T, R]):
 
     def _start(self, items: list[T]) -> None:
         self._backlog.extend(items)
-        for _ in range(min(len(self._backlog), self.concurrency - self._live)):
-            self._live += 1
-            lane = self.loop.create_task(self._lane())
-            self._lanes.add(lane)
-            lane.add_done_callback(self._lanes.discard)
+        for _ in range(min(len(self._backlog), self.concurrency - len(self._lanes))):
+            self._lanes.add(self.loop.create_task(self._lane()))
 
     async def _lane(self) -> None:
         """One of up to ``concurrency`` coroutines running backlog items one after another.
@@ -113,8 +109,8 @@ class LoopThread(Generic[T, R]):
                 if not self._buffer:
                     self.loop.call_soon(self._flush)  # after the others ending in this loop pass
                 self._buffer.append(result)
-        finally:
-            self._live -= 1  # now, not in a done-callback: _start may run before that
+        finally:  # now, not in a done-callback: _start may run before that one would
+            self._lanes.discard(asyncio.current_task())
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
@@ -133,9 +129,10 @@ class LoopThread(Generic[T, R]):
 
     async def _cancel_all(self) -> None:
         self._backlog.clear()
-        for lane in list(self._lanes):
+        lanes = list(self._lanes)
+        for lane in lanes:
             lane.cancel()
-        await asyncio.gather(*self._lanes, return_exceptions=True)
+        await asyncio.gather(*lanes, return_exceptions=True)
 
     def stop(self) -> None:
         """Cancel what is running, stop the loop and join its thread. Idempotent."""

@@ -44,6 +44,7 @@ class PartitionedExecutor(QueueExecutor):
                 self._buffers[i].extend(part)
                 self._buffered += len(part)
             self._refs: Iterator[DocumentRef] = iter(())
+            self._exhausted = True
         else:
             self._refs = iter(refs)
 
@@ -62,9 +63,7 @@ class PartitionedExecutor(QueueExecutor):
 
     def _room(self, taking: int) -> bool:
         """Whether one more ref may be pulled: pulled-but-unfinished refs stay within max_in_flight."""
-        if self.partition == "size":
-            return False
-        return len(self._pending) + self._buffered + taking < self.max_in_flight
+        return not self._exhausted and len(self._pending) + self._buffered + taking < self.max_in_flight
 
     def _pull(self) -> DocumentRef | None:
         ref = next(self._refs, None)
@@ -72,7 +71,7 @@ class PartitionedExecutor(QueueExecutor):
         return ref
 
     def source_dry(self) -> bool:
-        return (self._exhausted or self.partition == "size") and self._buffered == 0
+        return self._exhausted and self._buffered == 0
 
     def describe(self) -> str:
         return f"batches(workers={self.workers}, partition={self.partition})"

@@ -58,15 +58,17 @@ class HybridExecutor(QueueExecutor):
         # while the other lanes already run the next ones (whole-width chunks, two per worker,
         # left lanes idle waiting for a chunk's last document: 91 % → 94 % of the ideal at 2,048
         # in flight, benchmarks/bench_strategies.py latency).
-        return max(-(-self._width // 4), super().chunk_size(worker))
+        return self._at_least_a_quarter(super().chunk_size(worker))
 
     def observe(self, worker: int, docs: int, seconds: float, cpu: float | None = None) -> None:
         super().observe(worker, docs, seconds, cpu)
         self._deepen()
 
     def _deepen(self) -> None:
-        chunk = max(-(-self._width // 4), int(self._size))
-        self.depth = 2 + -(-self._width // chunk)
+        self.depth = 2 + -(-self._width // self._at_least_a_quarter(int(self._size)))
+
+    def _at_least_a_quarter(self, size: int) -> int:
+        return max(-(-self._width // 4), size)
 
     def describe(self) -> str:
         return f"hybrid(processes={self.workers}, per_process={self.width or 'auto'}, inner={self.inner})"
