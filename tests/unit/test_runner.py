@@ -47,17 +47,18 @@ class Paid(Processor):
 
 
 class InterruptAfter(Processor):
-    """Sends SIGINT to this process on its n-th document (a Ctrl-C mid-run)."""
+    """Sends SIGINT to this process ``times`` times on its n-th document (Ctrl-C mid-run)."""
 
     name = "interrupt"
 
-    def __init__(self, n: int) -> None:
-        self.n, self.seen = n, 0
+    def __init__(self, n: int, times: int = 1) -> None:
+        self.n, self.times, self.seen = n, times, 0
 
     def process(self, doc: Document) -> Document:
         self.seen += 1
         if self.seen == self.n:
-            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
         return doc.evolve(text="x").with_metadata(label="l")
 
 
@@ -182,25 +183,9 @@ def test_a_journal_error_in_the_background_ends_the_run(
     assert 0 < journal.count(Query()) < 200
 
 
-class DoubleInterrupt(Processor):
-    """Ctrl-C twice while its n-th document is being processed: abort now."""
-
-    name = "double-interrupt"
-
-    def __init__(self, n: int) -> None:
-        self.n, self.seen = n, 0
-
-    def process(self, doc: Document) -> Document:
-        self.seen += 1
-        if self.seen == self.n:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        return doc.evolve(text="x").with_metadata(label="l")
-
-
 def test_a_second_ctrl_c_aborts_at_once_keeping_the_journal_consistent(journal: CountingJournal) -> None:
     with pytest.raises(KeyboardInterrupt):
-        run(MemorySource(100), DoubleInterrupt(5), journal=journal)
+        run(MemorySource(100), InterruptAfter(5, times=2), journal=journal)
     assert journal.count(Query()) == 4  # the four finished documents were flushed
     assert journal.runs()[0].state == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
