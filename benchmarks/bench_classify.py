@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from docmill.document import Document, DocumentRef
-from docmill.evaluation import read_truth, score
-from docmill.features import BLOCKS, baseline_pipeline, build_pipeline
-from docmill.labels import load_labels
+from docmill.model.evaluation import read_truth, score
+from docmill.model.features import BLOCKS, baseline_pipeline, build_pipeline
+from docmill.model.labels import load_labels
+from docmill.model.training import Corpus, ModelFactory, Trained, cross_validate, load_corpus, save, train
 from docmill.processors.base import Processor
 from docmill.processors.classify_keywords import KeywordClassifier
 from docmill.processors.classify_model import ModelClassifier
-from docmill.training import Corpus, ModelFactory, Trained, cross_validate, load_corpus, save, train
 
 HERE = Path(__file__).resolve().parent
 

@@ -37,12 +37,12 @@ import httpx
 from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.executors import get_executor
 from docmill.job import Job
-from docmill.labels import LabelSet
 from docmill.limits.adaptive import AIMD
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
 from docmill.llm.prompt import LabelSpec, build_messages, truncate
+from docmill.model.labels import LabelSet
 from docmill.outcome import Status
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings
 from docmill.retry import RetryPolicy

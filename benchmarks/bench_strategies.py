@@ -36,8 +36,8 @@ import psutil
 
 from docmill.document import DocumentRef
 from docmill.executors import EXECUTORS, get_executor
-from docmill.executors._pool import Pool
 from docmill.executors.auto import AutoExecutor
+from docmill.executors.pool.parent import Pool
 from docmill.job import Job
 from docmill.outcome import Outcome
 from docmill.pipeline import Pipeline

@@ -20,7 +20,7 @@ from contract_kit import IN_PROCESS, live_children, make_job
 
 from docmill.document import Document
 from docmill.executors import get_executor
-from docmill.executors._worker import rss_bytes
+from docmill.executors.pool.worker import rss_bytes
 from docmill.outcome import Outcome, Status
 from docmill.processors.base import Processor
 from docmill.testing import (

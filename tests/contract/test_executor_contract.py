@@ -12,8 +12,8 @@ from contract_kit import live_children, make_job, multiset, settled_threads
 
 from docmill.document import DocumentRef
 from docmill.executors import get_executor
-from docmill.executors._pool import WorkerHandle
 from docmill.executors.batches import PartitionedExecutor
+from docmill.executors.pool.parent import WorkerHandle
 from docmill.executors.sequential import SequentialExecutor
 from docmill.outcome import Status
 from docmill.testing import (

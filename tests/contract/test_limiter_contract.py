@@ -18,7 +18,7 @@ Factory = Callable[..., BucketLimiter]
 
 
 def _redis(rate: float, per: float = 60.0, *, burst: float | None = None, clock: FakeClock) -> BucketLimiter:
-    redis_module = pytest.importorskip("docmill.limits.redis")
+    redis_module = pytest.importorskip("docmill.limits.redis_bucket")
     bucket = redis_module.RedisTokenBucket(
         rate, per, burst=burst, clock=clock, key=f"docmill:test:{uuid.uuid4().hex}", redis_time=False
     )

@@ -203,7 +203,7 @@ def test_a_chunk_outliving_the_visibility_timeout_is_redelivered_and_counted(
 
 
 def test_the_redis_limiter_holds_the_providers_rate_across_two_workers(workers: Workers) -> None:
-    from docmill.limits.redis import redis_provider_limits
+    from docmill.limits.redis_bucket import redis_provider_limits
     from docmill.llm.emulator import EmulatorConfig
     from docmill.llm.emulator_server import EmulatorServer
 

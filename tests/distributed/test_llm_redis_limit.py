@@ -10,7 +10,7 @@ import pytest
 from docmill.errors import ConfigError
 from docmill.executors import get_executor
 from docmill.job import Job
-from docmill.limits.redis import RedisTokenBucket
+from docmill.limits.redis_bucket import RedisTokenBucket
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
 from docmill.outcome import Status

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from docmill.limits.redis import RedisTokenBucket, redis_provider_limits
+from docmill.limits.redis_bucket import RedisTokenBucket, redis_provider_limits
 from docmill.testing import FakeClock
 
 pytestmark = pytest.mark.redis

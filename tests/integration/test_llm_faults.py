@@ -15,11 +15,11 @@ from docmill.executors import get_executor
 from docmill.job import Job
 from docmill.journal.base import Query
 from docmill.journal.sqlite import SqliteJournal
-from docmill.labels import LabelSet, load_labels
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
 from docmill.llm.pricing import Price
+from docmill.model.labels import LabelSet, load_labels
 from docmill.outcome import Status
 from docmill.pipeline import Pipeline
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings

@@ -18,10 +18,10 @@ import pytest
 
 from docmill.executors import get_executor
 from docmill.job import Job
-from docmill.labels import LabelSet
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
+from docmill.model.labels import LabelSet
 from docmill.outcome import Outcome, Status
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings
 from docmill.retry import RetryPolicy

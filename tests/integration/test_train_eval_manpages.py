@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from docmill.cli.main import main
-from docmill.model_file import read_header
+from docmill.model.file import read_header
 
 
 def test_model_classifies_unseen_man_pages_at_95_percent(
@@ -70,10 +70,10 @@ def test_compiled_model_gives_the_pipelines_labels_and_scores_on_held_out_man_pa
 ) -> None:
     import numpy as np
 
-    from docmill.evaluation import read_truth
-    from docmill.model_file import read_compiled
+    from docmill.model.evaluation import read_truth
+    from docmill.model.file import read_compiled
+    from docmill.model.training import load_corpus, save, train
     from docmill.processors.classify_model import _best
-    from docmill.training import load_corpus, save, train
 
     corpus = load_corpus(manpages, read_truth(manpage_labels))
     trained = train(corpus, holdout=0.2, seed=0)

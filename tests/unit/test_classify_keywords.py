@@ -9,7 +9,7 @@ import pytest
 
 from docmill.document import Document, DocumentRef
 from docmill.errors import ConfigError, ProcessingError
-from docmill.labels import LabelSet
+from docmill.model.labels import LabelSet
 from docmill.processors.classify_keywords import KeywordClassifier, KeywordScorer, from_spec
 from docmill.processors.registry import build_classifier
 
@@ -106,8 +106,8 @@ def test_registry_builds_it(tmp_path: Path) -> None:
 
 
 def test_labels_the_example_corpus() -> None:
-    from docmill.evaluation import read_truth, score
-    from docmill.labels import load_labels
+    from docmill.model.evaluation import read_truth, score
+    from docmill.model.labels import load_labels
     from docmill.pipeline import Pipeline
     from docmill.processors.extract import ExtractText
     from docmill.sources.files import DirectorySource

@@ -15,11 +15,11 @@ import pytest
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.errors import ConfigError, InvalidModelOutput, UpstreamError
-from docmill.labels import LabelSet
 from docmill.limits.provider import ProviderLimits
 from docmill.limits.token_bucket import TokenBucket
 from docmill.llm.cache import ResponseCache
 from docmill.llm.pricing import Price
+from docmill.model.labels import LabelSet
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings, from_spec
 from docmill.retry import RetryPolicy
 from docmill.testing import FakeClock

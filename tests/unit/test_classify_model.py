@@ -12,12 +12,12 @@ import pytest
 
 from docmill.document import Document, DocumentRef
 from docmill.errors import ConfigError
-from docmill.features import Citations
-from docmill.model_file import read_header, read_model
+from docmill.model.features import Citations
+from docmill.model.file import read_header, read_model
+from docmill.model.text_features import own_names, structure
+from docmill.model.training import Corpus, fit_temperature, save, train
 from docmill.processors.classify_model import ModelClassifier, from_spec, softmax
 from docmill.processors.registry import build_classifier
-from docmill.text_features import own_names, structure
-from docmill.training import Corpus, fit_temperature, save, train
 
 VOCAB = {
     "invoice": "invoice amount due payment total vat customer bill",

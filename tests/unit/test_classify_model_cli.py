@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from docmill.cli.main import main
-from docmill.model_file import read_header
+from docmill.model.file import read_header
 
 VOCAB = {
     "invoice": "invoice amount due payment total vat customer bill",

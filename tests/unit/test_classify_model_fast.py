@@ -22,12 +22,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
-from docmill.compiled_model import CompiledModel, compile_model
 from docmill.errors import ConfigError
-from docmill.features import baseline_pipeline, build_pipeline
-from docmill.model_file import read_compiled, read_header, read_model, write_model
+from docmill.model.compiled import CompiledModel, compile_model
+from docmill.model.features import baseline_pipeline, build_pipeline
+from docmill.model.file import read_compiled, read_header, read_model, write_model
+from docmill.model.text_features import _REF, references
 from docmill.processors.classify_model import ModelClassifier, _best, _Sklearn
-from docmill.text_features import _REF, references
 
 WORDS = {
     "cmd": "usage options run command prints shell exit status see also",
@@ -264,3 +264,17 @@ def test_damage_inside_the_arrays_is_caught_by_the_checksum(docmill_model: Any, 
     assert read_header(bad).meta["arrays_bytes"] > 200
     with pytest.raises(ConfigError, match="checksum mismatch"):
         read_compiled(bad)
+
+
+def test_a_model_pickled_before_the_model_package_still_loads() -> None:
+    """Model files name ``docmill.text_features``/``docmill.features``, where that code lived before."""
+    import io
+
+    from docmill.model import text_features
+    from docmill.model.file import _Unpickler
+
+    old = pickle.dumps(text_features.structure, protocol=0).replace(
+        b"docmill.model.text_features", b"docmill.text_features"
+    )
+    assert b"docmill.text_features" in old
+    assert _Unpickler(io.BytesIO(old)).load() is text_features.structure

@@ -8,9 +8,9 @@ import pytest
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
-from docmill.evaluation import NONE, evaluate, journal_predictions, label_scores, read_truth, score
 from docmill.journal.base import RunInfo
 from docmill.journal.sqlite import SqliteJournal
+from docmill.model.evaluation import NONE, evaluate, journal_predictions, label_scores, read_truth, score
 from docmill.outcome import ErrorInfo, Outcome, Status
 
 # truth a a a b b c ; predicted a a b b c c

@@ -13,9 +13,9 @@ import pytest
 from docmill.document import Document, DocumentRef
 from docmill.errors import BrokenExecutorError, ConfigError, UnknownExecutorError
 from docmill.executors import get_executor
-from docmill.executors._pool import Pool, Report
 from docmill.executors.auto import AutoExecutor, Probe, choose
 from docmill.executors.batches import partition_by_size
+from docmill.executors.pool.parent import Pool, Report
 from docmill.executors.work_queue import TARGET_SECONDS, WALL_SLACK, QueueExecutor
 from docmill.job import Job
 from docmill.outcome import Status

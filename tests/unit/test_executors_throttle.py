@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from docmill.executors._throttle import CpuThrottle
+from docmill.executors.pool.throttle import CpuThrottle
 
 
 class World:

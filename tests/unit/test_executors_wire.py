@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 
 from docmill.errors import UnsupportedDocument
-from docmill.executors._outcomes import crashed, exit_reason
-from docmill.executors._wire import pack_items, pack_result, unpack_items, unpack_result
+from docmill.executors.pool.outcomes import crashed, exit_reason
+from docmill.executors.pool.wire import pack_items, pack_result, unpack_items, unpack_result
 from docmill.outcome import ErrorInfo, Outcome, Status, Timings
 from docmill.testing import make_refs
 

@@ -10,10 +10,10 @@ import pytest
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
+from docmill.export import COLUMNS, export
 from docmill.journal.base import Query, RunInfo
 from docmill.journal.sqlite import SqliteJournal
 from docmill.outcome import ErrorInfo, Outcome, Status
-from docmill.sinks import COLUMNS, export
 
 NAMES = ["a.txt", "name with spaces & ünïcödé — 文書.txt", "z/broken.pdf"]
 

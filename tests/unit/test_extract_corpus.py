@@ -13,7 +13,7 @@ import yaml
 
 from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.errors import CorruptDocument
-from docmill.labels import load_labels
+from docmill.model.labels import load_labels
 from docmill.processors.classify_keywords import KeywordScorer
 from docmill.processors.extract import ExtractText
 

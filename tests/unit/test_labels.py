@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from docmill.errors import ConfigError
-from docmill.labels import LabelSet, load_labels
+from docmill.model.labels import LabelSet, load_labels
 
 GOOD = """\
 labels:

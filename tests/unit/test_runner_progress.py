@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
-from docmill._rich_progress import RichReporter
 from docmill.document import DocumentRef
 from docmill.metrics import Histogram, RunStats
 from docmill.outcome import ErrorInfo, Outcome, Status, Timings
 from docmill.progress import LogReporter, NullReporter, Tally, format_seconds, make_reporter
+from docmill.progress.terminal import RichReporter
 from docmill.testing import FakeClock
 
 

@@ -183,7 +183,7 @@ def export_command(
     label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
 ) -> None:
     """Write the results (path, sha256, status, label, score, error, …) as CSV, JSON Lines or Parquet."""
-    from docmill.sinks import export
+    from docmill.export import export
 
     journal = open_existing(db)
     try:

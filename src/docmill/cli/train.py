@@ -13,10 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from docmill.evaluation import Report
+from docmill.model.evaluation import Report
 
 if TYPE_CHECKING:
-    from docmill.training import Corpus
+    from docmill.model.training import Corpus
 
 _Opt = typer.Option
 _Truth = Annotated[
@@ -42,8 +42,8 @@ def train_command(
     ] = None,
 ) -> None:
     """Train the tf-idf + linear model on CORPUS labelled by --truth; print held-out accuracy and macro-F1."""
-    from docmill import training
-    from docmill.evaluation import read_truth
+    from docmill.model import training
+    from docmill.model.evaluation import read_truth
 
     console = Console(stderr=True)
     labels = read_truth(truth)
@@ -70,7 +70,7 @@ def eval_command(
 ) -> None:
     """Score the labels of a run (the latest by default) against a truth CSV."""
     from docmill.cli.inspect import open_existing
-    from docmill.evaluation import evaluate, journal_predictions, read_truth
+    from docmill.model.evaluation import evaluate, journal_predictions, read_truth
 
     expected = read_truth(truth)
     journal = open_existing(db)

@@ -19,8 +19,8 @@ from typing import Any, Generic, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, PermanentError
-from docmill.executors._gc import fewer_collections
 from docmill.executors.base import Executor, ExecutorStats
+from docmill.executors.pool.gc_pause import fewer_collections
 from docmill.job import Job
 from docmill.outcome import Outcome
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.document import DocumentRef
-from docmill.executors._pool import Pool
-from docmill.executors._pooled import limits_from
-from docmill.executors._wire import Item
 from docmill.executors.base import Executor, ExecutorStats, default_workers
+from docmill.executors.pool.dispatch import limits_from
+from docmill.executors.pool.parent import Pool
+from docmill.executors.pool.wire import Item
 from docmill.job import Job
 from docmill.outcome import Outcome
 

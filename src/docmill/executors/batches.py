@@ -21,7 +21,7 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
-from docmill.executors._pool import WorkerHandle
+from docmill.executors.pool.parent import WorkerHandle
 from docmill.executors.work_queue import QueueExecutor
 
 

@@ -14,8 +14,8 @@ import dataclasses
 from typing import Any
 
 from docmill.errors import ConfigError
-from docmill.executors._pool import WorkerHandle
-from docmill.executors._worker import WorkerLimits
+from docmill.executors.pool.parent import WorkerHandle
+from docmill.executors.pool.worker import WorkerLimits
 from docmill.executors.work_queue import QueueExecutor
 from docmill.job import Job
 

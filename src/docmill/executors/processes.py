@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from docmill.errors import ConfigError
-from docmill.executors._pool import WorkerHandle
-from docmill.executors._pooled import PooledExecutor
+from docmill.executors.pool.dispatch import PooledExecutor
+from docmill.executors.pool.parent import WorkerHandle
 
 
 class ProcessExecutor(PooledExecutor):

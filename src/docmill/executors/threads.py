@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.document import DocumentRef
-from docmill.executors._outcomes import timed_out
 from docmill.executors.base import Executor, ExecutorStats, default_workers
+from docmill.executors.pool.outcomes import timed_out
 from docmill.job import Job
 from docmill.outcome import Outcome
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from docmill.executors._pool import WorkerHandle
-from docmill.executors._pooled import PooledExecutor
+from docmill.executors.pool.dispatch import PooledExecutor
+from docmill.executors.pool.parent import WorkerHandle
 
 # A chunk's CPU time in its worker. The parent spends ~0.1–0.3 ms of CPU per chunk (a wake-up,
 # unpickling, the next send), so 50 ms keeps it under 1 % of the work; larger chunks cost at the end

@@ -22,7 +22,7 @@ from typing import Any
 
 from docmill.document import Document
 from docmill.errors import ConfigError
-from docmill.labels import LabelSet, load_labels
+from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import Processor
 
 _WORD = re.compile(r"\w+")

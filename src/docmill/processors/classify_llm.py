@@ -26,13 +26,13 @@ from typing import Any
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
 from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError, RetryableError
-from docmill.labels import LabelSet, load_labels
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
 from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
 from docmill.llm.pricing import Price
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
+from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import AsyncProcessor
 from docmill.retry import RetryPolicy
 
@@ -350,7 +350,7 @@ def _limits(settings: Mapping[str, Any]) -> ProviderLimits:
     kind = str(settings.get("limiter", "shared"))
     rates = (float(rpm) if rpm else None, float(tpm) if tpm else None)
     if kind.startswith(("redis://", "rediss://", "unix://")):
-        from docmill.limits.redis import redis_provider_limits
+        from docmill.limits.redis_bucket import redis_provider_limits
 
         name = str(settings.get("limiter_name") or f"{settings.get('base_url')}|{settings.get('model')}")
         return redis_provider_limits(kind, name, rpm=rates[0], tpm=rates[1], per=per, margin=margin)

@@ -3,7 +3,7 @@
 The constructor is cheap and picklable: it validates the file's header and keeps its path and sha256
 (the sha256 is the classifier's identity, so retraining re-processes old documents). Each worker
 loads the model once, in ``setup()``: the compiled arrays of a version-2 file with numpy only
-(:mod:`docmill.compiled_model`), so workers import neither scikit-learn nor scipy. A version-1 file,
+(:mod:`docmill.model.compiled`), so workers import neither scikit-learn nor scipy. A version-1 file,
 a pipeline that did not compile or ``compiled=False`` unpickle the pipeline (scikit-learn needed).
 ``score`` is a softmax over the linear model's decision values, sharpened by the temperature fitted
 on the held-out split at training time. Only the first ``max_chars`` characters are classified.
@@ -16,10 +16,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from docmill.compiled_model import compile_model
 from docmill.document import Document
 from docmill.errors import ConfigError
-from docmill.model_file import file_sha256, read_compiled, read_header, read_model
+from docmill.model.compiled import compile_model
+from docmill.model.file import file_sha256, read_compiled, read_header, read_model
 from docmill.processors.base import Processor
 
 DEFAULT_MAX_CHARS = 20_000  # 5-fold CV and held-out accuracy as uncapped; 5% of man pages are longer

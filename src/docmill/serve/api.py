@@ -16,11 +16,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.export.writers import COLUMNS as EXPORT_COLUMNS
 from docmill.journal.base import DocumentRecord, Journal, Query
 from docmill.serve import params, views
 from docmill.serve.gateway import Gateway
 from docmill.serve.params import JSON, BadParam, error
-from docmill.sinks.export import COLUMNS as EXPORT_COLUMNS
 
 SCAN_PAGE = 1000
 SCAN_LIMIT = 100_000  # failures examined at most when counting them by error type

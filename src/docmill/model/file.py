@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from docmill.compiled_model import CompiledModel, compile_model
 from docmill.errors import ConfigError
+from docmill.model.compiled import CompiledModel, compile_model
 
 MAGIC = b"DOCMILL-MODEL"
 FORMAT_VERSION = 2
@@ -159,12 +159,24 @@ def _check_magic(path: str | os.PathLike[str], first: bytes) -> None:
         )
 
 
+# Model files written before the model code moved into ``docmill.model`` name the old modules.
+_MOVED = {
+    "docmill.features": "docmill.model.features",
+    "docmill.text_features": "docmill.model.text_features",
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED.get(module, module), name)
+
+
 def _unpickle(path: str | os.PathLike[str], payload: bytes, header: ModelHeader) -> Any:
     try:
         with warnings.catch_warnings():
             # A different scikit-learn version warns; the check below says it in one line instead.
             warnings.simplefilter("ignore")
-            return pickle.loads(payload)
+            return _Unpickler(io.BytesIO(payload)).load()
     except Exception as exc:
         trained = header.meta.get("sklearn", "?")
         problem = f"{type(exc).__name__}: {exc}"

@@ -61,7 +61,7 @@ def _text_file(write: Callable[[Iterable[DocumentRecord], TextIO], int]) -> Writ
 
 
 def _parquet(records: Iterable[DocumentRecord], path: Path) -> int:
-    from docmill.sinks.parquet import write_parquet
+    from docmill.export.parquet import write_parquet
 
     return write_parquet(records, path)
 

@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-from docmill.executors._throttle import CpuThrottle
-from docmill.executors._wire import Item
-from docmill.executors._worker import IDLE, Task, WorkerLimits, encode_done, now, receive, retire_reason
+from docmill.executors.pool.throttle import CpuThrottle
+from docmill.executors.pool.wire import Item
+from docmill.executors.pool.worker import IDLE, Task, WorkerLimits, encode_done, now, receive, retire_reason
 
 
 class _Chunk:

@@ -12,8 +12,8 @@ Four blocks, concatenated and fed to a linear SVM:
 
 On the man pages (benchmarks/bench_classify.py --ablation) words alone reach 0.940 CV accuracy and
 all four blocks 0.965; the citations block brings most of the gain (docs/classifiers.md).
-The text functions live in :mod:`docmill.text_features` (no scikit-learn, what workers import) and
-are re-exported here: version-1 model files pickled them, and these classes, as ``docmill.features.*``.
+The text functions live in :mod:`docmill.model.text_features` (no scikit-learn, what workers import) and
+are re-exported here: version-1 model files pickled them, and these classes, as ``docmill.model.features.*``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
-from docmill.text_features import (
+from docmill.model.text_features import (
     CITATION_COLUMNS,
     LEAD_CHARS,
     citation_row,

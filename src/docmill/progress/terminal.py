@@ -11,7 +11,7 @@ from rich.table import Table
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.metrics import RunStats
 from docmill.outcome import Outcome
-from docmill.progress import Tally, format_seconds
+from docmill.progress.tally import Tally, format_seconds
 
 _REFRESH = 0.25  # seconds between redraws: smooth enough, and cheap at 10,000 docs/s
 

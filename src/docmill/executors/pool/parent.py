@@ -23,9 +23,10 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError
-from docmill.executors._outcomes import crashed, timed_out
-from docmill.executors._wire import Item, pack_items, unpack_result
-from docmill.executors._worker import IDLE, Task, WorkerLimits, serve
+from docmill.executors.pool.entry import serve
+from docmill.executors.pool.outcomes import crashed, timed_out
+from docmill.executors.pool.wire import Item, pack_items, unpack_result
+from docmill.executors.pool.worker import IDLE, Task, WorkerLimits
 from docmill.outcome import Outcome
 
 _now = time.monotonic

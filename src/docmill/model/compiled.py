@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from docmill.text_features import CITATION_COLUMNS, PREPROCESSORS, citation_row
+from docmill.model.text_features import CITATION_COLUMNS, PREPROCESSORS, citation_row
 
 Vector = np.ndarray[Any, np.dtype[np.float64]]
 Array = np.ndarray[Any, Any]  # integer codes and columns
@@ -78,7 +78,7 @@ class CompiledModel:
 
 def compile_model(pipeline: Any) -> CompiledModel | None:
     """A fast equivalent of ``pipeline`` (features → linear model), or None if it has unknown parts."""
-    from docmill.features import Blocks  # scikit-learn: only where a fitted pipeline exists
+    from docmill.model.features import Blocks  # scikit-learn: only where a fitted pipeline exists
 
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) != 2:
@@ -98,7 +98,7 @@ def compile_model(pipeline: Any) -> CompiledModel | None:
 
 
 def _width(block: Any) -> int | None:
-    from docmill.features import Citations
+    from docmill.model.features import Citations
 
     if isinstance(block, Citations):
         return CITATION_COLUMNS

@@ -1,8 +1,8 @@
 """The text features of the ``model:`` classifier that prediction needs: plain Python, no scikit-learn.
 
 ``structure`` and ``lead`` preprocess text for two tf-idf blocks; ``citation_row`` computes the
-citation block's 20 columns from a corpus citation index. :mod:`docmill.features` builds the
-scikit-learn pipeline around them for training; :mod:`docmill.compiled_model` applies them in workers,
+citation block's 20 columns from a corpus citation index. :mod:`docmill.model.features` builds the
+scikit-learn pipeline around them for training; :mod:`docmill.model.compiled` applies them in workers,
 which then import neither scikit-learn nor scipy.
 """
 

@@ -21,10 +21,10 @@ from typing import Any
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document, DocumentRef
 from docmill.errors import BrokenExecutorError, ConfigError
-from docmill.evaluation import Report, score
 from docmill.executors import get_executor
 from docmill.job import Job
-from docmill.model_file import write_model
+from docmill.model.evaluation import Report, score
+from docmill.model.file import write_model
 from docmill.outcome import Outcome, Status
 from docmill.pipeline import Pipeline
 from docmill.processors.base import Processor
@@ -171,7 +171,7 @@ def train(
 def _factory(model: ModelFactory | None) -> ModelFactory:
     if model is not None:
         return model
-    from docmill.features import build_pipeline
+    from docmill.model.features import build_pipeline
 
     return build_pipeline
 

@@ -1,43 +1,10 @@
-"""Progress reporters: what a person watching a run sees.
-
-* ``RichReporter``: a live bar on a terminal (docs/s, MB/s, ETA, ok/failed, spend) and a summary table.
-* ``LogReporter``: one plain line every ``every`` seconds (logs, CI, pipes) and a plain summary.
-* ``NullReporter``: nothing (library use, tests).
-
-``make_reporter("auto")`` picks Rich on a terminal and log lines otherwise. Rates and the ETA come from
-``Tally``, which reads an injected clock, so they are tested without sleeping.
-"""
+"""``Tally`` (counts, rates, ETA from an injected clock) and the plain summary every reporter prints."""
 
 from __future__ import annotations
-
-import sys
-from typing import Protocol, TextIO
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.metrics import RunStats
 from docmill.outcome import Outcome
-
-
-class Reporter(Protocol):
-    """Told about a run as it goes; must be cheap (called once per document, in the parent)."""
-
-    def start(self, total: int | None) -> None: ...
-    def set_total(self, total: int) -> None: ...
-    def skipped(self, n: int) -> None: ...
-    def update(self, outcome: Outcome) -> None: ...
-    def message(self, text: str) -> None: ...
-    def finish(self, stats: RunStats) -> None: ...
-
-
-class NullReporter:
-    """Reports nothing."""
-
-    def start(self, total: int | None) -> None: ...
-    def set_total(self, total: int) -> None: ...
-    def skipped(self, n: int) -> None: ...
-    def update(self, outcome: Outcome) -> None: ...
-    def message(self, text: str) -> None: ...
-    def finish(self, stats: RunStats) -> None: ...
 
 
 class Tally:
@@ -109,47 +76,6 @@ def format_seconds(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-class LogReporter:
-    """A plain progress line every ``every`` seconds, then a summary; for pipes and logs."""
-
-    def __init__(
-        self, stream: TextIO | None = None, *, every: float = 10.0, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
-        self.stream = stream or sys.stderr
-        self.every = every
-        self.clock = clock
-        self.tally = Tally(clock)
-        self._last = clock.monotonic()
-
-    def start(self, total: int | None) -> None:
-        self.tally = Tally(self.clock)
-        self.tally.total = total
-        self._last = self.clock.monotonic()
-
-    def set_total(self, total: int) -> None:
-        self.tally.total = total
-
-    def skipped(self, n: int) -> None:
-        self.tally.skip += n
-
-    def update(self, outcome: Outcome) -> None:
-        self.tally.add(outcome)
-        now = self.clock.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            self._print(f"docmill: {self.tally.line()}")
-
-    def message(self, text: str) -> None:
-        self._print(f"docmill: {text}")
-
-    def finish(self, stats: RunStats) -> None:
-        for line in summary_lines(stats):
-            self._print(f"docmill: {line}")
-
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-
 def summary_lines(stats: RunStats) -> list[str]:
     """The end-of-run summary as plain lines."""
     statuses = ", ".join(f"{s} {n}" for s, n in sorted(stats.by_status.items())) or "nothing to do"
@@ -165,19 +91,3 @@ def summary_lines(stats: RunStats) -> list[str]:
         usage = ", ".join(f"{k} {v}" for k, v in sorted(stats.llm.items()))
         lines.append(f"spent ${stats.cost:.4f}" + (f" ({usage})" if usage else ""))
     return lines
-
-
-def make_reporter(
-    kind: str = "auto", *, stream: TextIO | None = None, clock: Clock = SYSTEM_CLOCK
-) -> Reporter:
-    """``auto``: Rich on a terminal, log lines otherwise; ``rich``, ``log`` or ``none`` to force one."""
-    stream = stream or sys.stderr
-    if kind == "auto":
-        kind = "rich" if stream.isatty() else "log"
-    if kind == "none":
-        return NullReporter()
-    if kind == "rich":
-        from docmill._rich_progress import RichReporter
-
-        return RichReporter(stream=stream, clock=clock)
-    return LogReporter(stream, clock=clock)

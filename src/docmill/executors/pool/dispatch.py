@@ -14,10 +14,10 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, ConfigError
-from docmill.executors._pool import Pool, WorkerHandle
-from docmill.executors._wire import Item
-from docmill.executors._worker import Task, WorkerLimits
 from docmill.executors.base import Executor, ExecutorStats
+from docmill.executors.pool.parent import Pool, WorkerHandle
+from docmill.executors.pool.wire import Item
+from docmill.executors.pool.worker import Task, WorkerLimits
 from docmill.job import Job
 from docmill.outcome import Outcome
 

@@ -20,12 +20,9 @@ did not start goes back to the parent as ``leftover``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import pickle
 import queue
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -35,10 +32,8 @@ from typing import Any, Protocol
 
 from docmill.document import DocumentRef
 from docmill.errors import ResourceLimitExceeded
-from docmill.executors._gc import fewer_collections
-from docmill.executors._outcomes import failed
-from docmill.executors._wire import Item, pack_result, unpack_items
-from docmill.outcome import ErrorInfo
+from docmill.executors.pool.outcomes import failed
+from docmill.executors.pool.wire import Item, pack_result, unpack_items
 
 IDLE = -1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -74,31 +69,6 @@ def rss_bytes() -> int:
         return int(psutil.Process().memory_info().rss)
 
 
-def serve(
-    task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits, inherited: tuple[int, ...] = ()
-) -> None:
-    """Entry point of a worker process; ``inherited``: file descriptors to close first."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    for fd in inherited:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    try:
-        task.setup()
-    except BaseException as exc:
-        conn.send_bytes(pickle.dumps(("setup-failed", ErrorInfo.from_exception(exc))))
-        return
-    try:
-        if limits.width > 1:
-            from docmill.executors._wide import WideLoop  # it builds on this module
-
-            with fewer_collections():
-                asyncio.run(WideLoop(task, conn, slots, base, limits).serve())
-        else:
-            _serve_serial(task, conn, slots, base, limits)
-    finally:
-        task.teardown()
-
-
 def receive(conn: Connection) -> tuple[int, list[Item], bool] | None:
     try:
         message = pickle.loads(conn.recv_bytes())
@@ -123,7 +93,7 @@ def _pump(conn: Connection, inbox: queue.SimpleQueue[tuple[int, list[Item], bool
             return
 
 
-def _serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
+def serve_serial(task: Task, conn: Connection, slots: Any, base: int, limits: WorkerLimits) -> None:
     inbox: queue.SimpleQueue[tuple[int, list[Item], bool] | None] = queue.SimpleQueue()
     threading.Thread(target=_pump, args=(conn, inbox), name="docmill-pump", daemon=True).start()
     done = 0
