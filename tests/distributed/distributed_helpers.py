@@ -81,7 +81,8 @@ class Workers:
 
     def children(self, index: int) -> list[psutil.Process]:
         """The pool processes (prefork children) of worker ``index``."""
-        return psutil.Process(self.procs[index].pid).children()
+        children: list[psutil.Process] = psutil.Process(self.procs[index].pid).children()
+        return children
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -104,7 +104,7 @@ def test_sigkill_of_a_worker_process_mid_run_loses_and_duplicates_nothing(
 ) -> None:
     source = MemorySource(160)
     job = Job(source, SlowProcessor(0.05))  # a worker is idle only for the ms between chunks
-    killed = []
+    killed: list[int] = []
 
     def kill_once(n: int) -> None:
         if n == 40 and not killed:
@@ -165,7 +165,7 @@ def test_a_job_workers_cannot_load_stops_the_run_with_one_clear_error(
         "from docmill.testing import NoopProcessor\n\nclass LocalOnly(NoopProcessor):\n    name = 'local'\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    from only_here import LocalOnly  # importable here, not on the workers
+    from only_here import LocalOnly  # type: ignore[import-not-found]  # importable here only
 
     job = Job(MemorySource(5), LocalOnly())
     with pytest.raises(BrokenExecutorError, match="cannot load the job"), executor(workers) as ex:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from docmill.document import DocumentRef
@@ -31,7 +33,7 @@ def failed(name: str, retryable: bool) -> Outcome:
 
 
 @pytest.fixture
-def journal(pg_target: str) -> PostgresJournal:
+def journal(pg_target: str) -> Iterator[PostgresJournal]:
     j = PostgresJournal(pg_target)
     yield j
     j.close()
@@ -55,7 +57,10 @@ def test_pending_skips_done_and_retries_retryable_failures(journal: PostgresJour
     outcomes = [ok("a", "h1"), failed("b", retryable=True), failed("c", retryable=False)]
     journal.record(outcomes, run_id=run, source="/data", fingerprint=FP)
     refs = [ref("a"), ref("b"), ref("c"), ref("d")]
-    pending = lambda **kw: [r.id for r in journal.pending(refs, source="/data", fingerprint=FP, **kw)]  # noqa: E731
+
+    def pending(**kw: bool) -> list[str]:
+        return [r.id for r in journal.pending(refs, source="/data", fingerprint=FP, **kw)]
+
     assert pending() == ["b", "d"]  # a permanent failure is quarantined at once
     assert pending(retry_failed=True) == ["b", "c", "d"]
     changed = [ref("a", size=99)]

@@ -22,10 +22,10 @@ def ref(path: str, size: int = 10, mtime: int = 1) -> DocumentRef:
     return DocumentRef(id=path, uri=f"{SRC}/{path}", size=size, mtime_ns=mtime)
 
 
-def ok(path: str, sha: str, label: str = "a", **kw: object) -> Outcome:
+def ok(path: str, sha: str, label: str = "a", **kw: int) -> Outcome:
     return Outcome(
         ref(path, **kw), Status.OK, sha, {"label": label, "score": 0.5}, timings=Timings(1.0, 2.0, "w")
-    )  # type: ignore[arg-type]
+    )
 
 
 def failed(path: str, *, retryable: bool, status: Status = Status.FAILED) -> Outcome:

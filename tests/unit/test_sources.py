@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,15 +94,18 @@ def _capture(source: Source, ref: object, done: list[BaseException]) -> None:
         done.append(exc)
 
 
-@pytest.mark.parametrize(
-    ("make", "reason"),
-    [
-        (lambda p: os.symlink("missing.txt", p / "dangling.txt"), "dangling symlink"),
-        (lambda p: (os.symlink("l2", p / "l1"), os.symlink("l1", p / "l2")), "symlink loop"),
-    ],
-)
-def test_bad_links_become_failing_refs(tmp_path: Path, make: object, reason: str) -> None:
-    make(tmp_path)  # type: ignore[operator]
+def _dangling(folder: Path) -> None:
+    os.symlink("missing.txt", folder / "dangling.txt")
+
+
+def _loop(folder: Path) -> None:
+    os.symlink("l2", folder / "l1")
+    os.symlink("l1", folder / "l2")
+
+
+@pytest.mark.parametrize(("make", "reason"), [(_dangling, "dangling symlink"), (_loop, "symlink loop")])
+def test_bad_links_become_failing_refs(tmp_path: Path, make: Callable[[Path], None], reason: str) -> None:
+    make(tmp_path)
     source = DirectorySource(tmp_path)
     refs = list(source)
     assert refs
