@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docmill._signals import StopFlag, graceful_stop
 from docmill.clock import SYSTEM_CLOCK, Clock
@@ -41,6 +41,9 @@ from docmill.progress import NullReporter, Reporter
 from docmill.retry import RetryPolicy
 from docmill.sources.base import Source
 
+if TYPE_CHECKING:
+    from docmill.reader import JournalReader
+
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -53,6 +56,32 @@ class RunResult:
     stopped: str | None = None  # None | "interrupted" | "max-cost"
     strategy: str = ""  # the strategy as it ran, e.g. "auto(processes(workers=2))"
     explanation: str | None = None  # why the strategy chose what it did (auto), when it says
+    db: str | None = None  # the journal it was recorded in; None when it was not named (in memory)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per document of this run's source and pipeline: the columns of ``docmill export``."""
+        with self._reader() as journal:
+            return journal.rows(self.run_id)
+
+    def to_pandas(self) -> Any:
+        """``rows()`` as a ``pandas.DataFrame`` (needs ``docmill[pandas]``)."""
+        from docmill.reader import to_pandas
+
+        return to_pandas(self.rows())
+
+    def to_arrow(self) -> Any:
+        """``rows()`` as a ``pyarrow.Table`` typed like the Parquet export (needs ``docmill[parquet]``)."""
+        from docmill.reader import to_arrow
+
+        return to_arrow(self.rows())
+
+    def _reader(self) -> JournalReader:
+        from docmill.errors import ConfigError
+        from docmill.reader import open_journal
+
+        if self.db is None:
+            raise ConfigError("this run's journal was in memory: give db= to read its documents back")
+        return open_journal(self.db)
 
 
 def run(
@@ -315,7 +344,7 @@ def run_config(
     executor = _build.build_executor(config)
     journal = _build.build_journal(config)
     try:
-        return run(
+        result = run(
             source,
             pipeline,
             executor=executor,
@@ -333,3 +362,4 @@ def run_config(
         )
     finally:
         journal.close()
+    return dataclasses.replace(result, db=config.db)
