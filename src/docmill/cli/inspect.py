@@ -1,14 +1,15 @@
 """``docmill status``, ``docmill export`` and ``docmill failures``: read the journal, never write it.
 
 They work while a run is writing (WAL readers see the last committed batch) and against any journal
-``open_journal`` understands (a SQLite file, a ``postgresql://`` URL).
+``open_journal`` understands (a SQLite file, a ``postgresql://`` URL). They open it read-only
+(``open_journal(db, read_only=True)``), so a journal the user may only read is enough, and they leave
+no file beside it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import click
@@ -27,10 +28,8 @@ _Run = Annotated[int | None, typer.Option("--run", help="A run id (default: the 
 
 
 def open_existing(db: str) -> Journal:
-    """Open a journal for reading; a missing SQLite file is a one-line error, not a new empty journal."""
-    if "://" not in db and not Path(db).is_file():
-        raise ConfigError(f"no journal at {db} (run `docmill run` first, or pass --db)")
-    return open_journal(db)
+    """Open a journal read-only; a missing SQLite file is a one-line error, not a new empty journal."""
+    return open_journal(db, read_only=True)
 
 
 def check_run(journal: Journal, run_id: int | None) -> None:

@@ -8,6 +8,10 @@ runner) replaces its row instead of adding one.
 Target: ``postgresql://user@host:port/db[?schema=NAME]``. ``schema`` (docmill's own parameter,
 stripped before connecting) puts the tables in their own schema, created if missing; tests use
 it to stay apart.
+
+``read_only=True`` (every reader: ``status``, ``export``, ``serve``…) creates no schema: the session
+is set to read-only transactions (``SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY``), so any
+write it attempted would fail in PostgreSQL itself, and a database without a journal is an error.
 """
 
 from __future__ import annotations
@@ -59,15 +63,40 @@ def split_target(target: str) -> tuple[str, str | None]:
 class PostgresJournal:
     """The journal in a PostgreSQL database; ``quarantine_after`` failures end a document."""
 
-    def __init__(self, target: str, *, quarantine_after: int = 3, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        quarantine_after: int = 3,
+        connect_timeout: float = 5.0,
+        read_only: bool = False,
+    ) -> None:
         self.target = target
+        self.read_only = read_only
         self.quarantine_after = quarantine_after
         conninfo, self.schema = split_target(target)
         try:
             self._conn = psycopg.connect(conninfo, connect_timeout=int(connect_timeout), row_factory=dict_row)
         except psycopg.Error as exc:
             raise JournalError(f"cannot connect to {_redact(conninfo)}: {_first_line(exc)}") from exc
-        self._create_schema()
+        if read_only:
+            self._open_read_only()
+        else:
+            self._create_schema()
+
+    def _open_read_only(self) -> None:
+        """Make every transaction of this session read-only, then check the journal is there."""
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                if self.schema:
+                    cur.execute(f'SET search_path TO "{self.schema}"')
+                cur.execute("SELECT to_regclass('docmill_meta') IS NOT NULL AS present")
+                present = (cur.fetchone() or {}).get("present")
+                row = cur.execute(sql.READ_VERSION).fetchone() if present else None
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot read journal: {_first_line(exc)}") from exc
+        _check_version(row, self.schema)
 
     def _create_schema(self) -> None:
         with self._conn.transaction(), self._conn.cursor() as cur:
@@ -283,6 +312,15 @@ class PostgresJournal:
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
             raise JournalError(f"journal query failed: {_first_line(exc)}") from exc
+
+
+def _check_version(row: dict[str, Any] | None, schema: str | None) -> None:
+    """A reader's check: a journal of this schema version is there (it never creates one)."""
+    if row is None:
+        where = f"schema {schema!r}" if schema else "this database"
+        raise JournalError(f"no docmill journal in {where} (run `docmill run` first)")
+    if row["value"] != str(SCHEMA_VERSION):
+        raise JournalError(f"journal schema v{row['value']}, this docmill reads v{SCHEMA_VERSION}")
 
 
 def _where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:

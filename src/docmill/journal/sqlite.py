@@ -5,6 +5,9 @@ transaction. Readers (``docmill status``, ``export``, ``serve``) open the same f
 lets them read a consistent snapshot while the run writes. Durability: with ``synchronous="NORMAL"``
 (the default) every committed batch survives the process being killed (``kill -9``); a power loss may
 lose the last few batches. ``synchronous="FULL"`` survives both, at some cost per commit.
+
+``read_only=True`` opens the file as a reader must (see ``journal._readonly``): ``mode=ro``,
+``query_only``, no schema script or WAL pragma, and a missing file is an error, not a new journal.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
-from docmill.journal import _sql
+from docmill.journal import _readonly, _sql
 from docmill.journal.base import (
     SCHEMA_VERSION,
     DocumentRecord,
@@ -43,7 +46,12 @@ class SqliteJournal:
     """The Journal protocol over one SQLite file (see ``docmill.journal.base`` for the semantics)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", quarantine_after: int = 3
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        quarantine_after: int = 3,
+        read_only: bool = False,
     ) -> None:
         if synchronous.upper() not in _SYNC:
             raise ConfigError(f"synchronous must be one of {', '.join(_SYNC)}, got {synchronous!r}")
@@ -52,7 +60,13 @@ class SqliteJournal:
         self.path = os.fspath(path)
         self.quarantine_after = quarantine_after
         self._lock = threading.RLock()  # executors may pull refs (hence pending()) from a feeder thread
-        self._db = self._open(synchronous.upper())
+        self.read_only = read_only
+        self._reader: _readonly.Opened | None = None
+        if read_only:
+            self._reader = _readonly.open_reader(self.path)
+            self._db = self._reader.db
+        else:
+            self._db = self._open(synchronous.upper())
 
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
@@ -243,6 +257,7 @@ class SqliteJournal:
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self._lock:
+            self._refresh()
             try:
                 cursor = self._db.execute(sql, params)
                 cursor.row_factory = sqlite3.Row
@@ -250,12 +265,23 @@ class SqliteJournal:
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path}: {exc}") from exc
 
+    def _refresh(self) -> None:
+        """An ``immutable`` reader reopens once the file changed under it (a run started or ended)."""
+        if self._reader is not None and _readonly.is_stale(self._reader, self.path):
+            self._db.close()
+            self._reader = _readonly.open_reader(self.path)
+            self._db = self._reader.db
+
     def _write(self) -> _Transaction:
+        if self.read_only:
+            raise JournalError(f"journal {self.path} is open read-only")
         return _Transaction(self)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._reader is not None:
+                _readonly.tidy(self._reader, self.path)
 
     def __enter__(self) -> SqliteJournal:
         return self

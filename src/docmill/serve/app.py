@@ -38,7 +38,7 @@ def _opener(target: str | Journal) -> Callable[[], Journal]:
     def open_target() -> Journal:
         from docmill.journal import open_journal
 
-        return open_journal(target)
+        return open_journal(target, read_only=True)
 
     return open_target
 
