@@ -1,19 +1,20 @@
 """The strategy registry. The CLI's ``--strategy`` choices and the contract tests both read it.
 
 Entries are ``"module:Class"`` strings imported on first use, so optional dependencies (Celery)
-load only when their strategy is chosen. Adding a strategy is one line here.
+load only when their strategy is chosen. Adding a strategy is one line here. An entry is an
+:class:`Executor` class, so what a strategy takes (``executor_class(name).Options``) and what it
+is (``executor_class(name).overlaps_io``, ``.needs_processes``, …) are asked of the class.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 from docmill.errors import UnknownExecutorError
 from docmill.executors.base import Executor, ExecutorStats
 
-ExecutorFactory = Callable[..., Executor]
+ExecutorFactory = type[Executor]
 
 EXECUTORS: dict[str, str | ExecutorFactory] = {
     "sequential": "docmill.executors.sequential:SequentialExecutor",
@@ -32,14 +33,14 @@ ALIASES = {"no-parallel": "sequential", "distributed": "celery"}
 
 
 def register_executor(name: str, factory: str | ExecutorFactory, *, replace: bool = False) -> None:
-    """Add a strategy under ``name`` (a class, a factory, or a lazy ``"module:Class"`` string)."""
+    """Add a strategy under ``name`` (an Executor class, or a lazy ``"module:Class"`` string)."""
     if name in EXECUTORS and not replace:
         raise ValueError(f"strategy {name!r} is already registered; pass replace=True")
     EXECUTORS[name] = factory
 
 
 def executor_class(name: str) -> ExecutorFactory:
-    """Resolve a registry entry, importing it on first use."""
+    """The Executor class registered as ``name`` (or an alias), importing it on first use."""
     key = ALIASES.get(name, name)
     if key not in EXECUTORS:
         raise UnknownExecutorError(name, list(EXECUTORS))

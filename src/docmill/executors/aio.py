@@ -15,14 +15,17 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError, PermanentError
 from docmill.executors.base import Executor, ExecutorStats
 from docmill.executors.pool.gc_pause import fewer_collections
+from docmill.executors.sizing import MAX_AWAITING, MAX_THREADS, cap_count
 from docmill.job import Job
 from docmill.outcome import Outcome
+from docmill.settings import check
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -148,22 +151,31 @@ class AsyncioExecutor(Executor):
     """
 
     name = "asyncio"
+    io_slots = "in_flight"
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        *,
-        max_in_flight: int | None = None,
-        sync_threads: int = 8,
-        **options: Any,
-    ) -> None:
-        super().__init__(workers, max_in_flight=max_in_flight, **options)
-        self.sync_threads = sync_threads
+    @dataclass(frozen=True, kw_only=True)
+    class Options(Executor.Options):
+        """``max_in_flight`` and ``sync_threads``: the threads running the pipeline's sync steps."""
+
+        sync_threads: int = 8
+
+        def __post_init__(self) -> None:
+            Executor.Options.__post_init__(self)
+            check(self.sync_threads >= 1, "sync_threads", self.sync_threads, "must be >= 1")
+
+    options: AsyncioExecutor.Options
+
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
+        self.sync_threads = cap_count(self.options.sync_threads, MAX_THREADS, "sync_threads")
         self._loop: LoopThread[DocumentRef, Outcome] | None = None
         self._in_flight = self._completed = 0
 
     def default_workers(self) -> int:
         return 64
+
+    def bounded(self, workers: int, *, explicit: bool) -> int:
+        return cap_count(workers, MAX_AWAITING, "documents awaiting (workers)")
 
     def default_in_flight(self) -> int:
         return 2 * self.workers  # the next batch waits in the loop while the current one runs

@@ -32,11 +32,13 @@ from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.executors.base import Executor, ExecutorStats, default_workers
-from docmill.executors.pool.dispatch import limits_from
+from docmill.executors.pool.dispatch import PooledExecutor, limits_from
 from docmill.executors.pool.parent import Pool
 from docmill.executors.pool.wire import Item
+from docmill.executors.sizing import cap_processes
 from docmill.job import Job
 from docmill.outcome import Outcome
+from docmill.settings import check, field_names
 
 CPU_BOUND = 0.60  # CPU share above which more processes is the only lever
 TINY = 0.002  # seconds: below this a document's wait is noise (a busy machine's preemption)
@@ -138,26 +140,42 @@ class AutoExecutor(Executor):
     """
 
     name = "auto"
+    needs_processes = True
+    nested = True
+    overlaps_io = True
+    io_slots = "in_flight"
+    delegates = True
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        *,
-        max_in_flight: int | None = None,
-        sample: int = 16,
-        probe_seconds: float = 0.15,
-        max_processes: int | None = None,
-        max_threads_per_process: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(workers, max_in_flight=max_in_flight, **options)
-        self.sample, self.probe_seconds = sample, probe_seconds
-        self.processes = max_processes or workers or default_workers()
-        self.per_process = max_threads_per_process
+    @dataclass(frozen=True, kw_only=True)
+    class Options(PooledExecutor.Options):
+        """The probe (``sample`` documents, ``probe_seconds``), the shape of a nested choice
+        (``parallelization:``) and the pool options handed to a process-based choice."""
+
+        sample: int = 16
+        probe_seconds: float = 0.15
+        max_processes: int | None = None
+        max_threads_per_process: int | None = None
+
+        def __post_init__(self) -> None:
+            PooledExecutor.Options.__post_init__(self)
+            check(self.sample >= 1, "sample", self.sample, "must be >= 1")
+            check(self.probe_seconds > 0, "probe_seconds", self.probe_seconds, "must be > 0")
+            for key in ("max_processes", "max_threads_per_process"):
+                value = getattr(self, key)
+                check(value is None or value >= 1, key, value, "must be >= 1")
+
+    options: AutoExecutor.Options
+
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
+        self.sample, self.probe_seconds = self.options.sample, self.options.probe_seconds
+        wanted = self.options.max_processes or workers
+        self.processes = cap_processes(wanted or default_workers(), explicit=wanted is not None)
+        self.per_process = self.options.max_threads_per_process
         self.probe = Probe()
         self.choice: Choice | None = None
         self._inner: Executor | None = None
-        self._explicit_in_flight = max_in_flight
+        self._explicit_in_flight = self.options.max_in_flight
 
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
         remaining = iter(refs)
@@ -167,21 +185,27 @@ class AutoExecutor(Executor):
         options = dict(self.choice.options)
         if self._explicit_in_flight:
             options["max_in_flight"] = self._explicit_in_flight
-        from docmill.executors import get_executor  # the registry imports this module lazily
+        from docmill.executors import executor_class, get_executor  # the registry imports us lazily
 
-        if self.choice.strategy not in ("threads", "asyncio"):
-            options.update(self.options)  # worker limits (max_memory_mb, start_method, …)
+        if executor_class(self.choice.strategy).needs_processes:
+            options.update(self._pool_options())  # worker limits (max_memory_mb, start_method, …)
         inner = self._inner = get_executor(self.choice.strategy, **options)
         try:
             yield from inner.map_unordered(job, remaining)
         finally:
             inner.close()
 
+    def _pool_options(self) -> dict[str, Any]:
+        """The pool options given to this strategy, for a process-based choice."""
+        keys = set(field_names(PooledExecutor.Options)) - {"max_in_flight"}
+        return {key: getattr(self.options, key) for key in keys}
+
     def _run_probe(self, job: Job, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
         """One document at a time per worker, ``processes`` workers: each is timed alone."""
-        keys = ("max_tasks_per_child", "max_memory_mb")
-        limits = limits_from(**{k: v for k, v in self.options.items() if k in keys})
-        pool = Pool(_Timed(job), min(self.processes, self.sample), limits=limits, timeout=job.timeout)
+        limits = limits_from(self.options.max_tasks_per_child, self.options.max_memory_mb)
+        size = min(self.processes, self.sample)
+        start = self.options.start_method
+        pool = Pool(_Timed(job), size, limits=limits, timeout=job.timeout, start_method=start)
         pool.start()
         try:
             yield from self._probe_loop(pool, refs, time.monotonic() + self.probe_seconds)

@@ -4,20 +4,30 @@ Executors only schedule ``Job.run`` over refs. Retry, time limits and loading li
 journal, sinks and progress live in the parent (the runner). To add a strategy, subclass
 :class:`Executor`, implement ``map_unordered`` and register it in ``docmill.executors.EXECUTORS``;
 it is done when ``tests/contract`` passes for it.
+
+A strategy's options are its ``Options``: a frozen, keyword-only dataclass holding only the keys
+that strategy reads (a subclass extends its parent's ``Options``), checked in ``__post_init__``
+with :func:`docmill.settings.check`. ``strategy_options:`` in docmill.yaml and the keyword
+arguments of ``get_executor`` both become one, so an option is spelled in one place. What a
+strategy *is* (forks processes, overlaps I/O, is sized by ``parallelization:``, …) is said by its
+capability class attributes, which ``_build`` and the benchmark read instead of lists of names.
 """
 
 from __future__ import annotations
 
 import abc
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
+from docmill.executors.sizing import MAX_IN_FLIGHT, cap_count, usable_cores
 from docmill.job import Job
 from docmill.outcome import Outcome
+from docmill.settings import check, from_mapping
+
+IoSlots = Literal["workers", "threads", "in_flight"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +44,7 @@ class ExecutorStats:
 
 def default_workers() -> int:
     """Usable CPU cores (respects affinity masks and cgroup pinning)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 class Executor(abc.ABC):
@@ -50,20 +57,62 @@ class Executor(abc.ABC):
 
     name: ClassVar[str] = "executor"
 
+    # ---- capabilities: what the strategy is, read by _build, auto and the benchmark
+    parallel: ClassVar[bool] = True
+    """False for the one-at-a-time oracle (``sequential``), the benchmarks' baseline."""
+    needs_processes: ClassVar[bool] = False
+    """Forks worker processes: their count is capped by cores and available memory."""
+    nested: ClassVar[bool] = False
+    """Sized by the ``parallelization:`` section (``max_processes`` × ``max_threads_per_process``)."""
+    distributed: ClassVar[bool] = False
+    """Runs on remote workers through a broker: takes ``broker:``/``queue:``, needs services."""
+    overlaps_io: ClassVar[bool] = False
+    """Its I/O concurrency is not its worker count (async stages, threads inside processes)."""
+    io_slots: ClassVar[IoSlots] = "workers"
+    """How many waits one host overlaps: one per worker, up to a thread count, or all in flight."""
+    delegates: ClassVar[bool] = False
+    """Picks another strategy at run time (``auto``): not measured on its own."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class Options:
+        """The options every strategy takes; a strategy's own ``Options`` extends its parent's.
+
+        ``max_in_flight``: refs pulled from the source and not yet yielded back (None = the
+        strategy's default).
+        """
+
+        max_in_flight: int | None = None
+
+        def __post_init__(self) -> None:
+            ok = self.max_in_flight is None or self.max_in_flight >= 1
+            check(ok, "max_in_flight", self.max_in_flight, "must be >= 1")
+
     def __init__(
-        self, workers: int | None = None, *, max_in_flight: int | None = None, **options: Any
+        self, workers: int | None = None, *, options: Options | None = None, **settings: Any
     ) -> None:
-        if workers is not None and workers < 1:
+        if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        self.workers = workers or self.default_workers()
-        self.max_in_flight = max_in_flight or self.default_in_flight()
-        if self.max_in_flight < 1:
-            raise ConfigError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
-        self.options = options
+        self.options = self.options_from(settings) if options is None else options
+        self.requested_workers = workers
+        self.workers = self.bounded(workers or self.default_workers(), explicit=workers is not None)
+        self.max_in_flight = cap_count(
+            self.options.max_in_flight or self.default_in_flight(), MAX_IN_FLIGHT, "max_in_flight"
+        )
         self._closed = False
+
+    @classmethod
+    def options_from(cls, data: Mapping[str, Any] | Options, path: str = "") -> Options:
+        """This strategy's ``Options`` from plain data; ``SettingError`` names a key it does not take."""
+        if isinstance(data, cls.Options):
+            return data
+        return from_mapping(cls.Options, data, path)
 
     def default_workers(self) -> int:
         return default_workers()
+
+    def bounded(self, workers: int, *, explicit: bool) -> int:
+        """``workers`` within what this strategy can use here (processes, threads: see ``sizing``)."""
+        return workers
 
     def default_in_flight(self) -> int:
         return max(16, 4 * self.workers)

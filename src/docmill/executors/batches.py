@@ -17,10 +17,10 @@ from __future__ import annotations
 import collections
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from docmill.document import DocumentRef
-from docmill.errors import ConfigError
 from docmill.executors.pool.parent import WorkerHandle
 from docmill.executors.work_queue import QueueExecutor
 
@@ -30,11 +30,17 @@ class PartitionedExecutor(QueueExecutor):
 
     name = "batches"
 
-    def __init__(self, workers: int | None = None, *, partition: str = "stride", **options: Any) -> None:
-        if partition not in ("stride", "size"):
-            raise ConfigError(f"partition must be 'stride' or 'size', got {partition!r}")
-        super().__init__(workers, **options)
-        self.partition = partition
+    @dataclass(frozen=True, kw_only=True)
+    class Options(QueueExecutor.Options):
+        """The pool's options and ``partition``: "stride" (``refs[i::n]``) or "size" (bytes)."""
+
+        partition: Literal["stride", "size"] = "stride"
+
+    options: PartitionedExecutor.Options
+
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
+        self.partition = self.options.partition
 
     def prepare(self, refs: Iterable[DocumentRef]) -> None:
         self._buffers = [collections.deque[DocumentRef]() for _ in range(self.workers)]

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.distributed.app import DEFAULT_QUEUE, TASK_NAME, make_app
@@ -33,6 +33,7 @@ from docmill.errors import BrokenExecutorError
 from docmill.executors.base import Executor, ExecutorStats
 from docmill.job import Job
 from docmill.outcome import Outcome
+from docmill.settings import check
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +67,40 @@ class CeleryExecutor(Executor):
     """
 
     name = "celery"
+    distributed = True
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        *,
-        max_in_flight: int | None = None,
-        broker: str | None = None,
-        store: str | None = None,
-        queue: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
-        stall_timeout: float = 60.0,
-        task_time_limit: float | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        **options: Any,
-    ) -> None:
-        self.chunk_size = max(1, chunk_size)
-        super().__init__(workers, max_in_flight=max_in_flight, **options)
+    @dataclass(frozen=True, kw_only=True)
+    class Options(Executor.Options):
+        """Where the work goes (``broker``, ``queue``, ``store``) and how it travels (see above)."""
+
+        broker: str | None = None
+        store: str | None = None
+        queue: str | None = None
+        chunk_size: int = DEFAULT_CHUNK
+        stall_timeout: float = 60.0
+        task_time_limit: float | None = None
+
+        def __post_init__(self) -> None:
+            Executor.Options.__post_init__(self)
+            check(self.chunk_size >= 1, "chunk_size", self.chunk_size, "must be >= 1")
+            check(self.stall_timeout > 0, "stall_timeout", self.stall_timeout, "must be > 0")
+            limit = self.task_time_limit
+            check(limit is None or limit > 0, "task_time_limit", limit, "must be > 0")
+
+    options: CeleryExecutor.Options
+
+    def __init__(self, workers: int | None = None, *, clock: Clock = SYSTEM_CLOCK, **settings: Any) -> None:
+        options = cast(CeleryExecutor.Options, self.options_from(settings))
+        self.chunk_size = options.chunk_size
+        super().__init__(workers, options=options)
         self.chunk_size = min(self.chunk_size, self.max_in_flight)  # never pull more than allowed ahead
-        queue = queue or os.environ.get("DOCMILL_QUEUE", DEFAULT_QUEUE)
-        self.app = make_app(broker, queue=queue)
+        queue = options.queue or os.environ.get("DOCMILL_QUEUE", DEFAULT_QUEUE)
+        self.app = make_app(options.broker, queue=queue)
         self.broker = str(self.app.conf.broker_url)
-        self.store = store or self.broker
+        self.store = options.store or self.broker
         self.queue = queue
-        self.stall_timeout = stall_timeout
-        self.task_time_limit = task_time_limit
+        self.stall_timeout = options.stall_timeout
+        self.task_time_limit = options.task_time_limit
         self.clock = clock
         self._stats = DistributedStats()
         self._in_flight = 0

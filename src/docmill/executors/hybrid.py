@@ -11,36 +11,48 @@ is re-run alone ("solo") and only the one that kills a worker again ends CRASHED
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
-from docmill.errors import ConfigError
 from docmill.executors.pool.parent import WorkerHandle
 from docmill.executors.pool.worker import WorkerLimits
+from docmill.executors.sizing import MAX_AWAITING, cap_count
 from docmill.executors.work_queue import QueueExecutor
 from docmill.job import Job
+from docmill.settings import check
 
 
 class HybridExecutor(QueueExecutor):
     """Processes × (threads | asyncio)."""
 
     name = "hybrid"
+    nested = True
+    overlaps_io = True
+    io_slots = "in_flight"
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        *,
-        max_processes: int | None = None,
-        max_threads_per_process: int | None = None,
-        inner: str = "auto",
-        **options: Any,
-    ) -> None:
-        if inner not in ("auto", "threads", "asyncio"):
-            raise ConfigError(f"inner must be 'auto', 'threads' or 'asyncio', got {inner!r}")
-        if max_threads_per_process is not None and max_threads_per_process < 1:
-            raise ConfigError(f"max_threads_per_process must be >= 1, got {max_threads_per_process}")
-        super().__init__(max_processes or workers, **options)
-        self.inner = inner
-        self.width = max_threads_per_process
+    @dataclass(frozen=True, kw_only=True)
+    class Options(QueueExecutor.Options):
+        """The pool's options, its shape (``parallelization:``) and ``inner``: how a worker runs
+        its documents ("threads", "asyncio", or "auto": asyncio for async pipelines)."""
+
+        max_processes: int | None = None
+        max_threads_per_process: int | None = None
+        inner: Literal["auto", "threads", "asyncio"] = "auto"
+
+        def __post_init__(self) -> None:
+            QueueExecutor.Options.__post_init__(self)
+            for key in ("max_processes", "max_threads_per_process"):
+                value = getattr(self, key)
+                check(value is None or value >= 1, key, value, "must be >= 1")
+
+    options: HybridExecutor.Options
+
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        options = cast(HybridExecutor.Options, self.options_from(settings))
+        super().__init__(options.max_processes or workers, options=options)
+        self.inner = options.inner
+        width = options.max_threads_per_process
+        self.width = None if width is None else cap_count(width, MAX_AWAITING, "max_threads_per_process")
         self._width = 1  # the width of the current run's workers
 
     def worker_limits(self, job: Job) -> WorkerLimits:

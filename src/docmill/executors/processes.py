@@ -8,11 +8,11 @@ are replaced. See ``_pool.py`` for the machinery and ``work_queue.py`` for adapt
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from docmill.errors import ConfigError
 from docmill.executors.pool.dispatch import PooledExecutor
 from docmill.executors.pool.parent import WorkerHandle
+from docmill.settings import check
 
 
 class ProcessExecutor(PooledExecutor):
@@ -24,11 +24,21 @@ class ProcessExecutor(PooledExecutor):
 
     name = "processes"
 
-    def __init__(self, workers: int | None = None, *, chunksize: int = 1, **options: Any) -> None:
-        if chunksize < 1:
-            raise ConfigError(f"chunksize must be >= 1, got {chunksize}")
-        self.chunksize = chunksize
-        super().__init__(workers, **options)
+    @dataclass(frozen=True, kw_only=True)
+    class Options(PooledExecutor.Options):
+        """The pool's options and ``chunksize``: refs per message."""
+
+        chunksize: int = 1
+
+        def __post_init__(self) -> None:
+            PooledExecutor.Options.__post_init__(self)
+            check(self.chunksize >= 1, "chunksize", self.chunksize, "must be >= 1")
+
+    options: ProcessExecutor.Options
+
+    @property
+    def chunksize(self) -> int:
+        return self.options.chunksize
 
     def default_in_flight(self) -> int:
         return max(64, 4 * self.depth * self.workers * self.chunksize)

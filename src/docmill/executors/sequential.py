@@ -14,6 +14,7 @@ class SequentialExecutor(Executor):
     """``job.setup(); for ref in refs: yield job.run(ref)`` — nothing else."""
 
     name = "sequential"
+    parallel = False
 
     def default_workers(self) -> int:
         return 1

@@ -21,6 +21,7 @@ from typing import Any
 from docmill.document import DocumentRef
 from docmill.executors.base import Executor, ExecutorStats, default_workers
 from docmill.executors.pool.outcomes import timed_out
+from docmill.executors.sizing import MAX_THREADS, cap_count
 from docmill.job import Job
 from docmill.outcome import Outcome
 
@@ -110,14 +111,18 @@ class ThreadExecutor(Executor):
     """
 
     name = "threads"
+    io_slots = "threads"
 
-    def __init__(self, workers: int | None = None, *, max_in_flight: int | None = None, **options: Any):
-        super().__init__(workers, max_in_flight=max_in_flight, **options)
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
         self._crew: _Crew | None = None
         self._abandoned = self._in_flight = self._completed = 0
 
     def default_workers(self) -> int:
         return min(32, default_workers() + 4)
+
+    def bounded(self, workers: int, *, explicit: bool) -> int:
+        return cap_count(workers, MAX_THREADS, "threads")
 
     def default_in_flight(self) -> int:
         return 2 * self.workers

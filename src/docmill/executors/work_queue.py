@@ -35,8 +35,8 @@ class QueueExecutor(PooledExecutor):
 
     name = "queue"
 
-    def __init__(self, workers: int | None = None, **options: Any) -> None:
-        super().__init__(workers, **options)
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
         self._size = 1.0
 
     def chunk_size(self, worker: WorkerHandle) -> int:

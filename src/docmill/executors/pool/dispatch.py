@@ -9,17 +9,22 @@ it never waits for the parent, and no more than ``max_in_flight`` refs are pulle
 from __future__ import annotations
 
 import collections
+import itertools
+import multiprocessing
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from docmill.document import DocumentRef
-from docmill.errors import BrokenExecutorError, ConfigError
+from docmill.errors import BrokenExecutorError
 from docmill.executors.base import Executor, ExecutorStats
+from docmill.executors.sizing import cap_processes, cap_to_pending
 from docmill.executors.pool.parent import Pool, WorkerHandle
 from docmill.executors.pool.wire import Item
 from docmill.executors.pool.worker import Task, WorkerLimits
 from docmill.job import Job
 from docmill.outcome import Outcome
+from docmill.settings import check
 
 _MIB = 1 << 20
 
@@ -33,27 +38,41 @@ class PooledExecutor(Executor):
     (seconds past ``job.timeout`` before the watchdog kills a stuck worker).
     """
 
+    needs_processes = True
     depth = 2  # chunks per worker: one running, one queued so the worker never waits on us
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        *,
-        max_in_flight: int | None = None,
-        start_method: str | None = None,
-        max_tasks_per_child: int | None = None,
-        max_memory_mb: float | None = None,
-        timeout_grace: float = 1.0,
-        **options: Any,
-    ) -> None:
-        super().__init__(workers, max_in_flight=max_in_flight, **options)
-        self.start_method = start_method
-        self.limits = limits_from(max_tasks_per_child, max_memory_mb)
-        self.timeout_grace = timeout_grace
+    @dataclass(frozen=True, kw_only=True)
+    class Options(Executor.Options):
+        """What every process pool takes (see the class docstring)."""
+
+        start_method: str | None = None
+        max_tasks_per_child: int | None = None
+        max_memory_mb: float | None = None
+        timeout_grace: float = 1.0
+
+        def __post_init__(self) -> None:
+            Executor.Options.__post_init__(self)
+            methods = multiprocessing.get_all_start_methods()
+            ok = self.start_method is None or self.start_method in methods
+            check(ok, "start_method", self.start_method, "one of " + ", ".join(methods))
+            check(self.timeout_grace >= 0, "timeout_grace", self.timeout_grace, "must be >= 0")
+            limits_from(self.max_tasks_per_child, self.max_memory_mb)
+
+    options: PooledExecutor.Options
+
+    def __init__(self, workers: int | None = None, **settings: Any) -> None:
+        super().__init__(workers, **settings)
+        self.sized = self.workers  # this run's pool may be smaller: no more than its documents
+        self.start_method = self.options.start_method
+        self.limits = limits_from(self.options.max_tasks_per_child, self.options.max_memory_mb)
+        self.timeout_grace = self.options.timeout_grace
         self._pool: Pool | None = None
         self._stats = ExecutorStats(workers=self.workers)
         self._pending: dict[int, DocumentRef] = {}
         self._completed = 0
+
+    def bounded(self, workers: int, *, explicit: bool) -> int:
+        return cap_processes(workers, explicit=explicit)
 
     def worker_limits(self, job: Job) -> WorkerLimits:
         """The workers' limits and shape for this job (hybrid widens them)."""
@@ -93,6 +112,7 @@ class PooledExecutor(Executor):
     # ------------------------------------------------------------------------------- the loop
 
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        refs = self._fit_to(refs)
         pool = self._pool = self._make_pool(job)
         try:
             pool.start()
@@ -103,6 +123,18 @@ class PooledExecutor(Executor):
             pool.shutdown(drain=False)
             self._stats = self._snapshot(pool)
             self._pool = None
+
+    def _fit_to(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        """The refs, unchanged; first, no more workers than there are documents to run.
+
+        Up to ``sized`` refs are pulled ahead (never past ``max_in_flight``): when the source
+        runs dry before that, the pool is only as big as what it gave.
+        """
+        refs, wanted = iter(refs), min(self.sized, self.max_in_flight)
+        head = list(itertools.islice(refs, wanted))
+        pending = len(head) if len(head) < wanted else None
+        self.workers = cap_to_pending(self.sized, pending, self.requested_workers)
+        return itertools.chain(head, refs)
 
     def _make_pool(self, job: Job) -> Pool:
         return Pool(
@@ -212,9 +244,8 @@ class PooledExecutor(Executor):
 
 def limits_from(max_tasks_per_child: int | None = None, max_memory_mb: float | None = None) -> WorkerLimits:
     """WorkerLimits from the user-facing options, validated."""
-    if max_tasks_per_child is not None and max_tasks_per_child < 1:
-        raise ConfigError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
-    if max_memory_mb is not None and max_memory_mb <= 0:
-        raise ConfigError(f"max_memory_mb must be > 0, got {max_memory_mb}")
+    ok = max_tasks_per_child is None or max_tasks_per_child >= 1
+    check(ok, "max_tasks_per_child", max_tasks_per_child, "must be >= 1")
+    check(max_memory_mb is None or max_memory_mb > 0, "max_memory_mb", max_memory_mb, "must be > 0")
     rss = int(max_memory_mb * _MIB) if max_memory_mb else None
     return WorkerLimits(max_tasks=max_tasks_per_child, max_rss=rss)
