@@ -63,8 +63,12 @@ def reader_uri(path: str, *, immutable: bool) -> str:
 
 def use_immutable(path: str) -> bool:
     """True when the folder is not writable and no run left a ``-wal`` beside the file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    return not os.access(folder, os.W_OK) and not os.path.exists(path + "-wal")
+    return not folder_writable(path) and not os.path.exists(path + "-wal")
+
+
+def folder_writable(path: str) -> bool:
+    """Whether this process may create files beside ``path``."""
+    return os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
 
 
 def stamp(path: str) -> tuple[int, int]:

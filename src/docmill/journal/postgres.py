@@ -298,8 +298,11 @@ class PostgresJournal:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _execute(self, text: str, params: Sequence[Any]) -> None:
-        with self._conn.transaction(), self._conn.cursor() as cur:
-            cur.execute(text, params)
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute(text, params)
+        except psycopg.Error as exc:  # a reader's session refuses writes here too
+            raise JournalError(f"journal write failed: {_first_line(exc)}") from exc
 
     def _one(self, text: str, params: Sequence[Any]) -> dict[str, Any] | None:
         rows = self._all(text, params)
