@@ -5,8 +5,8 @@ The public API is re-exported here; heavy names load lazily on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from docmill.document import Document, DocumentRef
 from docmill.errors import DocmillError
@@ -16,7 +16,7 @@ from docmill.pipeline import Pipeline
 from docmill.processors.base import AsyncProcessor, Processor
 from docmill.retry import RetryPolicy
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from docmill.api import JournalReader, RunResult, open_journal, run
     from docmill.config import RunConfig
 
@@ -32,12 +32,12 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Load ``run``, ``open_journal``, ``RunResult``, … on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'docmill' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -13,7 +13,6 @@ pipeline. pandas (extra ``docmill[pandas]``) and pyarrow (``docmill[parquet]``) 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 from docmill.errors import ConfigError, MissingDependencyError
 from docmill.export import COLUMNS
 from docmill.journal import Journal
-from docmill.journal import open_journal as _open_for_writing
+from docmill.journal import open_journal as _open_journal
 from docmill.journal.base import DocumentRecord, Query, RunRecord, Summary
 from docmill.journal.policy import FAILURES
 
@@ -90,25 +89,15 @@ class JournalReader:
 
 
 def open_journal(db: str | os.PathLike[str] = "docmill.db") -> JournalReader:
-    """Open the journal at ``db`` (a SQLite file or a ``postgresql://`` URL) for reading.
+    """Open the journal at ``db`` (a SQLite file or a ``postgresql://`` URL) for reading only.
 
-    A missing SQLite file is a ``ConfigError`` (never a new, empty journal).
+    Nothing is written, no file is left behind, and the journal may be one the user can only read
+    (``docmill.journal.open_journal(read_only=True)``). A missing SQLite file is a ``ConfigError``.
     """
     target = os.fspath(db)
     if "://" not in target and not Path(target).is_file():
         raise ConfigError(f"no journal at {target} (run docmill.run(...) or `docmill run` first)")
-    return JournalReader(_open_read_only(target), target)
-
-
-def _open_read_only(target: str) -> Journal:
-    """Open with ``read_only=True`` where ``docmill.journal.open_journal`` takes it.
-
-    Until every backend takes it, a journal without that option is opened the ordinary way (the
-    reader only reads, but SQLite may then set WAL mode or leave ``-wal``/``-shm`` files).
-    """
-    if "read_only" in inspect.signature(_open_for_writing).parameters:
-        return _open_for_writing(target, read_only=True)
-    return _open_for_writing(target)
+    return JournalReader(_open_journal(target, read_only=True), target)
 
 
 def to_pandas(rows: Iterable[dict[str, Any]]) -> Any:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +16,20 @@ def test_public_api_is_sorted_and_complete() -> None:
     public = sorted(name for name in dir(docmill) if not name.startswith("_") and name[0].isupper())
     assert docmill.__all__ == sorted(docmill.__all__)
     assert set(public) <= set(docmill.__all__)
+
+
+def test_every_public_name_resolves_and_the_api_loads_lazily() -> None:
+    for name in docmill.__all__:
+        assert getattr(docmill, name) is not None, name
+    assert {"run", "open_journal", "RunResult", "JournalReader", "RunConfig"} <= set(docmill.__all__)
+    assert docmill.run.__module__ == "docmill.api" and docmill.RunResult.__module__ == "docmill.runner"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = docmill.nope
+    code = "import sys, docmill; print(sorted(m for m in sys.modules if m in LAZY))".replace(
+        "LAZY", repr({"docmill.api", "docmill.runner", "docmill.executors", "docmill.reader", "pandas"})
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"  # `import docmill` stays cheap
 
 
 def test_every_error_is_a_docmill_error_and_documented_in_the_tree() -> None:
