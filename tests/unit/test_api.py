@@ -18,7 +18,7 @@ import pytest
 import docmill
 from docmill.cli.main import main
 from docmill.config import RunConfig
-from docmill.errors import ConfigError, MissingDependencyError
+from docmill.errors import ConfigError, DocmillError, MissingDependencyError
 from docmill.export import COLUMNS
 from docmill.runner import run as run_pipeline
 from docmill.testing import MemorySource, NoopProcessor
@@ -195,3 +195,17 @@ def test_open_journal_refuses_a_missing_journal_or_run_and_creates_nothing(
     docmill.run(corpus, strategy="sequential", db=db)
     with docmill.open_journal(db) as journal, pytest.raises(ConfigError, match="no run 99"):
         journal.summary(99)
+
+
+def test_open_journal_is_read_only(corpus: Path, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    result = docmill.run(corpus, strategy="sequential", db=db)
+    before = db.read_bytes()
+    with docmill.open_journal(db) as journal:
+        assert len(journal.to_arrow()) == len(DOCS)
+        with pytest.raises(DocmillError):
+            journal.journal.forget(source=str(corpus), fingerprint="x")
+        with pytest.raises(DocmillError):
+            journal.journal.end_run(result.run_id, "failed", {})
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("j.db")) == ["j.db"]
