@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,6 @@ from docmill.pipeline import Pipeline
 from docmill.sources.base import Source
 
 _JSONL = (".jsonl", ".ndjson")
-_NESTED = ("hybrid", "auto")  # strategies sized by the parallelization: section
-_DISTRIBUTED = ("celery", "distributed")  # strategies that take broker: and queue:
 
 
 def build_source(config: RunConfig) -> Source:
@@ -83,10 +82,7 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     from docmill.processors.extract import ExtractText
     from docmill.processors.registry import build_classifier
 
-    try:
-        extract = ExtractText(**dict(config.extract))
-    except TypeError as exc:
-        raise ConfigError(f"bad extract: settings: {exc}") from exc
+    extract = ExtractText.from_options(config.extract)
     return Pipeline(extract, build_classifier(config.classifier, config.classifier_settings()))
 
 
@@ -101,13 +97,13 @@ def build_journal(config: RunConfig) -> Journal:
 
 
 def build_executor(config: RunConfig) -> Executor:
-    options: dict[str, Any] = {**config.strategy_options, "workers": config.workers}
-    if config.strategy in _DISTRIBUTED:  # set here, else in strategy_options, else $DOCMILL_BROKER/QUEUE
-        options.update({k: v for k, v in (("broker", config.broker), ("queue", config.queue)) if v})
-    if config.strategy in _NESTED:
-        options["max_processes"] = config.parallelization.max_processes
-        options["max_threads_per_process"] = config.parallelization.max_threads_per_process
-    try:
-        return executor_class(config.strategy)(**options)
-    except TypeError as exc:  # an option this strategy does not take
-        raise ConfigError(f"strategy {config.strategy!r}: {exc}") from exc
+    """The strategy ``config`` names, with its typed ``Options`` (checked when the config was made)."""
+    kind = executor_class(config.strategy)
+    options = kind.options_from(config.strategy_options, "strategy_options")
+    shape: dict[str, Any] = {}
+    if kind.distributed:  # set here, else in strategy_options, else $DOCMILL_BROKER/QUEUE
+        shape.update({k: v for k, v in (("broker", config.broker), ("queue", config.queue)) if v})
+    if kind.nested:  # the parallelization: section, unless strategy_options says otherwise
+        sizing = dataclasses.asdict(config.parallelization)
+        shape.update({k: v for k, v in sizing.items() if k not in config.strategy_options})
+    return kind(config.workers, options=dataclasses.replace(options, **shape))

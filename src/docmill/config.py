@@ -6,7 +6,7 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     source: ./inbox               # what `docmill run` processes when no path is given
     strategy: processes           # sequential | threads | processes | asyncio | … | auto
     workers: 2
-    strategy_options: {}          # extra options of the strategy (celery: store, stall_timeout; …)
+    strategy_options: {}          # the strategy's own options (processes: start_method, chunksize; …)
     broker: redis://host:6379/0   # celery strategy: the broker (default $DOCMILL_BROKER)
     queue: docmill                # celery strategy: the queue its workers serve (default $DOCMILL_QUEUE)
     parallelization: {max_processes: null, max_threads_per_process: 4}
@@ -67,7 +67,7 @@ class RunConfig:
     source: str | None = None
     strategy: str = ""  # "" = the default: auto when available, else processes
     workers: int | None = None
-    strategy_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the strategy as is
+    strategy_options: Mapping[str, Any] = field(default_factory=dict)  # checked against strategy's Options
     broker: str | None = None  # the celery strategy's broker URL; other strategies ignore it
     queue: str | None = None  # the celery strategy's queue name; other strategies ignore it
     parallelization: Parallelization = field(default_factory=Parallelization)
@@ -95,6 +95,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", self.strategy or default_strategy())
         _check_strategy(self.strategy)
+        _check_strategy_options(self.strategy, self.strategy_options)
         _positive("workers", self.workers)
         _positive("timeout", self.timeout)
         _positive("max_bytes", self.max_bytes)
@@ -193,6 +194,17 @@ def _check_strategy(name: str) -> None:
 
     if name not in EXECUTORS and name not in ALIASES:
         raise UnknownExecutorError(name, list(EXECUTORS))
+
+
+def _check_strategy_options(name: str, options: Any) -> None:
+    """Refuse, before any work, an option the strategy does not take or a value it cannot use."""
+    from docmill.executors import executor_class
+
+    try:
+        kind = executor_class(name)
+    except ImportError:
+        return  # its missing dependency is reported when the strategy is built
+    kind.options_from(options, "strategy_options")
 
 
 def _positive(name: str, value: float | None) -> None:

@@ -111,7 +111,7 @@ def test_public_settings_are_json_ready() -> None:
 
 def test_public_settings_never_carry_secrets() -> None:
     config = RunConfig(
-        strategy="sequential",
+        strategy="celery",
         llm={"api_key": "sk-123", "api_key_env": "OPENAI_API_KEY", "base_url": "http://u:pw@host/v1"},
         strategy_options={"broker": "redis://:hunter2@localhost:6379/0"},
         db="postgresql://me:s3cret@db/test",

@@ -92,13 +92,20 @@ class Executor(abc.ABC):
     ) -> None:
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        self.options = self.options_from(settings) if options is None else options
+        self.options = self.resolve_options(options, settings)
         self.requested_workers = workers
         self.workers = self.bounded(workers or self.default_workers(), explicit=workers is not None)
         self.max_in_flight = cap_count(
             self.options.max_in_flight or self.default_in_flight(), MAX_IN_FLIGHT, "max_in_flight"
         )
         self._closed = False
+
+    @classmethod
+    def resolve_options(cls, options: Options | None, settings: Mapping[str, Any]) -> Options:
+        """``options`` (an ``Options``) or the keyword ``settings``, as this strategy's ``Options``."""
+        if options is not None and settings:
+            raise ConfigError(f"{cls.name}: pass options= or keyword options, not both")
+        return cls.options_from(settings if options is None else options)
 
     @classmethod
     def options_from(cls, data: Mapping[str, Any] | Options, path: str = "") -> Options:

@@ -89,8 +89,15 @@ class CeleryExecutor(Executor):
 
     options: CeleryExecutor.Options
 
-    def __init__(self, workers: int | None = None, *, clock: Clock = SYSTEM_CLOCK, **settings: Any) -> None:
-        options = cast(CeleryExecutor.Options, self.options_from(settings))
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        options: Executor.Options | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        **settings: Any,
+    ) -> None:
+        options = cast(CeleryExecutor.Options, self.resolve_options(options, settings))
         self.chunk_size = options.chunk_size
         super().__init__(workers, options=options)
         self.chunk_size = min(self.chunk_size, self.max_in_flight)  # never pull more than allowed ahead

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from docmill.executors.base import Executor
 from docmill.executors.pool.parent import WorkerHandle
 from docmill.executors.pool.worker import WorkerLimits
 from docmill.executors.sizing import MAX_AWAITING, cap_count
@@ -47,8 +48,10 @@ class HybridExecutor(QueueExecutor):
 
     options: HybridExecutor.Options
 
-    def __init__(self, workers: int | None = None, **settings: Any) -> None:
-        options = cast(HybridExecutor.Options, self.options_from(settings))
+    def __init__(
+        self, workers: int | None = None, *, options: Executor.Options | None = None, **settings: Any
+    ) -> None:
+        options = cast(HybridExecutor.Options, self.resolve_options(options, settings))
         super().__init__(options.max_processes or workers, options=options)
         self.inner = options.inner
         width = options.max_threads_per_process
