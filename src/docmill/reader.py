@@ -14,6 +14,7 @@ pipeline. pandas (extra ``docmill[pandas]``) and pyarrow (``docmill[parquet]``) 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +44,7 @@ class JournalReader:
         self.close()
 
     def __repr__(self) -> str:
-        return f"JournalReader({self.target!r})"
+        return f"JournalReader({re.sub(r'//[^/@]*@', '//***@', self.target)!r})"  # no password shown
 
     def close(self) -> None:
         """Close the journal (also done on leaving a ``with`` block)."""
