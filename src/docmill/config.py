@@ -1,7 +1,9 @@
 """``RunConfig``: everything a run needs, as one frozen, validated value.
 
 Built from ``docmill.yaml`` (``RunConfig.load(path, **overrides)``), CLI flags overriding the file,
-or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exits with code 2)::
+or directly in Python. Every section is a typed value (``docmill.settings.from_mapping``): an unknown
+key or an invalid value is a one-line ``SettingError`` naming the dotted key, before any work (the
+CLI exits with code 2): ``llm.rmp: unknown setting; did you mean rpm?``::
 
     source: ./inbox               # what `docmill run` processes when no path is given
     strategy: processes           # sequential | threads | processes | asyncio | … | auto
@@ -10,7 +12,7 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     broker: redis://host:6379/0   # celery strategy: the broker (default $DOCMILL_BROKER)
     queue: docmill                # celery strategy: the queue its workers serve (default $DOCMILL_QUEUE)
     parallelization: {max_processes: null, max_threads_per_process: 4}
-    classifier: keywords          # or model:man.model, llm; or {spec: llm, <settings>…}
+    classifier: keywords          # or model:man.model, llm; or {spec: model:man.model, threshold: 0.5}
     labels: labels.yaml
     db: docmill.db
     timeout: 60                   # seconds per document
@@ -18,11 +20,18 @@ or directly in Python. Every problem is a one-line ``ConfigError`` (the CLI exit
     include: ["*.pdf"]
     exclude: ["drafts/*"]
     follow_links: false           # follow folder symlinks leading out of the source folder
-    retry: {max_attempts: 3, initial: 1.0, maximum: 30.0}
-    commit_every: 500             # journal batch: rows …
-    commit_seconds: 1.0           # … or seconds, whichever comes first
-    quarantine_after: 3
+    retry: {max_attempts: 3, initial: 1.0, maximum: 30.0, multiplier: 2.0, jitter: 1.0}
+    journal:                      # (each key also works at the top level, which wins)
+      commit_every: 500           # journal batch: rows …
+      commit_seconds: 1.0         # … or seconds, whichever comes first
+      quarantine_after: 3         # failures before a document is set aside
+      synchronous: NORMAL         # SQLite: OFF | NORMAL | FULL | EXTRA
+    extract: {max_pages: 2000, max_inflated_bytes: 268435456, max_chars: 1000000, deadline: null}
     llm: {base_url: http://127.0.0.1:8000/v1, model: m, rpm: 500, tpm: 200000, max_cost: 5.0}
+
+The classifier options (``classifier: {spec: …, KEY: VALUE}``) are those of the classifier's
+``OPTIONS`` class (``docmill.processors.registry``); the llm classifier's are the ``llm:`` keys
+(``docmill.llm.settings``), which they override.
 """
 
 from __future__ import annotations
@@ -37,7 +46,10 @@ from typing import Any
 import yaml
 
 from docmill.errors import ConfigError, DocmillError
+from docmill.llm.settings import LLMOptions
+from docmill.processors.extract import ExtractOptions
 from docmill.retry import RetryPolicy
+from docmill.settings import check, from_mapping
 
 _PROGRESS = ("auto", "rich", "log", "none")
 _SYNC = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -61,6 +73,25 @@ class Parallelization:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JournalSettings:
+    """The ``journal:`` section: how results are committed and when a document is set aside."""
+
+    commit_every: int = 500  # a batch is committed after this many rows …
+    commit_seconds: float = 1.0  # … or this many seconds, whichever comes first
+    quarantine_after: int = 3  # failures before a document is set aside
+    synchronous: str = "NORMAL"  # SQLite's PRAGMA synchronous (PostgreSQL ignores it)
+
+    def __post_init__(self) -> None:
+        for name in ("commit_every", "commit_seconds", "quarantine_after"):
+            check(getattr(self, name) > 0, name, getattr(self, name), "must be > 0")
+        ok = isinstance(self.synchronous, str) and self.synchronous.upper() in _SYNC
+        check(ok, "synchronous", self.synchronous, "one of " + ", ".join(_SYNC))
+
+
+JOURNAL_KEYS = ("commit_every", "commit_seconds", "quarantine_after", "synchronous")  # also top-level
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
     """The settings of one ``docmill run``; see the module docstring for the YAML form."""
 
@@ -72,24 +103,21 @@ class RunConfig:
     queue: str | None = None  # the celery strategy's queue name; other strategies ignore it
     parallelization: Parallelization = field(default_factory=Parallelization)
     classifier: str = "keywords"
-    classifier_options: Mapping[str, Any] = field(default_factory=dict)
+    classifier_options: Any = None  # the classifier's OPTIONS value (llm: the llm section itself)
     labels: str | None = None
     db: str = "docmill.db"
-    synchronous: str = "NORMAL"
     timeout: float | None = None
     max_bytes: int | None = 100 * 1024 * 1024
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     follow_links: bool = False  # follow folder symlinks that leave the source folder
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3, initial=0.5, maximum=30.0))
-    commit_every: int = 500
-    commit_seconds: float = 1.0
-    quarantine_after: int = 3
+    journal: JournalSettings = field(default_factory=JournalSettings)
     retry_failed: bool = False
     fresh: bool = False
     max_cost: float | None = None
-    llm: Mapping[str, Any] = field(default_factory=dict)
-    extract: Mapping[str, Any] = field(default_factory=dict)
+    llm: LLMOptions = field(default_factory=LLMOptions)  # a mapping is accepted and checked
+    extract: ExtractOptions = field(default_factory=ExtractOptions)  # likewise
     progress: str = "auto"
 
     def __post_init__(self) -> None:
@@ -99,41 +127,76 @@ class RunConfig:
         _positive("workers", self.workers)
         _positive("timeout", self.timeout)
         _positive("max_bytes", self.max_bytes)
-        _positive("commit_every", self.commit_every)
-        _positive("commit_seconds", self.commit_seconds)
-        _positive("quarantine_after", self.quarantine_after)
-        if self.max_cost is not None and self.max_cost < 0:
-            raise ConfigError(f"max_cost must be >= 0, got {self.max_cost}")
-        if self.progress not in _PROGRESS:
-            raise ConfigError(f"progress must be one of {', '.join(_PROGRESS)}, got {self.progress!r}")
+        check(self.max_cost is None or self.max_cost >= 0, "max_cost", self.max_cost, "must be >= 0")
+        check(self.progress in _PROGRESS, "progress", self.progress, "one of " + ", ".join(_PROGRESS))
         for name in ("broker", "queue"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
-        if self.synchronous.upper() not in _SYNC:
-            raise ConfigError(f"synchronous must be one of {', '.join(_SYNC)}, got {self.synchronous!r}")
+        self._type_sections()
+
+    def _type_sections(self) -> None:
+        """Sections given as mappings (Python callers) become their values; classifier options too."""
+        for name, kind in (("llm", LLMOptions), ("extract", ExtractOptions), ("journal", JournalSettings)):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, from_mapping(kind, value, name))
+        if isinstance(self.retry, Mapping):
+            object.__setattr__(self, "retry", _retry(self.retry))
+        object.__setattr__(self, "classifier_options", self._typed_options())
+
+    def _typed_options(self) -> Any:
+        from docmill.processors.registry import options_for
+
+        given = _explicit(self.classifier_options)
+        if self.classifier.partition(":")[0] != "llm":
+            return options_for(self.classifier, given)
+        if given and not isinstance(self.classifier_options, LLMOptions):  # LLMOptions: the llm section
+            checked = from_mapping(LLMOptions, given, "classifier")
+            object.__setattr__(self, "llm", dataclasses.replace(self.llm, **_picked(checked, given)))
+        return self.llm
+
+    @property
+    def commit_every(self) -> int:
+        """``journal.commit_every``."""
+        return self.journal.commit_every
+
+    @property
+    def commit_seconds(self) -> float:
+        """``journal.commit_seconds``."""
+        return self.journal.commit_seconds
+
+    @property
+    def quarantine_after(self) -> int:
+        """``journal.quarantine_after``."""
+        return self.journal.quarantine_after
+
+    @property
+    def synchronous(self) -> str:
+        """``journal.synchronous``."""
+        return self.journal.synchronous
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> RunConfig:
         """Read ``path`` (default: ./docmill.yaml when present), then apply non-None ``overrides``."""
         data = _read_yaml(path)
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        _flags_win(data, overrides)
+        for key, value in overrides.items():
+            if isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
+                data[key] = {**data[key], **value}  # a section: the flags override key by key
+            elif value is not None:
+                data[key] = value
         return cls.from_mapping(data)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RunConfig:
-        """Build from plain data (parsed YAML): nested sections become their value objects."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        """Build from plain data (parsed YAML): every key checked, nested sections typed."""
         values = dict(data)
         _split_classifier(values)
-        try:
-            _coerce(values)
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"bad configuration: {exc}") from exc
+        _hoist_journal(values)
+        if isinstance(values.get("retry"), Mapping):
+            values["retry"] = _retry(values["retry"])
+        return from_mapping(cls, values)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -141,17 +204,15 @@ class RunConfig:
     @property
     def cost_limit(self) -> float | None:
         """``max_cost``, or the ``llm:`` section's ``max_cost``."""
-        if self.max_cost is not None:
-            return self.max_cost
-        value = self.llm.get("max_cost")
-        return None if value is None else float(value)
+        return self.max_cost if self.max_cost is not None else self.llm.max_cost
 
     def classifier_settings(self) -> dict[str, Any]:
-        """The ``settings`` mapping handed to the classifier factory."""
-        settings: dict[str, Any] = {**self.llm, **self.classifier_options}
+        """The ``settings`` mapping handed to the classifier factory: its options, labels, journal."""
+        from docmill.processors.registry import options_data
+
+        settings = {**options_data(self.classifier_options), "journal": self.db}
         if self.labels is not None:
             settings["labels"] = self.labels
-        settings.setdefault("cache", str(Path(self.db).with_name("docmill-cache.db")))
         return settings
 
     def public(self) -> dict[str, Any]:
@@ -210,10 +271,8 @@ def _check_strategy_options(name: str, options: Any) -> None:
 def _positive(name: str, value: float | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    if value <= 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
+    check(not isinstance(value, bool) and isinstance(value, int | float), name, value, "must be a number")
+    check(value > 0, name, value, "must be > 0")
 
 
 def _read_yaml(path: str | Path | None) -> dict[str, Any]:
@@ -239,37 +298,47 @@ def _read_yaml(path: str | Path | None) -> dict[str, Any]:
 
 
 def _split_classifier(values: dict[str, Any]) -> None:
+    """``classifier: {spec: S, labels: L, …}`` → ``classifier: S``, ``labels: L``, the rest its options."""
     spec = values.get("classifier")
     if isinstance(spec, Mapping):
         options = dict(spec)
-        values["classifier"] = str(options.pop("spec", options.pop("name", "keywords")))
-        values["classifier_options"] = {**options, **dict(values.get("classifier_options") or {})}
+        values["classifier"] = options.pop("spec", options.pop("name", "keywords"))
+        if "labels" in options:
+            labels = options.pop("labels")
+            values.setdefault("labels", labels)
+        values["classifier_options"] = {**options, **_explicit(values.get("classifier_options"))}
 
 
-def _coerce(values: dict[str, Any]) -> None:
-    for key in ("include", "exclude"):
-        if key in values:
-            values[key] = _patterns(key, values[key])
-    for key, kind in (("parallelization", Parallelization), ("retry", RetryPolicy)):
-        section = values.get(key)
-        if isinstance(section, Mapping):
-            values[key] = _section(key, kind, section)
-    for key in ("llm", "extract", "classifier_options", "strategy_options"):
-        if key in values and not isinstance(values[key], Mapping):
-            raise ConfigError(f"{key} must be a mapping, got {values[key]!r}")
+def _hoist_journal(values: dict[str, Any]) -> None:
+    """Top-level ``commit_every`` & co. into the ``journal:`` section (the top-level key wins)."""
+    top = {key: values.pop(key) for key in JOURNAL_KEYS if key in values}
+    section = values.get("journal")
+    if top and (section is None or isinstance(section, Mapping | JournalSettings)):
+        values["journal"] = {**_explicit(section), **top}
 
 
-def _patterns(key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"{key} must be a glob or a list of globs, got {value!r}")
+def _flags_win(data: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """``llm`` overrides beat the file's ``classifier: {spec: llm, …}`` options (which beat ``llm:``)."""
+    llm, classifier = overrides.get("llm"), data.get("classifier")
+    if isinstance(llm, Mapping) and isinstance(classifier, Mapping):
+        data["classifier"] = {k: v for k, v in classifier.items() if k not in llm}
 
 
-def _section(key: str, kind: Any, section: Mapping[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(kind)} - {"retry_on"}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ConfigError(f"unknown {key} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return kind(**section)
+def _retry(data: Mapping[str, Any]) -> RetryPolicy:
+    """The ``retry:`` section (``retry_on`` holds exception classes: not a setting)."""
+    return from_mapping(RetryPolicy, data, "retry", hidden=("retry_on",))
+
+
+def _explicit(options: Any) -> dict[str, Any]:
+    """The keys set in ``options``: all of a mapping's, a settings value's that differ from its defaults."""
+    if options is None:
+        return {}
+    if isinstance(options, Mapping):
+        return dict(options)
+    default = type(options)()
+    names = (f.name for f in dataclasses.fields(options))
+    return {n: getattr(options, n) for n in names if getattr(options, n) != getattr(default, n)}
+
+
+def _picked(options: Any, names: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in names}

@@ -64,27 +64,40 @@ def unknown(key: str, known: typing.Iterable[str]) -> SettingError:
     return SettingError(key, f"unknown setting (known: {', '.join(names) or 'none'})")
 
 
-def field_names(kind: type[Any]) -> list[str]:
-    """The settings a section takes (fields whose name starts with ``_`` are not settings)."""
-    return [f.name for f in dataclasses.fields(kind) if f.init and not f.name.startswith("_")]
+def field_names(kind: type[Any], hidden: typing.Collection[str] = ()) -> list[str]:
+    """The settings a section takes: its init fields, less ``hidden`` ones and those named ``_…``."""
+    fields = dataclasses.fields(kind)
+    return [f.name for f in fields if f.init and not f.name.startswith("_") and f.name not in hidden]
 
 
-def from_mapping(kind: type[T], data: Any, path: str = "") -> T:
-    """Build the settings dataclass ``kind`` from plain data; ``SettingError`` names what is wrong."""
+def from_mapping(kind: type[T], data: Any, path: str = "", *, hidden: typing.Collection[str] = ()) -> T:
+    """Build the settings dataclass ``kind`` from plain data; ``SettingError`` names what is wrong.
+
+    ``hidden`` fields are not settings (a ``RetryPolicy``'s ``retry_on`` holds classes): they are
+    refused as unknown keys. A plain ``ConfigError`` raised by ``kind`` is prefixed with ``path``.
+    """
     if isinstance(data, kind):
         return data
     if not isinstance(data, Mapping):
         raise SettingError(path or kind.__name__, f"expected a mapping of settings, got {data!r}")
-    names = field_names(kind)
+    names = field_names(kind, hidden)
     for key in data:
         if key not in names:
             raise unknown(_join(path, str(key)), names)
     hints = typing.get_type_hints(kind)
     values = {key: coerce(hints.get(key, Any), value, _join(path, key)) for key, value in data.items()}
+    return _build(kind, values, path)
+
+
+def _build(kind: type[T], values: dict[str, Any], path: str) -> T:
     try:
         return kind(**values)
     except SettingError as exc:
         raise exc.under(path) from None
+    except ConfigError as exc:
+        if not path or str(exc).startswith(f"{path}."):
+            raise
+        raise SettingError(path, str(exc)) from None
 
 
 def coerce(hint: Any, value: Any, key: str) -> Any:

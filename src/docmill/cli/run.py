@@ -1,4 +1,10 @@
-"""``docmill run``: build a RunConfig from docmill.yaml and the flags, and run it. No logic of its own."""
+"""``docmill run``: build a RunConfig from docmill.yaml and the flags, and run it. No logic of its own.
+
+Each flag that sets a setting is spelled once, in ``FLAGS``: its parameter name → the dotted key of
+the setting (``rpm`` → ``llm.rpm``). A test checks that every key exists in ``RunConfig``'s schema,
+with the flag's type, and that every parameter of ``run_command`` is a flag of the table or one of
+``NOT_SETTINGS``. The settings are checked (``docmill.settings``) before any work starts.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,16 @@ from docmill.errors import BudgetExceededError
 from docmill.progress import make_reporter
 
 _Opt = typer.Option
+
+FLAGS: dict[str, str] = {
+    "source": "source", "strategy": "strategy", "workers": "workers", "classifier": "classifier",
+    "labels": "labels", "db": "db", "timeout": "timeout", "max_bytes": "max_bytes", "include": "include",
+    "exclude": "exclude", "retry_failed": "retry_failed", "fresh": "fresh", "max_cost": "max_cost",
+    "commit_every": "journal.commit_every", "commit_seconds": "journal.commit_seconds",
+    "quarantine_after": "journal.quarantine_after", "progress": "progress", "base_url": "llm.base_url",
+    "model": "llm.model", "rpm": "llm.rpm", "tpm": "llm.tpm", "broker": "broker", "queue": "queue",
+}  # fmt: skip
+NOT_SETTINGS = ("config", "no_parallel", "explain")  # parameters of the command, not of the run
 
 
 def run_command(
@@ -53,22 +69,10 @@ def run_command(
     """Classify every document under SOURCE; resumes where an earlier run stopped."""
     from docmill.runner import run_config
 
-    llm = {
-        k: v
-        for k, v in {"base_url": base_url, "model": model, "rpm": rpm, "tpm": tpm}.items()
-        if v is not None
-    }
-    overrides: dict[str, Any] = {
-        "source": source, "strategy": "sequential" if no_parallel else strategy, "workers": workers,
-        "classifier": classifier, "labels": labels, "db": db, "timeout": timeout, "max_bytes": max_bytes,
-        "include": include or None, "exclude": exclude or None, "retry_failed": retry_failed or None,
-        "fresh": fresh or None, "max_cost": max_cost, "commit_every": commit_every,
-        "commit_seconds": commit_seconds, "quarantine_after": quarantine_after, "progress": progress,
-        "broker": broker, "queue": queue,
-    }  # fmt: skip
-    settings = RunConfig.load(config, **overrides)
-    if llm:
-        settings = settings.replace(llm={**settings.llm, **llm})
+    given = {name: value for name, value in locals().items() if name in FLAGS}
+    if no_parallel:
+        given["strategy"] = "sequential"
+    settings = RunConfig.load(config, **overrides(given))
     result = run_config(settings, reporter=make_reporter(settings.progress))
     if explain:
         typer.echo(f"strategy: {result.strategy}", err=True)
@@ -81,6 +85,17 @@ def run_command(
             f"spending limit ${settings.cost_limit:g} reached (spent ${result.stats.cost:.4f}); "
             "run again with a higher --max-cost to finish"
         )
+
+
+def overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags given (not None, not empty, not False) as settings: ``{"llm": {"rpm": 5}, …}``."""
+    settings: dict[str, Any] = {}
+    for name, value in flags.items():
+        if value is None or value is False or value == []:
+            continue
+        section, _, key = FLAGS[name].rpartition(".")
+        (settings.setdefault(section, {}) if section else settings)[key] = value
+    return settings
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from docmill.document import Document
 from docmill.errors import ConfigError
 from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import Processor
+from docmill.settings import check, from_mapping
 
 _WORD = re.compile(r"\w+")
 DESCRIPTION_WEIGHT = 0.25
@@ -105,11 +106,13 @@ class KeywordClassifier(Processor):
     name = "keywords"
     version = "1"
 
-    def __init__(self, labels: LabelSet, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
-        if max_chars < 1:
-            raise ConfigError(f"max_chars must be >= 1, got {max_chars}")
+    def __init__(
+        self, labels: LabelSet, *, max_chars: int = DEFAULT_MAX_CHARS, threshold: float = 0.0
+    ) -> None:
+        options = KeywordOptions(max_chars=max_chars, threshold=threshold)  # validates
         self.labels = labels
-        self.max_chars = max_chars
+        self.max_chars = options.max_chars
+        self.threshold = options.threshold
         self._scorer: KeywordScorer | None = None
         self._fingerprint = ""
 
@@ -122,10 +125,12 @@ class KeywordClassifier(Processor):
             self.setup()
         assert self._scorer is not None
         label, score = self._scorer.classify(_text_of(doc)[: self.max_chars])
+        label = label if score >= self.threshold else None
         return doc.with_metadata(label=label, score=round(score, 4), classifier=self._fingerprint)
 
     def config(self) -> Mapping[str, Any]:
-        return {"labels": self.labels.fingerprint(), "max_chars": self.max_chars}
+        threshold = {"threshold": self.threshold} if self.threshold else {}  # old fingerprints stay
+        return {"labels": self.labels.fingerprint(), "max_chars": self.max_chars, **threshold}
 
 
 def _text_of(doc: Document) -> str:
@@ -134,11 +139,29 @@ def _text_of(doc: Document) -> str:
     return (doc.content or b"").decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeywordOptions:
+    """``classifier: {spec: keywords, …}``: how much text is read; below which score no label is given."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    threshold: float = 0.0  # a lower score leaves the document without a label (its score is kept)
+
+    def __post_init__(self) -> None:
+        check(self.max_chars >= 1, "max_chars", self.max_chars, "must be >= 1")
+        check(0.0 <= self.threshold <= 1.0, "threshold", self.threshold, "must be within [0, 1]")
+
+
+CONTEXT = ("labels", "journal")  # what the factory reads besides its options
+
+
 def from_spec(arg: str | None, settings: Mapping[str, Any]) -> Processor:
-    """``--classifier keywords``: labels from ``settings["labels"]`` (a path)."""
+    """``--classifier keywords``: labels from ``settings["labels"]`` (a path), options from the rest."""
     if arg:
         raise ConfigError(f"the keywords classifier takes no argument (got 'keywords:{arg}'); use --labels")
+    options = from_mapping(
+        KeywordOptions, {k: v for k, v in settings.items() if k not in CONTEXT}, "classifier"
+    )
     path = settings.get("labels")
     if not path:
         raise ConfigError("the keywords classifier needs a labels file: pass --labels labels.yaml")
-    return KeywordClassifier(load_labels(path))
+    return KeywordClassifier(load_labels(path), max_chars=options.max_chars, threshold=options.threshold)

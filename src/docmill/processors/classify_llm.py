@@ -27,14 +27,17 @@ from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
 from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError, RetryableError
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
-from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
+from docmill.limits.provider import ProviderLimits
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
 from docmill.llm.pricing import Price
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
+from docmill.llm.providers import get_provider
+from docmill.llm.settings import LLMOptions
 from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import AsyncProcessor
 from docmill.retry import RetryPolicy
+from docmill.settings import from_mapping
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial=0.5, maximum=30.0)
@@ -129,7 +132,7 @@ class LLMClassifier(AsyncProcessor):
         )
         self._client = LLMClient(
             s.base_url,
-            provider=s.provider,
+            provider=get_provider(s.provider, response_format=s.response_format),
             api_key=_api_key(s),
             limits=self.limits,
             gate=gate,
@@ -301,72 +304,67 @@ def _api_key(settings: LLMSettings) -> str | None:
 
 
 _DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "ollama": "http://127.0.0.1:11434"}
+CONTEXT = ("labels", "journal")  # what the factory reads besides the llm options
+
+
+def options_of(settings: Mapping[str, Any]) -> LLMOptions:
+    """The typed ``llm`` options in ``settings`` (the context keys left out)."""
+    return from_mapping(LLMOptions, {k: v for k, v in settings.items() if k not in CONTEXT}, "llm")
 
 
 def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
     """``--classifier llm[:MODEL]`` configured from the ``classifier:``/``llm:`` settings."""
     if not settings.get("labels"):
         raise ConfigError("the llm classifier needs a labels file (labels: path/to/labels.yaml)")
-    provider = str(settings.get("provider") or "openai")
-    model = arg or settings.get("model")
-    if not model:
+    options = options_of(settings)
+    if not (arg or options.model):
         raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
-    llm = LLMSettings(
-        base_url=str(settings.get("base_url") or _DEFAULT_URLS.get(provider, "")),
-        model=str(model),
-        provider=provider,
-        api_key_env=settings.get("api_key_env"),
-        timeout=float(settings.get("timeout", 60.0)),
-        response_format=str(settings.get("response_format", "json_schema")),
-        max_tokens_in=int(settings.get("max_tokens_in", 2000)),
-        max_tokens_out=int(settings.get("max_tokens_out", 100)),
-    )
     return LLMClassifier(
         load_labels(settings["labels"]),
-        llm,
-        limits=_limits(settings),
-        price=Price(
-            float(settings.get("price_input_per_1m", 0.0)), float(settings.get("price_output_per_1m", 0.0))
-        ),
-        cache=_cache(settings),
-        retry=RetryPolicy(
-            max_attempts=int(settings.get("max_attempts", DEFAULT_RETRY.max_attempts)),
-            initial=0.5,
-            maximum=30.0,
-        ),
-        invalid_retries=int(settings.get("invalid_retries", 2)),
-        concurrency=AIMD(
-            limit=float(settings.get("concurrency", 8)), maximum=int(settings.get("max_concurrency", 256))
-        ),
+        connection(options, arg),
+        limits=_limits(options),
+        price=Price(options.price_input_per_1m, options.price_output_per_1m),
+        cache=_cache(options.cache, settings.get("journal")),
+        retry=RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
+        invalid_retries=options.invalid_retries,
+        concurrency=AIMD(limit=options.concurrency, maximum=options.max_concurrency),
     )
 
 
-def _limits(settings: Mapping[str, Any]) -> ProviderLimits:
+def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:
+    """How to reach the model: ``options`` with the provider's default URL and ``model`` if given."""
+    return LLMSettings(
+        base_url=options.base_url or _DEFAULT_URLS.get(options.provider, ""),
+        model=str(model or options.model),
+        provider=options.provider,
+        api_key_env=options.api_key_env,
+        timeout=options.timeout,
+        response_format=options.response_format,
+        max_tokens_in=options.max_tokens_in,
+        max_tokens_out=options.max_tokens_out,
+    )
+
+
+def _limits(options: LLMOptions) -> ProviderLimits:
     """``limiter:`` ``shared`` (every process of this run), ``local`` (this process), or a
     ``redis://`` URL: one budget for every host whose runs name the same provider and model."""
-    rpm, tpm = settings.get("rpm"), settings.get("tpm")
-    per = float(settings.get("rate_window", 60.0))
-    margin = float(settings.get("rate_margin", DEFAULT_MARGIN))
-    kind = str(settings.get("limiter", "shared"))
-    rates = (float(rpm) if rpm else None, float(tpm) if tpm else None)
-    if kind.startswith(("redis://", "rediss://", "unix://")):
-        from docmill.limits.redis_bucket import redis_provider_limits
+    per, margin, kind = options.rate_window, options.rate_margin, options.limiter
+    if kind in ("shared", "local"):
+        shared = kind == "shared"
+        return ProviderLimits.from_rates(options.rpm, options.tpm, per=per, margin=margin, shared=shared)
+    from docmill.limits.redis_bucket import redis_provider_limits
 
-        name = str(settings.get("limiter_name") or f"{settings.get('base_url')}|{settings.get('model')}")
-        return redis_provider_limits(kind, name, rpm=rates[0], tpm=rates[1], per=per, margin=margin)
-    if kind not in ("shared", "local"):
-        raise ConfigError(f"limiter must be shared, local or a redis:// URL, got {kind!r}")
-    return ProviderLimits.from_rates(*rates, per=per, margin=margin, shared=kind == "shared")
+    name = options.limiter_name or f"{options.base_url}|{options.model}"
+    return redis_provider_limits(kind, name, rpm=options.rpm, tpm=options.tpm, per=per, margin=margin)
 
 
-def _cache(settings: Mapping[str, Any]) -> ResponseCache | None:
-    """``cache:`` a path, ``false``/``none`` for no cache; default ``docmill-cache.db`` beside the journal."""
-    value = settings.get("cache", "auto")
-    if value in (None, False, "none", "off", "false"):
-        return None
+def _cache(value: str | bool | None, journal: Any) -> ResponseCache | None:
+    """``cache:`` a path, ``false``/``none`` for no cache; ``auto``: ``docmill-cache.db`` beside a
+    SQLite journal (none beside a PostgreSQL one)."""
+    if value in (None, False, True, "none", "off", "false"):
+        return None if value is not True else _cache("auto", journal)
     if value == "auto":
-        journal = settings.get("journal")
-        if not journal or str(journal).startswith("postgresql"):
+        if not journal or "://" in str(journal):
             return None
         return ResponseCache(Path(str(journal)).parent / "docmill-cache.db")
     return ResponseCache(str(value))

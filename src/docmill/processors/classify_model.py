@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from docmill.document import Document
@@ -21,6 +22,7 @@ from docmill.errors import ConfigError
 from docmill.model.compiled import compile_model
 from docmill.model.file import file_sha256, read_compiled, read_header, read_model
 from docmill.processors.base import Processor
+from docmill.settings import check, from_mapping
 
 DEFAULT_MAX_CHARS = 20_000  # 5-fold CV and held-out accuracy as uncapped; 5% of man pages are longer
 
@@ -33,14 +35,21 @@ class ModelClassifier(Processor):
     requires = (("numpy", "local"),)
 
     def __init__(
-        self, path: str | os.PathLike[str], *, max_chars: int = DEFAULT_MAX_CHARS, compiled: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        compiled: bool = True,
+        threshold: float = 0.0,
     ) -> None:
         """``compiled=False`` calls scikit-learn for every document (same results, ~4× slower)."""
+        ModelOptions(max_chars=max_chars, compiled=compiled, threshold=threshold)  # validates
         self.path = os.fspath(path)
         self.compiled = compiled
         self.labels = read_header(self.path).labels
         self.sha256 = file_sha256(self.path)
         self.max_chars = max_chars
+        self.threshold = threshold
         self._model: Any = None
         self._temperature = 1.0
         self._fingerprint = self.fingerprint()
@@ -66,10 +75,12 @@ class ModelClassifier(Processor):
         text = _text_of(doc)[: self.max_chars]
         decision = self._model.decision(text)
         label, score = _best(self._model.classes_, decision, self._temperature)
-        return doc.with_metadata(label=label, score=round(score, 4), classifier=self._fingerprint)
+        kept = label if score >= self.threshold else None
+        return doc.with_metadata(label=kept, score=round(score, 4), classifier=self._fingerprint)
 
     def config(self) -> Mapping[str, Any]:
-        return {"model_sha256": self.sha256, "max_chars": self.max_chars}
+        threshold = {"threshold": self.threshold} if self.threshold else {}  # old fingerprints stay
+        return {"model_sha256": self.sha256, "max_chars": self.max_chars, **threshold}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -110,11 +121,33 @@ def _text_of(doc: Document) -> str:
     return (doc.content or b"").decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelOptions:
+    """``classifier: {spec: "model:FILE", …}``: the file, how much text is read, the score to keep a label."""
+
+    model_path: str | None = None  # the FILE of ``model:FILE`` when the spec is plain ``model``
+    max_chars: int = DEFAULT_MAX_CHARS
+    compiled: bool = True  # False: scikit-learn for every document (same results, ~4x slower)
+    threshold: float = 0.0  # a lower score leaves the document without a label (its score is kept)
+
+    def __post_init__(self) -> None:
+        check(self.max_chars >= 1, "max_chars", self.max_chars, "must be >= 1")
+        check(0.0 <= self.threshold <= 1.0, "threshold", self.threshold, "must be within [0, 1]")
+
+
+CONTEXT = ("labels", "journal")  # what other classifiers read; a model file carries its own labels
+
+
 def from_spec(arg: str | None, settings: Mapping[str, Any]) -> Processor:
-    """``--classifier model:PATH`` (or ``model`` with ``settings["model_path"]``)."""
-    path = arg or settings.get("model_path")
+    """``--classifier model:PATH`` (or ``model`` with ``model_path`` in the options)."""
+    options = from_mapping(
+        ModelOptions, {k: v for k, v in settings.items() if k not in CONTEXT}, "classifier"
+    )
+    path = arg or options.model_path
     if not path:
         raise ConfigError(
             "the model classifier needs a model file: --classifier model:PATH (see `docmill train`)"
         )
-    return ModelClassifier(str(path))
+    return ModelClassifier(
+        str(path), max_chars=options.max_chars, compiled=options.compiled, threshold=options.threshold
+    )

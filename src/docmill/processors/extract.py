@@ -25,12 +25,13 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
-from docmill.errors import ConfigError, UnsupportedDocument
+from docmill.errors import UnsupportedDocument
 from docmill.processors.base import Processor
 from docmill.processors.formats import Extracted, Limits, cap
 from docmill.processors.formats.docx import read_docx
@@ -38,6 +39,7 @@ from docmill.processors.formats.html import read_html
 from docmill.processors.formats.pdf import read_pdf
 from docmill.processors.formats.sniff import BY_EXTENSION, sniff
 from docmill.processors.formats.text import read_markdown, read_text
+from docmill.settings import check
 
 Reader = Callable[[bytes, Limits], Extracted]
 
@@ -55,6 +57,23 @@ MAX_INFLATED_BYTES = 256 * 1024 * 1024
 MAX_CHARS = 1_000_000
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtractOptions:
+    """The ``extract:`` section: the guards of the table above (``deadline`` in seconds or None)."""
+
+    max_pages: int = MAX_PAGES
+    max_inflated_bytes: int = MAX_INFLATED_BYTES
+    max_chars: int = MAX_CHARS
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_pages", "max_inflated_bytes", "max_chars"):
+            value = getattr(self, name)
+            check(_is_number(value, int) and value >= 1, name, value, "must be a whole number >= 1")
+        ok = self.deadline is None or (_is_number(self.deadline, (int, float)) and self.deadline > 0)
+        check(ok, "deadline", self.deadline, "must be a positive number of seconds")
+
+
 class ExtractText(Processor):
     """Turn ``doc.content`` (bytes) into ``doc.text``; see the module docstring for the guards."""
 
@@ -70,12 +89,9 @@ class ExtractText(Processor):
         deadline: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        sizes = {"max_pages": max_pages, "max_inflated_bytes": max_inflated_bytes, "max_chars": max_chars}
-        for option, value in sizes.items():
-            if not _is_number(value, int) or value < 1:
-                raise ConfigError(f"{option} must be a whole number of at least 1, got {value!r}")
-        if deadline is not None and (not _is_number(deadline, (int, float)) or deadline <= 0):
-            raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        ExtractOptions(
+            max_pages=max_pages, max_inflated_bytes=max_inflated_bytes, max_chars=max_chars, deadline=deadline
+        )  # validates
         self.limits = Limits(max_pages, max_inflated_bytes, max_chars, deadline, clock)
 
     def process(self, doc: Document) -> Document:
@@ -105,6 +121,12 @@ class ExtractText(Processor):
             "max_chars": limits.max_chars,
             "libraries": library_versions(),
         }
+
+    @classmethod
+    def from_options(cls, options: ExtractOptions, *, clock: Clock = SYSTEM_CLOCK) -> ExtractText:
+        """The step the ``extract:`` section describes."""
+        fields = ("max_pages", "max_inflated_bytes", "max_chars", "deadline")
+        return cls(**{name: getattr(options, name) for name in fields}, clock=clock)
 
     def __repr__(self) -> str:
         limits = self.limits

@@ -1,0 +1,97 @@
+"""The ``llm:`` section: every setting the LLM classifier reads, as one typed, validated value.
+
+The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides ``llm:`` key by key.
+``from_mapping(LLMOptions, data, "llm")`` refuses unknown keys with the nearest valid one
+(``llm.rmp: unknown setting; did you mean rpm?``) and invalid values with the dotted key::
+
+    base_url: http://127.0.0.1:8000/v1   # default: the provider's public endpoint
+    model: gpt-4o-mini                   # or --classifier llm:MODEL
+    provider: openai                     # openai | ollama
+    api_key_env: OPENAI_API_KEY          # the variable holding the key (never the key itself)
+    timeout: 60                          # seconds per request
+    response_format: json_schema         # json_schema | json_object | none
+    max_tokens_in: 2000                  # the document is cut to this many prompt tokens
+    max_tokens_out: 100
+    rpm: 500                             # requests per minute allowed (none = unlimited)
+    tpm: 200000                          # tokens per minute allowed
+    rate_window: 60                      # seconds the rpm/tpm budgets refill over
+    rate_margin: 0.5                     # seconds of clock skew the budgets absorb
+    limiter: shared                      # shared | local | redis://host:6379/0
+    limiter_name: null                   # redis: the budget's name (default base_url|model)
+    price_input_per_1m: 0.15             # USD per million prompt tokens
+    price_output_per_1m: 0.60            # USD per million completion tokens
+    max_cost: 5.0                        # stop cleanly once this much is spent
+    cache: auto                          # auto (beside the journal) | a path | false
+    max_attempts: 8                      # attempts per document on 429s, 5xx and timeouts
+    invalid_retries: 2                   # extra asks after a reply naming no allowed label
+    concurrency: 8                       # requests in flight at start (adapts, AIMD)
+    max_concurrency: 256
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from docmill.settings import check
+
+DEFAULT_MARGIN = 0.5  # the same default as docmill.limits.provider (which imports more)
+_LIMITERS = ("shared", "local")
+_REDIS = ("redis://", "rediss://", "unix://")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLMOptions:
+    """How to reach the model, how fast, at what price; see the module docstring for each key."""
+
+    base_url: str | None = None
+    model: str | None = None
+    provider: Literal["openai", "ollama"] = "openai"
+    api_key_env: str | None = None
+    timeout: float = 60.0
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    max_tokens_in: int = 2000
+    max_tokens_out: int = 100
+    rpm: float | None = None
+    tpm: float | None = None
+    rate_window: float = 60.0
+    rate_margin: float = DEFAULT_MARGIN
+    limiter: str = "shared"
+    limiter_name: str | None = None
+    price_input_per_1m: float = 0.0
+    price_output_per_1m: float = 0.0
+    max_cost: float | None = None
+    cache: str | bool | None = "auto"
+    max_attempts: int = 8
+    invalid_retries: int = 2
+    concurrency: float = 8.0
+    max_concurrency: int = 256
+
+    def __post_init__(self) -> None:
+        self._check_numbers()
+        self._check_names()
+
+    def _check_numbers(self) -> None:
+        for name in ("timeout", "rpm", "tpm", "rate_window"):
+            _positive(name, getattr(self, name))
+        for name in ("max_tokens_in", "max_tokens_out", "max_attempts", "concurrency"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        for name in ("rate_margin", "price_input_per_1m", "price_output_per_1m", "invalid_retries"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        check(self.max_cost is None or self.max_cost >= 0, "max_cost", self.max_cost, "must be >= 0")
+        enough = self.max_concurrency >= self.concurrency
+        check(enough, "max_concurrency", self.max_concurrency, "must be >= concurrency")
+
+    def _check_names(self) -> None:
+        limiter_ok = self.limiter in _LIMITERS or self.limiter.startswith(_REDIS)
+        check(limiter_ok, "limiter", self.limiter, "shared, local or a redis:// URL")
+        for name in ("base_url", "model", "api_key_env", "limiter_name"):
+            value = getattr(self, name)
+            check(value is None or bool(value.strip()), name, value, "must not be empty")
+
+
+def _positive(name: str, value: float | None) -> None:
+    check(value is None or value > 0, name, value, "must be > 0")
+
+
+__all__ = ["LLMOptions"]
