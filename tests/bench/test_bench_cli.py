@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
-from docmill.bench.harness import OVERLAPS_IO, BenchRow
+from docmill.bench.harness import BenchRow, overlaps_io
 from docmill.bench.plan import PlanInputs, project
 from docmill.bench.profile import measure_profile, profile_from_run
 from docmill.cli.main import app
@@ -56,7 +56,7 @@ QUIET = 0.5  # cores of other work below which a measurement is trusted to withi
 def check_results(folder: Path) -> None:
     """Sane values: sequential speedup is 1; efficiency is at most 1.05 where it is physically bounded.
 
-    Bounded = a strategy whose concurrency is its worker count (not OVERLAPS_IO). The 5 % bound is
+    Bounded = a strategy whose concurrency is its worker count (not ``overlaps_io``). The 5 % bound is
     checked on cells measured while other processes left the cores alone: on a loaded machine even a
     sleeping baseline wakes late, by tens of percent. Loaded cells get the loose bound 1.5, which
     still catches a wrong baseline or grouping.
@@ -73,7 +73,7 @@ def check_results(folder: Path) -> None:
     for s in summary:
         if s["strategy"] == "sequential":
             assert float(s["speedup"]) == 1.0
-        if s["strategy"] in OVERLAPS_IO:
+        if overlaps_io(s["strategy"]):
             continue
         strict = s["workload"] in quiet and float(s["other_cores"]) < QUIET
         assert 0 < float(s["efficiency"]) <= (1.05 if strict else 1.5), s

@@ -34,14 +34,20 @@ from docmill.bench.workloads import (
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, DocmillError
-from docmill.executors import EXECUTORS, executor_class, get_executor
+from docmill.executors import EXECUTORS, capability, executor_class, get_executor
 from docmill.job import Job
 from docmill.outcome import Outcome
 
-NEEDS_SERVICES = frozenset({"celery"})  # needs a broker and remote workers: only when named
-# Strategies whose I/O concurrency is not bounded by ``workers`` (async stages, threads inside
-# processes): on I/O-bound work their speedup per worker can exceed 1, legitimately.
-OVERLAPS_IO = frozenset({"staged", "hybrid", "auto"})
+
+def overlaps_io(name: str) -> bool:
+    """Whether the strategy's I/O concurrency is not bounded by its workers (async stages, threads
+    inside processes): on I/O-bound work its speedup per worker can exceed 1, legitimately."""
+    return name not in PEERS and capability(name, "overlaps_io") is True
+
+
+def needs_services(name: str) -> bool:
+    """Whether the strategy needs a broker and remote workers: benchmarked only when named."""
+    return name not in PEERS and capability(name, "distributed") is True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +110,9 @@ class BenchRow:
 
 
 def available_strategies(names: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """(importable strategies, {name: why not}) among ``names`` (default: the whole registry)."""
-    wanted = list(names) if names else [n for n in EXECUTORS if n not in NEEDS_SERVICES]
+    """(importable strategies, {name: why not}) among ``names`` (default: every strategy of the
+    registry that imports here and runs without services)."""
+    wanted = list(names) if names else [n for n in EXECUTORS if capability(n, "distributed") is False]
     ready, missing = [], {}
     for name in wanted:
         if name in PEERS:

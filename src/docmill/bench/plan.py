@@ -24,9 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from docmill.errors import ConfigError
+from docmill.executors import capability
 
-ASYNC_STRATEGIES = frozenset({"asyncio", "hybrid", "staged", "auto"})  # overlap I/O waits
-THREAD_STRATEGIES = frozenset({"threads"})  # overlap I/O up to their thread count
 MAX_THREADS = 64  # a thread pool larger than this spends more on switching than it gains
 MAX_IN_FLIGHT = 512  # async requests per host the executors keep in flight by default
 MEMORY_HEADROOM = 0.8  # leave 20 % of a host's memory to the OS and page cache
@@ -168,9 +167,10 @@ def _limits(
 
 def _io_slots(strategy: str, workers: int) -> float:
     """LLM calls one host keeps in flight with this strategy."""
-    if strategy in ASYNC_STRATEGIES:
+    slots = capability(strategy, "io_slots")  # the strategy's Executor says how it waits
+    if slots == "in_flight":
         return MAX_IN_FLIGHT
-    if strategy in THREAD_STRATEGIES:
+    if slots == "threads":
         return MAX_THREADS
     return workers
 

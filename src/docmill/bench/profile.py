@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from docmill.bench.harness import NEEDS_SERVICES, available_strategies
+from docmill.bench.harness import available_strategies, needs_services
 from docmill.bench.isolation import in_child
 from docmill.bench.plan import Profile, Scaling
 from docmill.bench.report import read_raw
@@ -33,7 +33,7 @@ from docmill.bench.workloads import REAL_COMPLEXITY, REAL_WORKLOAD, build_job
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, DocmillError
-from docmill.executors import get_executor
+from docmill.executors import EXECUTORS, capability, get_executor
 from docmill.job import Job
 from docmill.outcome import Outcome
 
@@ -47,7 +47,16 @@ def repeated(refs: Sequence[DocumentRef], rounds: int) -> list[DocumentRef]:
     return [dataclasses.replace(r, id=f"{r.id}#{k}") for k in range(rounds) for r in refs]
 
 
-DEFAULT_PLAN_STRATEGIES = ("processes", "threads", "queue", "batches", "hybrid", "staged", "asyncio")
+def plan_strategies() -> list[str]:
+    """The strategies a plan measures by default: every parallel one that runs here by itself
+    (not the sequential baseline, not ``auto``, which picks one of them, not a distributed one)."""
+    return [
+        name
+        for name in EXECUTORS
+        if capability(name, "parallel")
+        and capability(name, "delegates") is False
+        and capability(name, "distributed") is False
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +157,7 @@ def measure_profile(
     per_doc = max(per_doc, 1e-6)  # a sample of empty files still costs something per document
     one_off = max(0.0, cold - startup - per_doc * len(refs))  # lazy imports, first reads
     parent_rss = base.usage.rss_peak_bytes / 2**20
-    wanted = [s for s in (strategies or DEFAULT_PLAN_STRATEGIES) if s not in NEEDS_SERVICES]
+    wanted = [s for s in (strategies or plan_strategies()) if not needs_services(s)]
     ready, _ = available_strategies(wanted)
     scaling = {"sequential": Scaling("sequential", 1.0, startup + one_off, 0.0)}
     skipped = {name: "not importable" for name in wanted if name not in ready}

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from docmill.bench.harness import OVERLAPS_IO, BenchRow, MatrixSpec
+from docmill.bench.harness import BenchRow, MatrixSpec, overlaps_io
 from docmill.bench.summary import Summary, serial_fractions
 
 NOISY_CV = 0.10  # repetitions spreading more than this are flagged in the report
@@ -170,7 +170,7 @@ def strategy_section(summaries: list[Summary], cores: int) -> list[str]:
     rows = []
     for key in sorted(recommended):
         f = fractions.get(key)
-        if key[0] in OVERLAPS_IO and key[1] != "cpu":  # its concurrency is not its worker count
+        if overlaps_io(key[0]) and key[1] != "cpu":  # its concurrency is not its worker count
             rows.append((key[0], key[1], recommended[key], "— (overlaps I/O)", "—"))
             continue
         limit = f"{1 / f:.1f}×" if f else "∞"
@@ -218,7 +218,7 @@ def _load_lines(summaries: list[Summary], facts: Mapping[str, Any]) -> list[str]
         f"(up to {max(other):.2f}; load average {facts['load_average']} at start): absolute rates are noisy, "
         "compare ratios within this run."
     ]
-    overlap = sorted({s.strategy for s in summaries if s.strategy in OVERLAPS_IO})
+    overlap = sorted({s.strategy for s in summaries if overlaps_io(s.strategy)})
     if overlap:
         lines.append(
             f"- {', '.join(overlap)} overlap I/O beyond their worker count (async stage, threads inside "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from docmill.errors import UnknownExecutorError
+from docmill.errors import DocmillError, UnknownExecutorError
 from docmill.executors.base import Executor, ExecutorStats
 
 ExecutorFactory = type[Executor]
@@ -52,9 +52,26 @@ def executor_class(name: str) -> ExecutorFactory:
     return entry
 
 
+def capability(name: str, attr: str) -> Any:
+    """The class attribute ``attr`` of strategy ``name`` (``overlaps_io``, ``needs_processes``, …);
+    None for a name that is not a strategy or a strategy that does not import here."""
+    try:
+        return getattr(executor_class(name), attr)
+    except (ImportError, DocmillError):
+        return None
+
+
 def get_executor(name: str, **options: Any) -> Executor:
     """Build the strategy called ``name``; raises UnknownExecutorError listing the known ones."""
     return executor_class(name)(**options)
 
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorStats", "executor_class", "get_executor", "register_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ExecutorStats",
+    "capability",
+    "executor_class",
+    "get_executor",
+    "register_executor",
+]
