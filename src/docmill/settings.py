@@ -89,6 +89,22 @@ def from_mapping(kind: type[T], data: Any, path: str = "", *, hidden: typing.Col
     return _build(kind, values, path)
 
 
+def hint_of(kind: type[Any], dotted: str) -> Any:
+    """The type of the setting ``dotted`` (``llm.rpm``) in the section ``kind``; ``unknown`` if none."""
+    head, _, rest = dotted.partition(".")
+    if head not in field_names(kind):
+        raise unknown(dotted, field_names(kind))
+    hint = typing.get_type_hints(kind)[head]
+    if not rest:
+        return hint
+    if not (dataclasses.is_dataclass(hint) and isinstance(hint, type)):
+        raise SettingError(dotted, f"{head} is not a section of settings")
+    try:
+        return hint_of(hint, rest)
+    except SettingError as exc:
+        raise exc.under(head) from None
+
+
 def _build(kind: type[T], values: dict[str, Any], path: str) -> T:
     try:
         return kind(**values)
@@ -161,4 +177,4 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-__all__ = ["SettingError", "check", "coerce", "field_names", "from_mapping", "invalid", "unknown"]
+__all__ = ["SettingError", "check", "coerce", "field_names", "from_mapping", "hint_of", "invalid", "unknown"]

@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_frozen() -> None:
     with pytest.raises(AttributeError):
         config.workers = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
-        RunConfig("sequential")  # type: ignore[misc]  # keyword-only
+        RunConfig("sequential")  # type: ignore[call-arg]  # keyword-only
 
 
 def test_default_strategy_is_a_registered_one() -> None:

@@ -64,3 +64,32 @@ def test_unknown_keys_name_the_dotted_path_and_the_nearest_key() -> None:
 )
 def test_invalid_values_are_refused_in_one_line(data: object, message: str) -> None:
     assert error(data) == message
+
+
+def test_hint_of_walks_the_dotted_path() -> None:
+    from docmill.settings import hint_of
+
+    assert hint_of(Outer, "workers") is int
+    assert hint_of(Outer, "inner.rpm") == float | None
+    with pytest.raises(SettingError, match=r"^inner.rmp: unknown setting; did you mean rpm\?$"):
+        hint_of(Outer, "inner.rmp")
+    with pytest.raises(SettingError, match="name is not a section"):
+        hint_of(Outer, "name.x")
+
+
+def test_a_hidden_field_is_no_setting() -> None:
+    with pytest.raises(SettingError, match=r"^top.globs: unknown setting"):
+        from_mapping(Outer, {"globs": "x"}, "top", hidden=("globs",))
+
+
+def test_a_plain_config_error_of_a_section_names_the_section() -> None:
+    @dataclass(frozen=True)
+    class Legacy:
+        size: int = 1
+
+        def __post_init__(self) -> None:
+            if self.size < 1:
+                raise ConfigError(f"size must be >= 1, got {self.size}")
+
+    with pytest.raises(SettingError, match=r"^legacy: size must be >= 1, got 0$"):
+        from_mapping(Legacy, {"size": 0}, "legacy")
