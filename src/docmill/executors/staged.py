@@ -13,21 +13,31 @@ Both stages are bounded: ``max_in_flight`` counts a document from the moment its
 until its Outcome is yielded, so a slow LLM holds back extraction instead of piling up documents.
 The CPU stage has the crash handling of the process pool; the I/O stage has Job's retries and time
 limit, applied to each stage separately.
+
+Built by composition: a :class:`QueueExecutor` runs the CPU stage (``stream`` hands back each
+wait's results), and an :class:`IoStage` runs the rest on a :class:`LoopThread`. The loop's
+results ring a socket the queue's wait also watches, so one thread serves both stages.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import socket
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 from docmill.document import Document, DocumentRef
 from docmill.executors.aio import LoopThread
+from docmill.executors.base import Executor, ExecutorStats
+from docmill.executors.sizing import MAX_AWAITING, cap_count
 from docmill.executors.work_queue import QueueExecutor
 from docmill.job import Job
 from docmill.outcome import Outcome, Status
 from docmill.pipeline import Pipeline
 from docmill.processors.base import Processor
+from docmill.settings import check
 
 
 class _Capture(Processor):
@@ -85,79 +95,144 @@ class _Handoff:
         return self.docs.pop(ref.id)
 
 
-class StagedExecutor(QueueExecutor):
+class IoStage:
+    """The job's steps after the CPU stage, on an event loop in a helper thread of the parent.
+
+    ``submit`` hands it documents the CPU stage loaded; ``ready`` collects what finished since
+    (without blocking) and ``take`` waits for the next batch. ``bell`` becomes readable whenever a
+    batch is ready, for a ``wait`` on it beside other connections.
+    """
+
+    def __init__(self, job: Job, concurrency: int) -> None:
+        _, steps = job.pipeline.split()
+        self.handoff = _Handoff()
+        self.job = Job(self.handoff, steps, retry=job.retry, timeout=job.timeout, clock=job.clock)
+        self.concurrency = concurrency
+        self.busy = 0  # documents submitted and not yet collected
+
+    def __enter__(self) -> Self:
+        self.job.setup()
+        self.bell, self._ringer = socket.socketpair()
+        self.bell.setblocking(False)
+        self._ringer.setblocking(False)
+        self.loop = LoopThread(self.job.arun, self.concurrency, wakeup=lambda: _ring(self._ringer))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.loop.stop()
+        self.job.teardown()
+        self.bell.close()
+        self._ringer.close()
+
+    def held(self) -> int:
+        return self.busy
+
+    def submit(self, docs: list[Document]) -> None:
+        """Start ``docs`` on the loop, in one hand-off."""
+        if not docs:
+            return
+        for doc in docs:
+            self.handoff.docs[doc.ref.id] = doc
+        self.busy += len(docs)
+        self.loop.submit([doc.ref for doc in docs])
+
+    def ready(self) -> list[Outcome]:
+        """Outcomes finished since the last call (empty if none)."""
+        with contextlib.suppress(BlockingIOError):
+            while self.bell.recv(4096):
+                pass
+        done: list[Outcome] = []
+        while not self.loop.results.empty():
+            done.extend(self.loop.results.get())
+        self.busy -= len(done)
+        return done
+
+    def take(self) -> list[Outcome]:
+        """The next batch of outcomes, waiting for it."""
+        done = self.loop.take()
+        self.busy -= len(done)
+        return done
+
+
+class StagedExecutor(Executor):
     """``workers`` CPU processes (default: usable cores) ‖ ``io_concurrency`` awaiting documents
     (default 256) on the parent's event loop."""
 
     name = "staged"
+    needs_processes = True
+    overlaps_io = True
+    io_slots = "in_flight"
 
-    def __init__(self, workers: int | None = None, *, io_concurrency: int = 256, **options: Any) -> None:
-        super().__init__(workers, **options)
-        self.io_concurrency = io_concurrency
-        self._io: LoopThread[tuple[int, DocumentRef], tuple[int, Outcome]] | None = None
-        self._io_busy = 0
-        self._to_io: list[tuple[int, DocumentRef]] = []
+    @dataclass(frozen=True, kw_only=True)
+    class Options(QueueExecutor.Options):
+        """The CPU stage's pool options (as ``queue``) and ``io_concurrency``: documents awaiting
+        at once in the I/O stage."""
 
-    def task(self, job: Job) -> CpuStage:
-        return CpuStage(job)
+        io_concurrency: int = 256
+
+        def __post_init__(self) -> None:
+            QueueExecutor.Options.__post_init__(self)
+            check(self.io_concurrency >= 1, "io_concurrency", self.io_concurrency, "must be >= 1")
+
+    options: StagedExecutor.Options
+
+    def __init__(
+        self, workers: int | None = None, *, options: Executor.Options | None = None, **settings: Any
+    ) -> None:
+        super().__init__(workers, options=options, **settings)
+        self.io_concurrency = cap_count(self.options.io_concurrency, MAX_AWAITING, "io_concurrency")
+        self.cpu = QueueExecutor(workers, options=_cpu_options(self.options, self.max_in_flight))
+        self.workers = self.cpu.workers  # as the pool sized itself
+        self._io: IoStage | None = None
+        self._completed = 0
+
+    def default_in_flight(self) -> int:
+        return 8192  # as the process strategies: chunk sizing keeps the time held per worker small
 
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
-        _, io = job.pipeline.split()
-        self._handoff = _Handoff()
-        io_job = Job(self._handoff, io, retry=job.retry, timeout=job.timeout, clock=job.clock)
-        io_job.setup()
-        self._bell, bell = socket.socketpair()
-        self._bell.setblocking(False)
-        bell.setblocking(False)
+        with IoStage(job, self.io_concurrency) as io:
+            self._io = io
+            try:
+                yield from self._run(job, refs, io)
+            finally:
+                self._io = None
 
-        async def work(item: tuple[int, DocumentRef]) -> tuple[int, Outcome]:
-            return item[0], await io_job.arun(item[1])
+    def _run(self, job: Job, refs: Iterable[DocumentRef], io: IoStage) -> Iterator[Outcome]:
+        batches = self.cpu.stream(job, refs, task=CpuStage(job), wakeups=[io.bell], held=io.held)
+        with contextlib.closing(batches):
+            for batch in batches:
+                yield from self._yield(self._hand_on(batch, io))
+                yield from self._yield(io.ready())
+        while io.busy:
+            yield from self._yield(io.take())
 
-        self._io = LoopThread(work, self.io_concurrency, wakeup=lambda: _ring(bell))
-        try:
-            yield from super().map_unordered(job, refs)
-        finally:
-            self._io.stop()
-            self._io = None
-            io_job.teardown()
-            self._bell.close()
-            bell.close()
+    def _hand_on(self, batch: list[Document | Outcome], io: IoStage) -> list[Outcome]:
+        """Send the CPU stage's documents on to ``io``; returns the outcomes it ended itself."""
+        io.submit([result for result in batch if isinstance(result, Document)])
+        return [result for result in batch if isinstance(result, Outcome)]
 
-    def accept(self, seq: int, result: Any) -> Outcome | None:
-        if isinstance(result, Outcome):
-            return result
-        self._handoff.docs[result.ref.id] = result
-        self._io_busy += 1
-        self._to_io.append((seq, result.ref))
-        return None
+    def _yield(self, outcomes: list[Outcome]) -> Iterator[Outcome]:
+        for outcome in outcomes:
+            self._completed += 1
+            yield outcome
 
-    def accepted(self) -> None:
-        if self._to_io:
-            assert self._io is not None
-            self._io.submit(self._to_io)  # one hand-off to the loop per batch
-            self._to_io = []
-
-    def later_stages_busy(self) -> bool:
-        return self._io_busy > 0
-
-    def wakeups(self) -> list[Any]:
-        return [self._bell]
-
-    def later_results(self) -> list[tuple[int, Outcome]]:
-        assert self._io is not None
-        try:
-            while self._bell.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        done: list[tuple[int, Outcome]] = []
-        while not self._io.results.empty():
-            done.extend(self._io.results.get())
-        self._io_busy -= len(done)
-        return done
+    def statistics(self) -> ExecutorStats:
+        in_io = self._io.busy if self._io is not None else 0
+        cpu = self.cpu.statistics()
+        return dataclasses.replace(cpu, in_flight=cpu.in_flight + in_io, completed=self._completed)
 
     def describe(self) -> str:
-        return f"staged(cpu_workers={self.workers}, io_concurrency={self.io_concurrency})"
+        return f"staged(cpu_workers={self.cpu.workers}, io_concurrency={self.io_concurrency})"
+
+    def close(self) -> None:
+        self.cpu.close()
+        super().close()
+
+
+def _cpu_options(options: StagedExecutor.Options, max_in_flight: int) -> QueueExecutor.Options:
+    """The CPU stage's options: the pool's share of ``options``; both stages share one bound."""
+    shared = {f.name: getattr(options, f.name) for f in dataclasses.fields(QueueExecutor.Options)}
+    return QueueExecutor.Options(**{**shared, "max_in_flight": max_in_flight})
 
 
 def _ring(bell: socket.socket) -> None:

@@ -4,6 +4,10 @@ Subclasses choose only *how big a chunk is* (``chunk_size``/``observe``) and *wh
 gets* (``next_items``); pulling refs lazily, re-dispatching after crashes and yielding outcomes are
 here, once. Each worker holds at most ``depth`` chunks (one running, one waiting in its pipe), so
 it never waits for the parent, and no more than ``max_in_flight`` refs are pulled ahead.
+
+``map_unordered`` runs the job on the workers; ``stream`` runs any task (a stage of the job) and
+hands back its raw results a wait at a time, so that another executor can build on the loop
+(``staged`` feeds them to its event loop) without overriding it.
 """
 
 from __future__ import annotations
@@ -11,17 +15,17 @@ from __future__ import annotations
 import collections
 import itertools
 import multiprocessing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError
 from docmill.executors.base import Executor, ExecutorStats
-from docmill.executors.sizing import cap_processes, cap_to_pending
 from docmill.executors.pool.parent import Pool, WorkerHandle
 from docmill.executors.pool.wire import Item
 from docmill.executors.pool.worker import Task, WorkerLimits
+from docmill.executors.sizing import cap_processes, cap_to_pending
 from docmill.job import Job
 from docmill.outcome import Outcome
 from docmill.settings import check
@@ -83,10 +87,6 @@ class PooledExecutor(Executor):
 
     # ------------------------------------------------------------------------------ the hooks
 
-    def task(self, job: Job) -> Task:
-        """What the workers run (the Job itself, or a stage of it)."""
-        return job
-
     def chunk_size(self, worker: WorkerHandle) -> int:
         return 1
 
@@ -112,12 +112,35 @@ class PooledExecutor(Executor):
     # ------------------------------------------------------------------------------- the loop
 
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        for batch in self.stream(job, refs):
+            for outcome in batch:
+                self._completed += 1
+                yield outcome
+
+    def stream(
+        self,
+        job: Job,
+        refs: Iterable[DocumentRef],
+        *,
+        task: Task | None = None,
+        wakeups: Sequence[Any] = (),
+        held: Callable[[], int] = lambda: 0,
+    ) -> Generator[list[Any]]:
+        """Run ``task`` (default: ``job``) over ``refs``; after each wait, the results it brought.
+
+        A result is what ``task.run`` returned, or the Outcome made for a document whose worker
+        crashed or overran the job's time limit; each document gives exactly one. The job shapes
+        the workers and sets the time limit. A wait also ends when one of ``wakeups`` (objects with
+        ``fileno``) is ready, and the batch may then be empty. ``held()`` counts documents the
+        caller took from earlier batches and has not finished yet (a later stage): they count
+        against ``max_in_flight``, and while there are any, having nothing to dispatch is a wait.
+        """
         refs = self._fit_to(refs)
-        pool = self._pool = self._make_pool(job)
+        pool = self._pool = self._make_pool(job, task or job)
         try:
             pool.start()
             self.prepare(refs)
-            yield from self._drive(pool)
+            yield from self._drive(pool, list(wakeups), held)
             pool.shutdown(drain=True)
         finally:
             pool.shutdown(drain=False)
@@ -136,9 +159,9 @@ class PooledExecutor(Executor):
         self.workers = cap_to_pending(self.sized, pending, self.requested_workers)
         return itertools.chain(head, refs)
 
-    def _make_pool(self, job: Job) -> Pool:
+    def _make_pool(self, job: Job, task: Task) -> Pool:
         return Pool(
-            self.task(job),
+            task,
             self.workers,
             limits=self.worker_limits(job),
             timeout=job.timeout,
@@ -146,48 +169,23 @@ class PooledExecutor(Executor):
             start_method=self.start_method,
         )
 
-    def _drive(self, pool: Pool) -> Iterator[Outcome]:
+    def _drive(self, pool: Pool, wakeups: list[Any], held: Callable[[], int]) -> Iterator[list[Any]]:
         pending = self._pending = {}
         retry: collections.deque[Item] = collections.deque()
         suspects: collections.deque[Item] = collections.deque()
         self._seq = 0
         while True:
-            self._dispatch(pool, pending, retry, suspects)
+            self._dispatch(pool, pending, retry, suspects, self.max_in_flight - held())
             if not pending and self.source_dry():
                 return
-            if not (pool.holding or retry or suspects or self.later_stages_busy()):
+            if not (pool.holding or retry or suspects or held()):
                 raise BrokenExecutorError(f"{len(pending)} documents were lost track of")
-            report = pool.wait(extra=self.wakeups())
+            report = pool.wait(extra=wakeups)
             retry.extend(report.requeue)
             suspects.extend(report.suspects)
             for worker, docs, seconds, cpu in report.timings:
                 self.observe(worker, docs, seconds, cpu)
-            for seq, result in [*report.finished, *self.later_results()]:
-                outcome = self.accept(seq, result)
-                if outcome is not None and pending.pop(seq, None) is not None:
-                    self._completed += 1
-                    yield outcome
-            self.accepted()
-
-    def accept(self, seq: int, result: Any) -> Outcome | None:
-        """The Outcome to yield for a worker's result, or None when a later stage takes it on."""
-        outcome: Outcome = result
-        return outcome
-
-    def accepted(self) -> None:
-        """Called after each batch of results went through ``accept``."""
-
-    def later_stages_busy(self) -> bool:
-        """Whether documents are in a stage after the workers (staged)."""
-        return False
-
-    def later_results(self) -> list[tuple[int, Outcome]]:
-        """Outcomes finished by a later stage since the last wait."""
-        return []
-
-    def wakeups(self) -> list[Any]:
-        """Extra objects (with ``fileno``) whose readiness should end a wait."""
-        return []
+            yield [result for seq, result in report.finished if pending.pop(seq, None) is not None]
 
     def _dispatch(
         self,
@@ -195,6 +193,7 @@ class PooledExecutor(Executor):
         pending: dict[int, DocumentRef],
         retry: collections.deque[Item],
         suspects: collections.deque[Item],
+        budget: int,
     ) -> None:
         sent = True
         while sent:  # one chunk per worker per round, until every worker holds ``depth``
@@ -202,18 +201,23 @@ class PooledExecutor(Executor):
             for worker in pool.idle_capacity(self.depth):
                 if suspects:
                     pool.send(worker, [suspects.popleft()], solo=True)
-                elif items := self._take(worker, pending, retry):
+                elif items := self._take(worker, pending, retry, budget):
                     pool.send(worker, items)
                 else:
                     continue
                 sent = True
 
     def _take(
-        self, worker: WorkerHandle, pending: dict[int, DocumentRef], retry: collections.deque[Item]
+        self,
+        worker: WorkerHandle,
+        pending: dict[int, DocumentRef],
+        retry: collections.deque[Item],
+        budget: int,
     ) -> list[Item]:
+        """The next chunk for ``worker``: handed-back items first, then fresh refs within ``budget``."""
         size = self.chunk_size(worker)
         items = [retry.popleft() for _ in range(min(size, len(retry)))]
-        room = min(size - len(items), self.max_in_flight - len(pending))
+        room = min(size - len(items), budget - len(pending))
         for ref in self.next_items(worker, room) if room > 0 else ():
             pending[self._seq] = ref
             items.append((self._seq, ref))
