@@ -266,3 +266,20 @@ def test_a_postgresql_journal_has_no_response_cache_file_beside_it(tmp_path: Pat
     cache = _cache("auto", str(tmp_path / "j.db"))
     assert cache is not None and cache.path == tmp_path / "docmill-cache.db"
     cache.close()
+
+
+def test_the_settings_listed_in_docs_run_md_load_and_name_every_key() -> None:
+    import re
+
+    import yaml
+
+    from docmill.settings import field_names
+
+    docs = Path(__file__).parents[2] / "docs" / "run.md"
+    block = re.search(r"```yaml\n(.*?)```", docs.read_text(encoding="utf-8"), re.DOTALL)
+    assert block is not None
+    data = yaml.safe_load(block.group(1))
+    config = RunConfig.from_mapping(data)
+    assert config.llm.rpm == 500.0 and config.journal.commit_every == 500
+    for section, kind in (("llm", LLMOptions), ("extract", ExtractOptions), ("journal", JournalSettings)):
+        assert sorted(data[section]) == sorted(field_names(kind)), f"docs/run.md's {section}: is incomplete"
