@@ -283,3 +283,47 @@ def test_the_settings_listed_in_docs_run_md_load_and_name_every_key() -> None:
     assert config.llm.rpm == 500.0 and config.journal.commit_every == 500
     for section, kind in (("llm", LLMOptions), ("extract", ExtractOptions), ("journal", JournalSettings)):
         assert sorted(data[section]) == sorted(field_names(kind)), f"docs/run.md's {section}: is incomplete"
+
+
+LABELS_YAML = 'labels:\n  note:\n    description: "A short note."\n    keywords: [note, memo]\n'
+
+
+@pytest.mark.parametrize(("threshold", "label"), [(0.0, "note"), (0.99, None)])
+def test_the_classifier_threshold_reaches_the_classifier(
+    tmp_path: Path, threshold: float, label: str
+) -> None:
+    from docmill._build import build_pipeline
+    from docmill.document import Document, DocumentRef
+
+    (tmp_path / "labels.yaml").write_text(LABELS_YAML)
+    config = RunConfig.from_mapping(
+        {"classifier": {"spec": "keywords", "threshold": threshold}, "labels": str(tmp_path / "labels.yaml")}
+    )
+    classifier = build_pipeline(config).steps[-1]
+    doc = Document(ref=DocumentRef(uri="mem://a", id="a"), sha256="0" * 64, text="a note, a memo")
+    out = classifier.process(doc)
+    assert out.metadata["label"] == label and out.metadata["score"] > 0
+
+
+def test_llm_settings_reach_the_client(tmp_path: Path) -> None:
+    pytest.importorskip("httpx")
+    from docmill.limits import provider
+    from docmill.llm import settings
+    from docmill.processors.classify_llm import from_spec
+
+    assert settings.DEFAULT_MARGIN == provider.DEFAULT_MARGIN
+    (tmp_path / "labels.yaml").write_text(LABELS_YAML)
+    config = RunConfig.from_mapping(
+        {
+            "classifier": {"spec": "llm", "response_format": "json_object", "max_attempts": 2},
+            "llm": {"model": "m", "base_url": "http://llm.test/v1", "cache": False, "limiter": "local"},
+            "labels": str(tmp_path / "labels.yaml"),
+        }
+    )
+    clf = from_spec(None, config.classifier_settings())
+    clf.setup()
+    try:
+        assert clf._client is not None and clf._client.provider.response_format == "json_object"  # type: ignore[attr-defined]
+        assert clf.retry.max_attempts == 2 and clf.cache is None
+    finally:
+        clf.teardown()

@@ -8,7 +8,8 @@ share of the evidence with one unit of "none of these" mass added::
 
     score = best / (1 + sum of all labels' scores)        # in [0, 1)
 
-A document that matches nothing gets ``label=None`` and ``score=0.0``.
+A document that matches nothing gets ``label=None`` and ``score=0.0``; one scoring below the
+``threshold`` option (``KeywordOptions``, default 0) keeps its score and gets ``label=None``.
 """
 
 from __future__ import annotations

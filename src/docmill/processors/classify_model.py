@@ -6,7 +6,8 @@ loads the model once, in ``setup()``: the compiled arrays of a version-2 file wi
 (:mod:`docmill.model.compiled`), so workers import neither scikit-learn nor scipy. A version-1 file,
 a pipeline that did not compile or ``compiled=False`` unpickle the pipeline (scikit-learn needed).
 ``score`` is a softmax over the linear model's decision values, sharpened by the temperature fitted
-on the held-out split at training time. Only the first ``max_chars`` characters are classified.
+on the held-out split at training time. Only the first ``max_chars`` characters are classified; a
+score below the ``threshold`` option (``ModelOptions``, default 0) leaves the document unlabelled.
 """
 
 from __future__ import annotations
