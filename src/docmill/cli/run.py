@@ -69,7 +69,7 @@ def run_command(
     """Classify every document under SOURCE; resumes where an earlier run stopped."""
     from docmill.runner import run_config
 
-    given = {name: value for name, value in locals().items() if name in FLAGS}
+    given = {name: value for name, value in locals().items() if name in FLAGS}  # the parameters: FLAGS' keys
     if no_parallel:
         given["strategy"] = "sequential"
     settings = RunConfig.load(config, **overrides(given))
