@@ -16,13 +16,14 @@ capability class attributes, which ``_build`` and the benchmark read instead of 
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
-from docmill.executors.sizing import MAX_IN_FLIGHT, cap_count, usable_cores
+from docmill.executors.sizing import MAX_IN_FLIGHT, cap_count, cap_to_pending, usable_cores
 from docmill.job import Job
 from docmill.outcome import Outcome
 from docmill.settings import check, from_mapping
@@ -95,6 +96,7 @@ class Executor(abc.ABC):
         self.options = self.resolve_options(options, settings)
         self.requested_workers = workers
         self.workers = self.bounded(workers or self.default_workers(), explicit=workers is not None)
+        self.sized = self.workers  # a run may use fewer: no more than its documents
         self.max_in_flight = cap_count(
             self.options.max_in_flight or self.default_in_flight(), MAX_IN_FLIGHT, "max_in_flight"
         )
@@ -123,6 +125,21 @@ class Executor(abc.ABC):
 
     def default_in_flight(self) -> int:
         return max(16, 4 * self.workers)
+
+    def fit_to_pending(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        """The refs, unchanged; first, ``workers`` set to no more than there are documents to run.
+
+        Up to ``sized`` refs are pulled ahead (never past ``max_in_flight``): when the source runs
+        dry before that, this run's workers are only as many as what it gave. For strategies that
+        start their workers up front (processes, threads).
+        """
+        refs, wanted = iter(refs), min(self.sized, self.max_in_flight)
+        head = list(itertools.islice(refs, wanted))
+        pending = len(head) if len(head) < wanted else None
+        asked = self.requested_workers
+        told = asked is not None and self.sized < asked  # the ceiling was already announced
+        self.workers = cap_to_pending(self.sized, pending, None if told else asked)
+        return itertools.chain(head, refs)
 
     @abc.abstractmethod
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:

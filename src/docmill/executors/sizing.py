@@ -66,7 +66,8 @@ def cap_processes(workers: int, *, explicit: bool) -> int:
 
 
 def cap_to_pending(workers: int, pending: int | None, requested: int | None) -> int:
-    """No more workers than documents ``pending`` (when known; at least one)."""
+    """No more workers than documents ``pending`` (when known; at least one); warns when that
+    cuts a count the user ``requested`` (None: nothing to tell)."""
     if pending is None or pending >= workers:
         return workers
     fitted = max(1, pending)

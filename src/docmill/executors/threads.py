@@ -128,12 +128,13 @@ class ThreadExecutor(Executor):
         return 2 * self.workers
 
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        refs = self.fit_to_pending(refs)
         job.setup()
         crew = self._crew = _Crew(job)
         try:
             for _ in range(self.workers):
                 crew.hire()
-            yield from self._drive(crew, iter(refs), job.timeout)
+            yield from self._drive(crew, refs, job.timeout)
         finally:
             crew.stop()
             self._crew = None

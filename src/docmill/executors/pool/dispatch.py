@@ -13,7 +13,6 @@ hands back its raw results a wait at a time, so that another executor can build 
 from __future__ import annotations
 
 import collections
-import itertools
 import multiprocessing
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from docmill.executors.base import Executor, ExecutorStats
 from docmill.executors.pool.parent import Pool, WorkerHandle
 from docmill.executors.pool.wire import Item
 from docmill.executors.pool.worker import Task, WorkerLimits
-from docmill.executors.sizing import cap_processes, cap_to_pending
+from docmill.executors.sizing import cap_processes
 from docmill.job import Job
 from docmill.outcome import Outcome
 from docmill.settings import check
@@ -66,7 +65,6 @@ class PooledExecutor(Executor):
 
     def __init__(self, workers: int | None = None, **settings: Any) -> None:
         super().__init__(workers, **settings)
-        self.sized = self.workers  # this run's pool may be smaller: no more than its documents
         self.start_method = self.options.start_method
         self.limits = limits_from(self.options.max_tasks_per_child, self.options.max_memory_mb)
         self.timeout_grace = self.options.timeout_grace
@@ -135,7 +133,7 @@ class PooledExecutor(Executor):
         caller took from earlier batches and has not finished yet (a later stage): they count
         against ``max_in_flight``, and while there are any, having nothing to dispatch is a wait.
         """
-        refs = self._fit_to(refs)
+        refs = self.fit_to_pending(refs)
         pool = self._pool = self._make_pool(job, task or job)
         try:
             pool.start()
@@ -146,18 +144,6 @@ class PooledExecutor(Executor):
             pool.shutdown(drain=False)
             self._stats = self._snapshot(pool)
             self._pool = None
-
-    def _fit_to(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
-        """The refs, unchanged; first, no more workers than there are documents to run.
-
-        Up to ``sized`` refs are pulled ahead (never past ``max_in_flight``): when the source
-        runs dry before that, the pool is only as big as what it gave.
-        """
-        refs, wanted = iter(refs), min(self.sized, self.max_in_flight)
-        head = list(itertools.islice(refs, wanted))
-        pending = len(head) if len(head) < wanted else None
-        self.workers = cap_to_pending(self.sized, pending, self.requested_workers)
-        return itertools.chain(head, refs)
 
     def _make_pool(self, job: Job, task: Task) -> Pool:
         return Pool(
