@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from docmill.errors import ConfigError, MissingDependencyError
-from docmill.export import COLUMNS
+from docmill.export import COLUMNS, export_row
 from docmill.journal import Journal
 from docmill.journal import open_journal as _open_journal
 from docmill.journal.base import DocumentRecord, Query, RunRecord, Summary
@@ -70,7 +70,7 @@ class JournalReader:
         self, run: int | None = None, *, status: Sequence[str] = (), label: str | None = None
     ) -> list[dict[str, Any]]:
         """One dict per document with the columns of ``docmill export`` (``COLUMNS``), in path order."""
-        return [record.export_row() for record in self.records(run, status=status, label=label)]
+        return [export_row(record) for record in self.records(run, status=status, label=label)]
 
     def failures(self, run: int | None = None) -> list[DocumentRecord]:
         """Every failed, quarantined or crashed document, with ``error_type`` and ``error_message``."""
@@ -112,7 +112,7 @@ def to_pandas(rows: Iterable[dict[str, Any]]) -> Any:
 
 def to_arrow(rows: Iterable[dict[str, Any]]) -> Any:
     """Export rows as a ``pyarrow.Table`` with the Parquet export's schema."""
-    from docmill.export.parquet import _schema  # the one declaration of the columns' types
+    from docmill.export.parquet import _schema  # the Arrow types of export.columns
 
     schema = _schema()  # raises MissingDependencyError naming docmill[parquet] without pyarrow
     import pyarrow as pa

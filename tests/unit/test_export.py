@@ -10,7 +10,7 @@ import pytest
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError
-from docmill.export import COLUMNS, export
+from docmill.export import COLUMNS, EXPORT_COLUMNS, export, export_row
 from docmill.journal.base import Query, RunInfo
 from docmill.journal.sqlite import SqliteJournal
 from docmill.outcome import ErrorInfo, Outcome, Status
@@ -82,3 +82,20 @@ def test_unknown_format_and_missing_folder(tmp_path: Path) -> None:
         export([], "csv", tmp_path / "nope" / "r.csv")
     with pytest.raises(ConfigError, match="standard output"):
         export([], "parquet", "-")
+
+
+def test_every_export_derives_its_columns_from_the_one_declaration(journal: SqliteJournal) -> None:
+    records = list(journal.iter_documents(Query()))
+    rows = [export_row(record) for record in records]
+    assert all(tuple(row) == COLUMNS == tuple(c.name for c in EXPORT_COLUMNS) for row in rows)
+    for column in EXPORT_COLUMNS:  # each value has its column's type (or is missing)
+        assert all(row[column.name] is None or isinstance(row[column.name], column.kind) for row in rows)
+    assert rows[2]["error"] == "CorruptDocument: bad xref" and rows[0]["error"] is None
+
+
+def test_parquet_schema_follows_the_declared_types() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from docmill.export.parquet import _schema
+
+    kinds = {pa.string(): str, pa.int64(): int, pa.float64(): float}
+    assert [(f.name, kinds[f.type]) for f in _schema()] == [(c.name, c.kind) for c in EXPORT_COLUMNS]

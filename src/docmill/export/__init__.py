@@ -1,5 +1,6 @@
 """Exports of the journal: CSV, JSON Lines and Parquet (``docmill export``)."""
 
-from docmill.export.writers import COLUMNS, FORMATS, export
+from docmill.export.columns import COLUMNS, EXPORT_COLUMNS, Column, export_row
+from docmill.export.writers import FORMATS, export
 
-__all__ = ["COLUMNS", "FORMATS", "export"]
+__all__ = ["COLUMNS", "EXPORT_COLUMNS", "FORMATS", "Column", "export", "export_row"]

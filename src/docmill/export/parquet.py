@@ -8,23 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from docmill.errors import MissingDependencyError
+from docmill.export.columns import EXPORT_COLUMNS, export_row
 from docmill.journal.base import DocumentRecord
 
 _ROW_GROUP = 10_000
 
 
 def _schema() -> Any:
+    """The Arrow schema of ``EXPORT_COLUMNS``."""
     try:
         import pyarrow as pa
     except ImportError as exc:
         raise MissingDependencyError("pyarrow", "parquet") from exc
-    return pa.schema(
-        [
-            ("path", pa.string()), ("sha256", pa.string()), ("status", pa.string()), ("label", pa.string()),
-            ("score", pa.float64()), ("error", pa.string()), ("attempts", pa.int64()),
-            ("duplicate_of", pa.string()), ("size", pa.int64()), ("seconds", pa.float64()),
-        ]
-    )  # fmt: skip
+    types = {str: pa.string(), int: pa.int64(), float: pa.float64()}
+    return pa.schema([(column.name, types[column.kind]) for column in EXPORT_COLUMNS])
 
 
 def write_parquet(records: Iterable[DocumentRecord], path: Path) -> int:
@@ -36,7 +33,7 @@ def write_parquet(records: Iterable[DocumentRecord], path: Path) -> int:
     rows = iter(records)
     n = 0
     with pq.ParquetWriter(path, schema) as writer:
-        while chunk := [r.export_row() for r in islice(rows, _ROW_GROUP)]:
+        while chunk := [export_row(r) for r in islice(rows, _ROW_GROUP)]:
             writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
             n += len(chunk)
         if n == 0:

@@ -2,7 +2,7 @@
 
 Rows stream from the journal and are written as they come, so memory stays flat for any journal size.
 A file is written under a temporary name and renamed at the end: a reader never sees half an export.
-``-`` writes CSV or JSON Lines to standard output.
+``-`` writes CSV or JSON Lines to standard output. The columns are those of ``export.columns``.
 """
 
 from __future__ import annotations
@@ -17,20 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from docmill.errors import ConfigError
+from docmill.export.columns import COLUMNS, export_row
 from docmill.journal.base import DocumentRecord
-
-COLUMNS = (
-    "path",
-    "sha256",
-    "status",
-    "label",
-    "score",
-    "error",
-    "attempts",
-    "duplicate_of",
-    "size",
-    "seconds",
-)
 
 Writer = Callable[[Iterable[DocumentRecord], Path], int]
 
@@ -40,14 +28,14 @@ def write_csv(records: Iterable[DocumentRecord], out: TextIO) -> int:
     writer.writeheader()
     n = 0
     for n, record in enumerate(records, start=1):  # noqa: B007 - n is the count
-        writer.writerow(record.export_row())
+        writer.writerow(export_row(record))
     return n
 
 
 def write_jsonl(records: Iterable[DocumentRecord], out: TextIO) -> int:
     n = 0
     for n, record in enumerate(records, start=1):  # noqa: B007 - n is the count
-        row = {**record.export_row(), "result": dict(record.result)}
+        row = {**export_row(record), "result": dict(record.result)}
         out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return n
 

@@ -82,21 +82,6 @@ class DocumentRecord:
             return None
         return self.finished - self.started
 
-    def export_row(self) -> dict[str, Any]:
-        """The columns every export carries, in order."""
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "status": self.status,
-            "label": self.label,
-            "score": self.score,
-            "error": f"{self.error_type}: {self.error_message}" if self.error_type else None,
-            "attempts": self.attempts,
-            "duplicate_of": self.duplicate_of,
-            "size": self.size,
-            "seconds": self.seconds,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Demotion:

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from docmill.clock import SYSTEM_CLOCK, Clock
-from docmill.export.writers import COLUMNS as EXPORT_COLUMNS
+from docmill.export.columns import COLUMNS as EXPORT_COLUMNS
 from docmill.journal.base import DocumentRecord, Journal, Query
 from docmill.serve import params, views
 from docmill.serve.gateway import Gateway

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from docmill.export.columns import export_row as _export_row
 from docmill.journal.base import DocumentRecord, RunRecord, Summary
 from docmill.serve.security import redact, redact_text
 
@@ -130,8 +131,8 @@ def document_json(doc: DocumentRecord) -> dict[str, Any]:
 
 
 def export_row(doc: DocumentRecord) -> dict[str, Any]:
-    """The export columns of ``DocumentRecord.export_row`` with the error redacted."""
-    row = doc.export_row()
+    """The export columns (``docmill.export.columns``) with the error redacted."""
+    row = _export_row(doc)
     if row.get("error"):
         row["error"] = redact_text(str(row["error"]))
     return row

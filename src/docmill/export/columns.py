@@ -1,0 +1,57 @@
+"""The export columns, declared once: each one's name, type and how it is read from a journal record.
+
+Everything that writes or serves results derives from :data:`EXPORT_COLUMNS`: the CSV header and
+the keys of a JSON Lines row (``docmill export``, the dashboard's downloads), the Parquet schema,
+and the columns of ``RunResult.to_pandas()``/``to_arrow()``. A new column is one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from docmill.journal.base import DocumentRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One export column: ``name``, the type of its values (None aside) and how to ``read`` it."""
+
+    name: str
+    kind: type[str] | type[int] | type[float]
+    read: Callable[[DocumentRecord], Any]
+
+
+def _error(record: DocumentRecord) -> str | None:
+    """``Type: message``, or None for a document that did not fail."""
+    return f"{record.error_type}: {record.error_message}" if record.error_type else None
+
+
+def _column(name: str, kind: type[str] | type[int] | type[float]) -> Column:
+    """A column read from the record's attribute of the same name."""
+    return Column(name, kind, attrgetter(name))
+
+
+EXPORT_COLUMNS: tuple[Column, ...] = (
+    _column("path", str),
+    _column("sha256", str),
+    _column("status", str),
+    _column("label", str),
+    _column("score", float),
+    Column("error", str, _error),
+    _column("attempts", int),
+    _column("duplicate_of", str),
+    _column("size", int),
+    _column("seconds", float),
+)
+"""The columns every export carries, in order."""
+
+COLUMNS: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
+"""The names of :data:`EXPORT_COLUMNS`, in order."""
+
+
+def export_row(record: DocumentRecord) -> dict[str, Any]:
+    """``record``'s export columns, in order."""
+    return {column.name: column.read(record) for column in EXPORT_COLUMNS}
