@@ -11,7 +11,6 @@ bodies are supported, which is all an HTTP client of a chat API uses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import urllib.request
@@ -50,19 +49,34 @@ def _encode(reply: Reply, body: bytes) -> bytes:
 
 
 class _Connection:
-    """One client connection: read a request, answer it, repeat while kept alive."""
+    """One client connection: read a request, answer it, repeat while kept alive.
+
+    Keeps the tasks serving connections, so that stopping can cancel them (a hanging reply sleeps
+    for ``hang_seconds``): since Python 3.12 a server's ``wait_closed`` waits for every connection.
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
         try:
             while await self._one(reader, writer):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the client went away, or the server is stopping
         finally:
+            if task is not None:
+                self.tasks.discard(task)
             writer.close()
+
+    def cancel_all(self) -> None:
+        """Cancel every connection still being served."""
+        for task in list(self.tasks):
+            task.cancel()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         request = await _read_request(reader)
@@ -80,13 +94,18 @@ class _Connection:
 async def _serve(
     emulator: Emulator, host: str, port: int, started: threading.Event | None, holder: dict[str, Any]
 ) -> None:
-    server = await asyncio.start_server(_Connection(emulator), host, port, backlog=1024)
+    connections = _Connection(emulator)
+    server = await asyncio.start_server(connections, host, port, backlog=1024)
     holder["port"] = server.sockets[0].getsockname()[1]
     holder["stop"] = asyncio.Event()
     if started is not None:
         started.set()
-    async with server:
+    try:
         await holder["stop"].wait()
+    finally:  # stopped, or interrupted (serve_forever): close the connections, then the server
+        server.close()
+        connections.cancel_all()
+        await server.wait_closed()
 
 
 def serve_forever(config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -132,8 +151,9 @@ class EmulatorServer:
             return
         self._loop.call_soon_threadsafe(self._holder["stop"].set)
         self._thread.join(10)
-        with contextlib.suppress(RuntimeError):
-            self._cancel_leftovers()
+        if self._thread.is_alive():  # never close a loop that still runs: leave the daemon thread be
+            raise RuntimeError("the emulator did not stop within 10 s")
+        self._cancel_leftovers()
         self._loop.close()
         self._loop = self._thread = None
 
