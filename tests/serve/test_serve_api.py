@@ -144,13 +144,13 @@ def test_run_config_never_shows_a_key(journal_db: Path, corpus: Corpus, tmp_path
     config = tmp_path / "docmill.yaml"
     secret = "sk-test-0123456789abcdefghij"
     config.write_text(
-        f"llm: {{api_key_env: DOCMILL_TEST_KEY, api_key: {secret}, base_url: 'http://u:hunter2@127.0.0.1:1/v1'}}\n"
+        f"llm: {{api_key_env: DOCMILL_TEST_KEY, base_url: 'http://u:{secret}@127.0.0.1:1/v1'}}\n"
     )
     db = tmp_path / "docmill.db"
     docmill_run(corpus.root, db, "--config", str(config))
     with TestClient(create_app(str(db)), base_url=BASE_URL) as client:
         body = client.get("/api/runs/1").text
-    assert secret not in body and "hunter2" not in body
+    assert secret not in body
     assert "DOCMILL_TEST_KEY" in body
 
 

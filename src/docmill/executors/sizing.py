@@ -67,10 +67,11 @@ def cap_processes(workers: int, *, explicit: bool) -> int:
 
 def cap_to_pending(workers: int, pending: int | None, requested: int | None) -> int:
     """No more workers than documents ``pending`` (when known; at least one); warns when that
-    cuts a count the user ``requested`` (None: nothing to tell)."""
-    if pending is None or pending >= workers:
+    cuts a count the user ``requested`` (None: nothing to tell). With nothing pending no worker
+    starts, so the count stays as asked (auto's probe may have run every document)."""
+    if not pending or pending >= workers:
         return workers
-    fitted = max(1, pending)
+    fitted = pending
     _say(
         requested is not None and requested > fitted,
         f"workers {requested} capped at {fitted}: {pending} documents to run",
