@@ -116,7 +116,7 @@ def run(
     strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     session = _Session(source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds)
     session.max_cost = max_cost
-    with strategy:
+    with graceful_stop(session.stop, session.reporter.message), strategy:  # signals: see docmill._signals
         return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
 
 
@@ -168,8 +168,7 @@ class _Session:
         ticker.start()
         state = "failed"
         try:
-            with graceful_stop(self.stop, self.reporter.message):
-                self._consume(strategy, retry_failed)
+            self._consume(strategy, retry_failed)
             if self._error is not None:
                 raise self._error
             state = "interrupted" if self.stop.reason else "done"  # stopped early: Ctrl-C or max-cost
@@ -298,15 +297,17 @@ class _Session:
             self.reporter.set_total(total)
 
     def _finish(self, state: str, ticker: threading.Thread) -> None:
-        self._ended.set()
-        ticker.join()
-        with self._lock:
-            self._flush()
-            if self.total is None and state == "done":  # the walk ended before the count did
-                self.total = self.stats.done + self.stats.skipped
-            snapshot = self.snapshot()
-            self.journal.end_run(self.run_id, state, snapshot)
-        self.reporter.finish(self.stats)
+        """Record the last batch and the run's end; no signal interrupts this (``StopFlag.shield``)."""
+        with self.stop.shield():
+            self._ended.set()
+            ticker.join()
+            with self._lock:
+                self._flush()
+                if self.total is None and state == "done":  # the walk ended before the count did
+                    self.total = self.stats.done + self.stats.skipped
+                snapshot = self.snapshot()
+                self.journal.end_run(self.run_id, state, snapshot)
+            self.reporter.finish(self.stats)
 
 
 def _close_dead_runs(journal: Journal) -> None:

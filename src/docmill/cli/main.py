@@ -1,6 +1,8 @@
 """The ``docmill`` command. Thin: each module in ``docmill.cli`` adds its commands via ``register(app)``.
 
-The only error handler: ``DocmillError`` → one line on stderr and its ``exit_code``.
+The only error handler: ``DocmillError`` → one line on stderr and its ``exit_code``. Exit status:
+0 done, 1 a ``DocmillError``, 2 a ``ConfigError`` (bad options or settings), 130 interrupted (Ctrl-C,
+SIGTERM or SIGHUP, at any moment: see ``docmill._signals``).
 """
 
 from __future__ import annotations
@@ -66,4 +68,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_main() -> None:
-    raise SystemExit(main())
+    """The ``docmill`` process: ``main()`` with exit status 130 for any interrupted ending (``_signals``)."""
+    from docmill._signals import INTERRUPTED, ProcessExit
+
+    process = ProcessExit.install()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a signal between the command's end and main's return
+        code = INTERRUPTED
+    raise SystemExit(process.status(code))
