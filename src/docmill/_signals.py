@@ -150,14 +150,22 @@ class ProcessExit:
         return handler
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        """Raise ``KeyboardInterrupt`` for the first signal while the command works; else note it."""
+        """Stop the command on the first signal while it works (as Ctrl-C does); else note it.
+
+        If the command handles Ctrl-C itself (a server's graceful shutdown), the signal is passed on
+        to it as SIGINT; otherwise ``KeyboardInterrupt`` is raised.
+        """
         if os.getpid() != self.pid:
             _as_worker(signum)
             return
         first = not self.signalled
         self.signalled = True
-        if first and not self.leaving:
-            raise KeyboardInterrupt
+        if not first or self.leaving:
+            return
+        if signal.getsignal(signal.SIGINT) != self.handle:
+            signal.raise_signal(signal.SIGINT)
+            return
+        raise KeyboardInterrupt
 
     def status(self, code: int) -> int:
         """The command returned ``code``: from now on a signal is only noted. Returns the exit status."""

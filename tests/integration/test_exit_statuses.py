@@ -1,10 +1,11 @@
 """A real ``docmill run`` process, interrupted by every combination of signals, exits 130, and the next
-run records the rest: every document exactly once."""
+run records the rest: every document exactly once. The servers (``emulate``, ``serve``) exit 130 too."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -156,3 +157,29 @@ def test_a_signal_while_the_finished_run_shuts_down_exits_130(
     with SqliteJournal(db) as journal:
         assert journal.count(Query()) == 8 and [r.state for r in journal.runs()] == ["done"]
     assert_resumes(corpus, db, 8)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("sig", [INT, TERM, HUP], ids=lambda s: s.name)
+@pytest.mark.parametrize("command", ["emulate", "serve"])
+def test_servers_stopped_by_any_signal_exit_130(tmp_path: Path, command: str, sig: signal.Signals) -> None:
+    port = _free_port()
+    argv = [sys.executable, "-m", "docmill", command, "--port", str(port)]
+    if command == "serve":
+        SqliteJournal(tmp_path / "j.db").close()
+        argv += ["--db", str(tmp_path / "j.db")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: _listening(port), proc)
+    status, err = send(proc, (sig,), 0.0)
+    assert status == 130, err
+    assert "Traceback" not in err
