@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import urllib.request
 from types import TracebackType
 from typing import Any
 
+from docmill._signals import handled_signals
 from docmill.llm.emulator import Emulator, EmulatorConfig, Reply
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
@@ -97,7 +99,7 @@ async def _serve(
     connections = _Connection(emulator)
     server = await asyncio.start_server(connections, host, port, backlog=1024)
     holder["port"] = server.sockets[0].getsockname()[1]
-    holder["stop"] = asyncio.Event()
+    holder.setdefault("stop", asyncio.Event())
     if started is not None:
         started.set()
     try:
@@ -109,8 +111,26 @@ async def _serve(
 
 
 def serve_forever(config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve in the foreground until interrupted."""
-    asyncio.run(_serve(Emulator(config), host, port, None, {}))
+    """Serve in the foreground until SIGINT, SIGTERM or SIGHUP; then raise ``KeyboardInterrupt``.
+
+    The signals stop the loop from within (a signal raising in the loop would break the task it
+    lands in); the handlers in place before are restored afterwards.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in handled_signals()}
+    try:
+        asyncio.run(_serve_until_signalled(Emulator(config), host, port))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    raise KeyboardInterrupt
+
+
+async def _serve_until_signalled(emulator: Emulator, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in handled_signals():
+        loop.add_signal_handler(sig, stop.set)
+    await _serve(emulator, host, port, None, {"stop": stop})
 
 
 class EmulatorServer:
