@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from docmill.errors import ConfigError, RateLimitedError, RetryableError
+from docmill.errors import RateLimitedError, RetryableError
+from docmill.settings import check
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +35,11 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = (RetryableError,)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if self.initial < 0 or self.maximum < self.initial:
-            raise ConfigError(f"need 0 <= initial <= maximum, got {self.initial} and {self.maximum}")
-        if self.multiplier < 1 or not 0 <= self.jitter <= 1:
-            raise ConfigError("multiplier must be >= 1 and jitter within [0, 1]")
+        check(self.max_attempts >= 1, "max_attempts", self.max_attempts, "must be >= 1")
+        check(self.initial >= 0, "initial", self.initial, "must be >= 0")
+        check(self.maximum >= self.initial, "maximum", self.maximum, f"must be >= initial ({self.initial})")
+        check(self.multiplier >= 1, "multiplier", self.multiplier, "must be >= 1")
+        check(0 <= self.jitter <= 1, "jitter", self.jitter, "must be within [0, 1]")
 
     def retryable(self, error: BaseException) -> bool:
         """Whether ``error`` is worth another attempt at all."""

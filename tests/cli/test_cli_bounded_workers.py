@@ -63,7 +63,7 @@ def test_a_hundred_thousand_workers_on_five_documents(strategy: str, corpus: Pat
     ceiling, _ = sizing.process_ceiling()
     warnings = [line for line in err.splitlines() if "workers 100000" in line]
     assert len(warnings) == 1 and warnings[0].startswith(
-        f"workers 100000 capped at {ceiling} worker processes ("
+        f"docmill: warning: workers 100000 capped at {ceiling} worker processes ("
     )
     expected = min(DOCS, ceiling)  # one per document, within what the machine can take
     assert children <= expected + 1  # and a resource tracker at most

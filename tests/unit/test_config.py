@@ -97,7 +97,10 @@ def test_load_reads_docmill_yaml_in_the_working_folder(
         ("- a list\n", "expected a mapping"),
         ("strategy: sequential\nwokers: 2\n", r"^wokers: unknown setting; did you mean workers\?$"),
         ("strategy: sequential\nparallelization: {max_procs: 2}\n", "parallelization.max_procs: unknown"),
-        ("strategy: sequential\nretry: {max_attempts: 0}\n", "retry: max_attempts must be >= 1"),
+        (
+            "strategy: sequential\nretry: {max_attempts: 0}\n",
+            "retry.max_attempts: invalid value 0 .must be >= 1.",
+        ),
         (
             "strategy: sequential\nretry: {initial: soon}\n",
             r"retry.initial: invalid value 'soon' \(must be a",

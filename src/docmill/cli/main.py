@@ -8,6 +8,7 @@ SIGTERM or SIGHUP, at any moment: see ``docmill._signals``).
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 
@@ -52,8 +53,23 @@ def version() -> None:
 _register_commands()
 
 
+class _Warnings(logging.Handler):
+    """docmill's warnings (a capped worker count, …) as ``docmill: warning: …`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"docmill: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)  # noqa: T201
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("docmill")
+    if not any(isinstance(h, _Warnings) for h in logger.handlers):
+        logger.addHandler(_Warnings(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``docmill`` and ``python -m docmill``; returns the exit code."""
+    _show_warnings()
     try:
         app(args=argv, prog_name="docmill")
     except SystemExit as exc:  # typer's standalone mode always exits
