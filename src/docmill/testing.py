@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from docmill.document import Document, DocumentRef, sha256_bytes
@@ -70,6 +70,26 @@ def iter_refs(n: int, prefix: str = "doc") -> Iterator[DocumentRef]:
 def make_refs(n: int, prefix: str = "doc") -> list[DocumentRef]:
     """``n`` in-memory refs as a list."""
     return list(iter_refs(n, prefix))
+
+
+TWO_LABELS = """labels:
+  invoice:
+    description: "A bill requesting payment."
+    keywords: [invoice, amount due, payment terms]
+  recipe:
+    description: "How to cook a dish."
+    keywords: [tablespoon, oven, simmer, ingredients]
+"""
+"""A labels file of two labels (invoice, recipe) that the keyword classifier tells apart."""
+
+
+def write_corpus(root: Path, docs: Mapping[str, str], labels: str = TWO_LABELS) -> Path:
+    """Write ``docs`` (relative path → text) under ``root`` with a ``labels.yaml``; returns ``root``."""
+    for rel, text in docs.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    (root / "labels.yaml").write_text(labels, encoding="utf-8")
+    return root
 
 
 class PulledCounter:

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from docmill.cli.main import main
+from docmill.testing import write_corpus
 
-LABELS = """labels:
-  invoice:
-    description: "A bill requesting payment."
-    keywords: [invoice, amount due, payment terms]
-  recipe:
-    description: "How to cook a dish."
-    keywords: [tablespoon, oven, simmer, ingredients]
-"""
 DOCS = {
     "bills/a.txt": "INVOICE 2024-001. Amount due: 300 EUR. Payment terms: 30 days.",
     "bills/b.md": "# Invoice\n\nThe amount due is listed below. Payment terms apply.",
@@ -29,12 +22,7 @@ DOCS = {
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    root = tmp_path / "corpus"
-    for rel, text in DOCS.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    (root / "labels.yaml").write_text(LABELS)
-    return root
+    return write_corpus(tmp_path / "corpus", DOCS)
 
 
 def cli(*args: str) -> int:

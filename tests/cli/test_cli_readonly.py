@@ -29,17 +29,10 @@ import pytest
 from docmill.cli.main import main
 from docmill.journal import open_journal
 from docmill.journal.base import RunInfo
+from docmill.testing import TWO_LABELS
 
 NOBODY = 65534
 DOCMILL = str(Path(sys.executable).with_name("docmill"))
-LABELS = """labels:
-  invoice:
-    description: "A bill requesting payment."
-    keywords: [invoice, amount due, payment terms]
-  recipe:
-    description: "How to cook a dish."
-    keywords: [tablespoon, oven, simmer, ingredients]
-"""
 DOCS = {
     "a.txt": "INVOICE 2024-001. Amount due: 300 EUR. Payment terms: 30 days.",
     "b.txt": "Invoice. The amount due is listed below. Payment terms apply.",
@@ -99,7 +92,7 @@ def write_journal(base: Path) -> Path:
     corpus.mkdir()
     for name, text in DOCS.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    (corpus / "labels.yaml").write_text(LABELS)
+    (corpus / "labels.yaml").write_text(TWO_LABELS)
     (base / "journal").mkdir()
     db = base / "journal" / "docmill.db"
     argv = ["run", str(corpus), "--db", str(db), "--strategy", "sequential", "--progress", "log"]

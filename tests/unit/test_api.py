@@ -21,17 +21,9 @@ from docmill.config import RunConfig
 from docmill.errors import ConfigError, DocmillError, MissingDependencyError
 from docmill.export import COLUMNS
 from docmill.runner import run as run_pipeline
-from docmill.testing import MemorySource, NoopProcessor
+from docmill.testing import TWO_LABELS, MemorySource, NoopProcessor
 
 REPO = Path(__file__).resolve().parents[2]
-LABELS = """labels:
-  invoice:
-    description: "A bill requesting payment."
-    keywords: [invoice, amount due, payment terms]
-  recipe:
-    description: "How to cook a dish."
-    keywords: [tablespoon, oven, simmer, ingredients]
-"""
 DOCS = {
     "a.txt": "INVOICE 2024-001. Amount due: 300 EUR. Payment terms: 30 days.",
     "b.md": "# Soup\n\nIngredients: two onions. Simmer for an hour.",
@@ -62,7 +54,7 @@ def corpus(tmp_path: Path) -> Path:
     root.mkdir()
     for name, text in DOCS.items():
         (root / name).write_text(text, encoding="utf-8")
-    (root / "labels.yaml").write_text(LABELS, encoding="utf-8")  # the source's labels: not a document
+    (root / "labels.yaml").write_text(TWO_LABELS, encoding="utf-8")  # the source's labels: not a document
     return root
 
 

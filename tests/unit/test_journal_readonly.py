@@ -20,15 +20,8 @@ from docmill.errors import ConfigError, JournalError
 from docmill.journal import _readonly, open_journal
 from docmill.journal.base import Query, RunInfo
 from docmill.journal.sqlite import SqliteJournal
+from docmill.testing import write_corpus
 
-LABELS = """labels:
-  invoice:
-    description: "A bill requesting payment."
-    keywords: [invoice, amount due, payment terms]
-  recipe:
-    description: "How to cook a dish."
-    keywords: [tablespoon, oven, simmer, ingredients]
-"""
 DOCS = {
     "a.txt": "INVOICE 2024-001. Amount due: 300 EUR. Payment terms: 30 days.",
     "soup.txt": "Ingredients: two onions. Simmer for an hour, add a tablespoon of salt.",
@@ -39,11 +32,7 @@ PG_SERVER = os.environ.get("DOCMILL_TEST_PG", "postgresql://postgres@127.0.0.1:5
 
 def make_corpus(root: Path) -> Path:
     """Three documents (an invoice, a recipe, a broken PDF) and their labels."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in DOCS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    (root / "labels.yaml").write_text(LABELS)
-    return root
+    return write_corpus(root, DOCS)
 
 
 def run_into(corpus: Path, db: str) -> None:
