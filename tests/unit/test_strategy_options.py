@@ -201,3 +201,19 @@ def test_a_process_pool_starts_no_more_workers_than_documents(two_cores: None) -
         outcomes = list(executor.map_unordered(job, MemorySource(3)))
         assert len(outcomes) == 3
         assert executor.statistics().workers == 3
+
+
+def test_the_strategy_options_table_of_the_docs_equals_the_classes() -> None:
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from docmill.executors import EXECUTORS, executor_class
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "run.md").read_text(encoding="utf-8")
+    section = doc.split("## Strategy options", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z]+)` \| (.+) \|$", section, re.MULTILINE))
+    assert sorted(rows) == sorted(EXECUTORS)
+    for name, cell in rows.items():
+        documented = re.findall(r"`(\w+)`", cell)
+        assert documented == [f.name for f in dataclasses.fields(executor_class(name).Options)], name
