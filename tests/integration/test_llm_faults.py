@@ -115,8 +115,7 @@ def test_prompt_injection_never_yields_a_label_outside_the_set(
         except InvalidModelOutput as exc:  # the model obeyed; validation refused its answer
             assert gullible and "HACKED" in str(exc)
             return
-    assert label in labels.names
-    assert not (gullible and name.endswith(".txt"))  # the visible injection always reaches the model
+    assert label in labels.names  # under the strict schema a gullible model cannot leave the enum
 
 
 def test_the_api_key_is_never_written_anywhere(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ provider where it matters to a client:
 * **Faults**, each drawn per request with its rate: 500, 503, dropped connection, hang, malformed
   JSON body, truncated body, and a label outside the allowed set.
 * **Answers**: keyword scoring of the prompt's labels (``emulator_model``), deterministic, with a
-  seeded ``error_rate`` of wrong labels.
+  seeded ``error_rate`` of wrong labels; shaped by the requested JSON schema (``emulator_schema``:
+  it always validates, labels come from its ``enum``), and strict schemas OpenAI refuses get 400.
 
 ``GET /emulator/stats`` reports the provider's view; ``POST /emulator/reset`` clears it.
 """
@@ -34,8 +35,8 @@ from typing import Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
-from docmill.llm import emulator_model
-from docmill.llm.prompt import answer_json, count_prompt_tokens, estimate_tokens, parse_messages
+from docmill.llm import emulator_schema
+from docmill.llm.prompt import count_prompt_tokens, estimate_tokens
 
 FAULTS = ("fail_500", "fail_503", "drop", "hang", "malformed", "truncated", "bad_label")
 
@@ -184,9 +185,9 @@ class Emulator:
             request = json.loads(body)
             messages = list(request["messages"])
         except (ValueError, KeyError, TypeError):
-            return Reply.json(
-                400, {"error": {"message": "body must be JSON with messages", "type": "invalid_request"}}
-            )
+            return _invalid("body must be JSON with messages")
+        if not ollama and (problem := emulator_schema.strict_schema_problem(request)):
+            return _invalid(f"Invalid schema for response_format: {problem}")
         prompt_tokens = count_prompt_tokens(messages)
         max_out = _max_tokens(request, ollama=ollama)
         throttled = self._admit(now, prompt_tokens + max_out)
@@ -245,16 +246,11 @@ class Emulator:
         ollama: bool,
     ) -> Reply:
         fault = self._draw_fault()
-        labels, text = parse_messages(messages)
         cfg = self.config
-        label, confidence, reason = emulator_model.classify(
-            labels, text, seed=cfg.seed, error_rate=cfg.error_rate, gullible=cfg.gullible
-        )
-        if fault == "bad_label":
-            label = "not-a-label"
-        content = answer_json(label, confidence, reason)
-        if not _json_requested(request, ollama=ollama):
-            content = f"Here is the classification:\n```json\n{content}\n```"
+        content = emulator_schema.answer(
+            request, messages, ollama=ollama, seed=cfg.seed, error_rate=cfg.error_rate,
+            gullible=cfg.gullible, bad_label=fault == "bad_label",
+        )  # fmt: skip
         finish = "stop"
         if estimate_tokens(content) > max_out:
             content, finish = content[: max_out * 4], "length"
@@ -349,11 +345,8 @@ def _max_tokens(request: Mapping[str, Any], *, ollama: bool) -> int:
     return int(value) if isinstance(value, int) and value > 0 else 256
 
 
-def _json_requested(request: Mapping[str, Any], *, ollama: bool) -> bool:
-    if ollama:
-        return bool(request.get("format"))
-    kind = (request.get("response_format") or {}).get("type")
-    return kind in ("json_object", "json_schema")
+def _invalid(message: str) -> Reply:
+    return Reply.json(400, {"error": {"message": message, "type": "invalid_request_error"}})
 
 
 def _openai_reply(

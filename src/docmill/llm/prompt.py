@@ -99,7 +99,7 @@ def response_schema(names: Sequence[str]) -> dict[str, Any]:
             "confidence": {"type": "number"},
             "reason": {"type": "string"},
         },
-        "required": ["label"],
+        "required": ["label", "confidence", "reason"],  # strict mode: every property is required
         "additionalProperties": False,
     }
 
