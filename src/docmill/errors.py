@@ -8,23 +8,30 @@ Our exception hierarchy::
 
     DocmillError                      (exit_code = 1)
     ├── ConfigError                   (exit_code = 2)  bad options, bad YAML, missing paths
-    │   └── UnknownExecutorError                       unknown strategy name; lists the known ones
+    │   ├── UnknownExecutorError                       unknown strategy name; lists the known ones
+    │   └── EndpointError                              the check before a run: nothing answers, key
+    │                                                  refused, unknown model (LLM probe)
     ├── MissingDependencyError(ImportError)            carries the `pip install docmill[extra]` hint
     ├── SourceError                                    cannot list or load; carries uri
     ├── ProcessingError                                raised inside processors; carries doc id
     │   ├── RetryableError                             worth another attempt
     │   │   ├── RateLimitedError                       .retry_after: float | None
     │   │   ├── UpstreamError                          5xx, connection reset; .status
+    │   │   │   └── UnreachableError                   connection refused, DNS failure: nothing answered
     │   │   └── ProcessingTimeout                      the per-document time limit ran out
     │   └── PermanentError                             another attempt gives the same answer
     │       ├── UnsupportedDocument                    format we cannot read (binary, unknown type)
     │       ├── CorruptDocument                        the file is damaged or encrypted
     │       ├── ResourceLimitExceeded                  size / pages / inflated-size guard tripped
-    │       └── InvalidModelOutput                     the model's reply maps to no allowed label
+    │       ├── InvalidModelOutput                     the model's reply maps to no allowed label
+    │       └── AuthRefusedError                       401/403: the provider refused the key
     ├── ExecutorError
     │   └── BrokenExecutorError                        pool unusable; .cause
     │       └── WorkerCrashedError                     .exitcode / .signal
     ├── BudgetExceededError                            --max-cost reached; the run stops cleanly
+    ├── RunStoppedError                                a processor asks the run to stop (its endpoint is
+    │                                                  gone); its document is not recorded
+    ├── AllFailedError                                 a run in which every document failed
     └── JournalError                                   schema mismatch, locked, corrupt
 """
 
@@ -84,10 +91,14 @@ class ProcessingError(DocmillError):
 
     ``usage``: what the document was billed for before it failed (``cost``, ``tokens_in``,
     ``tokens_out``, ``requests``); ``Job`` records it as the failed outcome's result.
+    ``exhausted``: the processor already spent its own retry budget on this error, so ``Job``
+    must not retry it again (one retry owner); the error keeps its type and ``retryable``, so the
+    journal still treats it as a failure a later run may redo.
     """
 
     retryable: ClassVar[bool] = False
     usage: Mapping[str, float] | None = None
+    exhausted: bool = False
 
 
 class RetryableError(ProcessingError):
@@ -112,6 +123,10 @@ class UpstreamError(RetryableError):
         self.status = status
 
 
+class UnreachableError(UpstreamError):
+    """Nothing answered at the endpoint (connection refused, DNS failure): no request reached it."""
+
+
 class ProcessingTimeout(RetryableError):
     """The per-document time limit ran out."""
 
@@ -134,6 +149,27 @@ class ResourceLimitExceeded(PermanentError):
 
 class InvalidModelOutput(PermanentError):
     """The model's reply could not be mapped to an allowed label."""
+
+
+class AuthRefusedError(PermanentError):
+    """The provider refused the credentials (401, 403): no document can succeed until they change."""
+
+
+class EndpointError(ConfigError):
+    """The endpoint a run needs failed its check before the first document (exit 2, nothing recorded)."""
+
+
+class RunStoppedError(DocmillError):
+    """A processor asks the run to stop: calls kept failing the same way (a circuit breaker opened).
+
+    Raised inside a worker it reaches the parent as an outcome whose error type is this class's
+    name; the runner then records nothing for that document (the next run redoes it) and stops
+    cleanly, and the CLI exits 1 with the message.
+    """
+
+
+class AllFailedError(DocmillError):
+    """Every document this run processed failed: the run did nothing useful (exit 1)."""
 
 
 class ExecutorError(DocmillError):

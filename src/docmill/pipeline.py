@@ -23,6 +23,10 @@ class Pipeline(Processor):
         for step in self.steps:
             step.check_requirements()
 
+    def check(self) -> None:
+        for step in self.steps:
+            step.check()
+
     def setup(self) -> None:
         for step in self.steps:
             step.setup()

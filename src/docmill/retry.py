@@ -1,7 +1,9 @@
 """Retry policy as a small pure object: ``delay(attempt, error)`` decides, callers sleep.
 
-``Job.run`` and ``Job.arun`` (and the LLM client) drive the same decision with ``clock.sleep`` or
-``await clock.asleep``; nothing here touches the clock, so tests are one-liners.
+``Job.run`` and ``Job.arun`` (and the LLM classifier) drive the same decision with ``clock.sleep`` or
+``await clock.asleep``; nothing here touches the clock, so tests are one-liners. A processor that
+retries on its own (the LLM classifier) marks the error it gives up on ``exhausted``, and ``Job``
+then never retries it: each call has one retry owner.
 """
 
 from __future__ import annotations
@@ -42,8 +44,12 @@ class RetryPolicy:
         check(0 <= self.jitter <= 1, "jitter", self.jitter, "must be within [0, 1]")
 
     def retryable(self, error: BaseException) -> bool:
-        """Whether ``error`` is worth another attempt at all."""
-        return isinstance(error, self.retry_on)
+        """Whether ``error`` is worth another attempt at all.
+
+        Not when a processor already spent its own budget on it (``exhausted``): one retry owner
+        per call, so a document's attempts are never multiplied by nested policies.
+        """
+        return isinstance(error, self.retry_on) and not getattr(error, "exhausted", False)
 
     def delay(self, attempt: int, error: BaseException, *, rng: random.Random | None = None) -> float | None:
         """Seconds to wait after failed attempt number ``attempt`` (1-based), or None to give up.
@@ -52,11 +58,14 @@ class RetryPolicy:
         """
         if attempt >= self.max_attempts or not self.retryable(error):
             return None
+        retry_after = getattr(error, "retry_after", None) if isinstance(error, RateLimitedError) else None
+        return max(self.backoff(attempt, rng=rng), retry_after or 0.0)
+
+    def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """The jittered exponential wait after failed attempt ``attempt``, whatever the error."""
         backoff = min(self.maximum, self.initial * self.multiplier ** (attempt - 1))
         draw = (rng or _RNG).random()
-        wait = backoff * (1.0 - self.jitter) + backoff * self.jitter * draw
-        retry_after = getattr(error, "retry_after", None) if isinstance(error, RateLimitedError) else None
-        return max(wait, retry_after or 0.0)
+        return backoff * (1.0 - self.jitter) + backoff * self.jitter * draw
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)

@@ -11,9 +11,12 @@ The parent is the only writer: outcomes are buffered and recorded in one transac
 ``commit_every`` outcomes are waiting or ``commit_seconds`` have passed, whichever comes first; a ticker
 thread flushes and heartbeats the run's live stats into the journal about once a second, so a slow
 document never holds finished ones back. A document's failure never ends the run; only ConfigError,
-JournalError and BrokenExecutorError do. Stopping (Ctrl-C, SIGTERM, ``max_cost``) ends the refs
-iterator early: the strategy finishes what is in flight, the journal is flushed, and the next run
-resumes where this one stopped.
+JournalError and BrokenExecutorError do. Before the first document, ``pipeline.check()`` lets each
+step refuse a run that cannot succeed (an LLM endpoint that does not answer: exit 2, nothing
+recorded). Stopping (Ctrl-C, SIGTERM, ``max_cost``, or an outcome whose error is
+``RunStoppedError``: a processor's circuit breaker opened) ends the refs iterator early: the
+strategy finishes what is in flight, the journal is flushed, and the next run resumes where this
+one stopped. Outcomes that carry ``RunStoppedError`` are not recorded: their documents are redone.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from docmill._signals import StopFlag, graceful_stop
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.config import RunConfig
 from docmill.document import DocumentRef
+from docmill.errors import RunStoppedError
 from docmill.executors import get_executor
 from docmill.executors.base import Executor
 from docmill.job import Job
@@ -53,10 +57,11 @@ class RunResult:
 
     stats: RunStats
     run_id: int
-    stopped: str | None = None  # None | "interrupted" | "max-cost"
+    stopped: str | None = None  # None | "interrupted" | "max-cost" | "endpoint"
     strategy: str = ""  # the strategy as it ran, e.g. "auto(processes(workers=2))"
     explanation: str | None = None  # why the strategy chose what it did (auto), when it says
     db: str | None = dataclasses.field(default=None, repr=False)  # its journal; None: in memory
+    reason: str | None = None  # why it stopped, when a processor asked ("endpoint")
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per document of this run's source and pipeline: the columns of ``docmill export``."""
@@ -108,6 +113,7 @@ def run(
     defaults to an in-memory SQLite journal. ``settings`` is stored with the run record.
     """
     pipeline.check_requirements()
+    pipeline.check()  # in the parent, before any worker: a dead endpoint is one line, not a run
     job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
     if journal is None:
         from docmill.journal.sqlite import SqliteJournal
@@ -151,6 +157,7 @@ class _Session:
         self._started = clock.monotonic()
         self._flushed = self._beat = self._started
         self._strategy: Executor | None = None
+        self.reason: str | None = None  # a processor's reason to stop the run (RunStoppedError)
 
     def run(
         self, strategy: Executor, *, fresh: bool, retry_failed: bool, settings: Mapping[str, Any]
@@ -180,7 +187,10 @@ class _Session:
             self._finish(state, ticker)
         explain = getattr(strategy, "explain", None)
         explanation = explain() if callable(explain) else None
-        return RunResult(self.stats, self.run_id, self.stop.reason, strategy.describe(), explanation)
+        described = strategy.describe()
+        return RunResult(
+            self.stats, self.run_id, self.stop.reason, described, explanation, reason=self.reason
+        )
 
     def _consume(self, strategy: Executor, retry_failed: bool) -> None:
         pending = self.journal.pending(
@@ -220,6 +230,9 @@ class _Session:
     def _add(self, outcome: Outcome) -> None:
         if self._error is not None:
             raise self._error
+        if outcome.error is not None and outcome.error.type == RunStoppedError.__name__:
+            self._stopped_by(outcome.error.message)
+            return  # not recorded: the next run redoes the document
         self.reporter.update(outcome)
         self._spent += float((outcome.result or {}).get("cost") or 0.0)
         if self.max_cost is not None and self._spent >= self.max_cost and self.stop.set("max-cost"):
@@ -230,6 +243,12 @@ class _Session:
             self._buffer.append(outcome)
             if len(self._buffer) >= self.commit_every:
                 self._flush()
+
+    def _stopped_by(self, reason: str) -> None:
+        """A processor asked the run to stop (its endpoint is gone): stop feeding documents."""
+        if self.stop.set("endpoint"):
+            self.reason = reason
+            self.reporter.message(f"stopping: {reason}; the documents in flight are left for the next run")
 
     def _flush(self) -> None:
         """Record the buffer in one transaction (caller holds the lock)."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from docmill.config import RunConfig
-from docmill.errors import BudgetExceededError
+from docmill.errors import AllFailedError, BudgetExceededError, RunStoppedError
 from docmill.progress import make_reporter
 
 _Opt = typer.Option
@@ -85,6 +85,11 @@ def run_command(
             f"spending limit ${settings.cost_limit:g} reached (spent ${result.stats.cost:.4f}); "
             "run again with a higher --max-cost to finish"
         )
+    if result.stopped == "endpoint":
+        raise RunStoppedError(f"run stopped: {result.reason}; run again once it is back to finish")
+    stats = result.stats
+    if stats.done and not stats.ok:
+        raise AllFailedError(f"all {stats.done} documents failed; see: docmill failures --db {settings.db}")
 
 
 def overrides(flags: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,11 @@ Layers of one call, outermost first (sync ``complete`` and async ``acomplete`` a
 around the same ``_prepare`` and ``_finish``)::
 
     ConcurrencyGate.hold → ProviderLimits.acquire(estimate) → httpx send (no retries of its own)
+    within the tail-aware timeout (``LatencyTracker``: multiplier × the recent p99, the configured
+    timeout as ceiling; async calls in flight are re-timed as replies come in)
     → _finish: 429 → pause every caller + RateLimitedError(retry_after); 5xx, timeouts, dropped
-      connections, garbled bodies → UpstreamError; other 4xx → PermanentError; 200 → settle the
+      connections, garbled bodies → UpstreamError (refused connections, DNS failures →
+      UnreachableError); 401/403 → AuthRefusedError; other 4xx → PermanentError; 200 → settle the
       token estimate with the real usage and re-synchronise with x-ratelimit-remaining-*.
 
 Retrying is the caller's business (``LLMClassifier`` with a ``RetryPolicy``). The API key lives
@@ -20,16 +23,17 @@ import contextlib
 import email.utils
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from docmill.clock import SYSTEM_CLOCK, Clock
-from docmill.errors import PermanentError, RateLimitedError, UpstreamError
+from docmill.errors import AuthRefusedError, PermanentError, RateLimitedError, UnreachableError, UpstreamError
 from docmill.limits.adaptive import ConcurrencyGate
 from docmill.limits.provider import ProviderLimits
+from docmill.llm.latency import LatencyTracker
 from docmill.llm.prompt import Message, count_prompt_tokens
 from docmill.llm.providers import Completion, Provider, get_provider
 
@@ -64,12 +68,15 @@ class LLMClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        latency: LatencyTracker | None = None,
     ) -> None:
         self.provider = get_provider(provider) if isinstance(provider, str) else provider
         self.url = base_url.rstrip("/") + self.provider.path
         self.limits = limits or ProviderLimits()
         self.gate = gate or ConcurrencyGate(clock=clock)
         self.clock = clock
+        self.latency = latency or LatencyTracker(ceiling=timeout, clock=clock)
+        self._in_flight: dict[asyncio.Timeout, tuple[asyncio.AbstractEventLoop, float]] = {}
         self._secret = api_key or None
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         sync = transport if isinstance(transport, httpx.BaseTransport) else None
@@ -100,6 +107,7 @@ class LLMClient:
         with self.gate.hold() as concurrency:
             self.limits.acquire(estimate)
             started = self.clock.monotonic()
+            request.extensions["timeout"] = httpx.Timeout(self.latency.timeout()).as_dict()
             with self._mapped():
                 response = self._http.send(request)
                 response.read()
@@ -120,9 +128,35 @@ class LLMClient:
             await self.limits.aacquire(estimate)
             started = self.clock.monotonic()
             with self._mapped():
-                response = await http.send(request)
-                await response.aread()
+                async with self._deadline(started):
+                    response = await http.send(request)
+                    await response.aread()
         return self._finish(response, estimate, started, concurrency)
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, started: float) -> AsyncIterator[None]:
+        """Abandon the call past the tail-aware timeout; re-timed by ``_retime`` as replies arrive."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(loop.time() + self.latency.remaining(started)) as cm:
+            self._in_flight[cm] = (loop, started)
+            try:
+                yield
+            finally:
+                del self._in_flight[cm]
+
+    def _retime(self) -> None:
+        """The timeout changed: move the deadlines of this event loop's calls in flight with it.
+
+        A call that started before the first replies came in (timeout = the ceiling) is cut at the
+        new, shorter limit instead of waiting out the ceiling.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for cm, (owner, started) in list(self._in_flight.items()):
+            if owner is loop and not cm.expired():
+                cm.reschedule(loop.time() + max(0.0, self.latency.remaining(started)))
 
     def _async_http(self) -> httpx.AsyncClient:
         """The async connection pool of the running event loop (pools cannot change loops)."""
@@ -136,8 +170,15 @@ class LLMClient:
         """Transport failures → UpstreamError (the one place httpx errors are translated)."""
         try:
             yield
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"no reply from {self.url} in time ({type(exc).__name__})") from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            if self.latency.abandoned():
+                self._retime()
+            limit = f"{self.latency.timeout():.3g} s"
+            raise UpstreamError(
+                f"no reply from {self.url} within {limit}: abandoned ({type(exc).__name__})"
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise UnreachableError(self._scrub(f"nothing answers at {self.url}: {exc}")) from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 self._scrub(f"request to {self.url} failed: {type(exc).__name__}: {exc}")
@@ -145,6 +186,8 @@ class LLMClient:
 
     def _finish(self, response: httpx.Response, estimate: int, started: float, concurrency: int) -> LLMReply:
         latency = self.clock.monotonic() - started
+        if self.latency.observe(latency):
+            self._retime()
         if response.status_code != 200:
             self._observe(response)
             if response.status_code == 429:
@@ -179,6 +222,8 @@ class LLMClient:
         status, detail = response.status_code, self._detail(response)
         if status >= 500 or status in (408, 409):
             return UpstreamError(f"provider error {status}: {detail}", status=status)
+        if status in (401, 403):
+            return AuthRefusedError(f"provider refused the request ({status}): {detail}")
         return PermanentError(f"provider refused the request ({status}): {detail}")
 
     def _completion(self, response: httpx.Response) -> Completion:

@@ -157,11 +157,19 @@ class Emulator:
         if route == ("POST", "/emulator/reset"):
             self.reset()
             return Reply.json(200, {"reset": True})
-        if route in (("GET", "/v1/models"), ("GET", "/api/tags")):
-            return Reply.json(200, self._models(ollama=route[1] == "/api/tags"))
+        if route in (("GET", "/v1/models"), ("GET", "/api/tags")):  # keyed, as OpenAI's is
+            return self._refused(headers) or Reply.json(200, self._models(ollama=route[1] == "/api/tags"))
         if route in (("POST", "/v1/chat/completions"), ("POST", "/api/chat")):
             return await self._chat(headers, body, ollama=route[1] == "/api/chat")
         return Reply.json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
+
+    def _refused(self, headers: Mapping[str, str]) -> Reply | None:
+        """401 unless the configured key was given; echoes what it got, as careless providers do."""
+        key = self.config.api_key
+        given = headers.get("authorization", "").removeprefix("Bearer ")
+        if key is None or given == key:
+            return None
+        return Reply.json(401, {"error": {"message": f"Incorrect API key provided: {given}", "type": "auth"}})
 
     def _models(self, *, ollama: bool) -> dict[str, Any]:
         if ollama:
@@ -175,12 +183,8 @@ class Emulator:
         now = self.clock.monotonic()
         self.arrivals.append(now)
         self.counts["requests"] += 1
-        key = self.config.api_key
-        given = headers.get("authorization", "").removeprefix("Bearer ")
-        if key is not None and given != key:  # echoes what it got, as careless providers do
-            return Reply.json(
-                401, {"error": {"message": f"Incorrect API key provided: {given}", "type": "auth"}}
-            )
+        if (refused := self._refused(headers)) is not None:
+            return refused
         try:
             request = json.loads(body)
             messages = list(request["messages"])

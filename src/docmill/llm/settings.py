@@ -8,7 +8,9 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     model: gpt-4o-mini                   # or --classifier llm:MODEL
     provider: openai                     # openai | ollama
     api_key_env: OPENAI_API_KEY          # the variable holding the key (never the key itself)
-    timeout: 60                          # seconds per request
+    timeout: 60                          # seconds per request at most (the ceiling of the next two)
+    timeout_multiplier: 3                # a call is abandoned and retried past this × the recent p99
+    timeout_floor: 5                     # ... but never sooner than this many seconds
     response_format: json_schema         # json_schema | json_object | none
     max_tokens_in: 2000                  # the document is cut to this many prompt tokens
     max_tokens_out: 100
@@ -23,6 +25,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     max_cost: 5.0                        # stop cleanly once this much is spent
     cache: auto                          # auto (beside the journal) | a path | false
     max_attempts: 8                      # attempts per document on 429s, 5xx and timeouts
+    outage_seconds: 30                   # stop the run once calls fail the same way this long
     invalid_retries: 2                   # extra asks after a reply naming no allowed label
     concurrency: 8                       # requests in flight at start (adapts, AIMD)
     max_concurrency: 256
@@ -49,6 +52,8 @@ class LLMOptions:
     provider: Literal["openai", "ollama"] = "openai"
     api_key_env: str | None = None
     timeout: float = 60.0
+    timeout_multiplier: float = 3.0
+    timeout_floor: float = 5.0
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     max_tokens_in: int = 2000
     max_tokens_out: int = 100
@@ -63,6 +68,7 @@ class LLMOptions:
     max_cost: float | None = None
     cache: str | bool | None = "auto"
     max_attempts: int = 8
+    outage_seconds: float = 30.0
     invalid_retries: int = 2
     concurrency: float = 8.0
     max_concurrency: int = 256
@@ -72,9 +78,9 @@ class LLMOptions:
         self._check_names()
 
     def _check_numbers(self) -> None:
-        for name in ("timeout", "rpm", "tpm", "rate_window"):
+        for name in ("timeout", "timeout_floor", "rpm", "tpm", "rate_window", "outage_seconds"):
             _positive(name, getattr(self, name))
-        for name in ("max_tokens_in", "max_tokens_out", "max_attempts", "concurrency"):
+        for name in ("max_tokens_in", "max_tokens_out", "max_attempts", "concurrency", "timeout_multiplier"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         for name in ("rate_margin", "price_input_per_1m", "price_output_per_1m", "invalid_retries"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")

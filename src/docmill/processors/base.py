@@ -33,6 +33,11 @@ class Processor(abc.ABC):
             if importlib.util.find_spec(module) is None:
                 raise MissingDependencyError(module, extra)
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Once per run, in the parent, before any worker starts: raise ConfigError (exit 2) if
+        what this step needs is not usable (an endpoint that does not answer, a refused key), so a
+        run that cannot succeed ends in seconds with nothing recorded."""
+
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Build heavy state; called once per worker before its first document."""
 

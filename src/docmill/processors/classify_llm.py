@@ -6,7 +6,10 @@ does not (bad JSON, a label outside the set, whatever an injected instruction ma
 say) is asked again up to ``invalid_retries`` times, then the document fails permanently with
 ``InvalidModelOutput``, which the journal quarantines. Rate limits (429), provider errors and
 timeouts are retried with exponential backoff and full jitter (``RetryPolicy``); a 429's
-Retry-After pauses every worker sharing the limits.
+Retry-After pauses every worker sharing the limits. The classifier is the one owner of these
+retries (``docmill.llm.attempts``): every attempt is counted, and the error it gives up on is
+marked ``exhausted`` so that ``Job`` does not retry it again. ``check()`` probes the endpoint
+before a run; an outage during one opens the breaker (``docmill.llm.breaker``) and stops the run.
 
 Result metadata: ``label``, ``score`` (the model's confidence, or None), ``classifier``
 (fingerprint), ``model``, ``tokens_in``, ``tokens_out``, ``cost`` (USD), ``requests`` (HTTP
@@ -25,12 +28,16 @@ from typing import Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
-from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError, RetryableError
+from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
 from docmill.limits.provider import ProviderLimits
+from docmill.llm.attempts import RETRIED, Tally, after_failure
+from docmill.llm.breaker import Breaker
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
+from docmill.llm.latency import LatencyTracker
 from docmill.llm.pricing import Price
+from docmill.llm.probe import probe
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
 from docmill.llm.providers import get_provider
 from docmill.llm.settings import LLMOptions
@@ -44,27 +51,6 @@ DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial=0.5, maximum=30.0)
 FREE = Price()
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What one document's attempts cost so far."""
-
-    requests: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    failures: int = 0  # retryable failures (429, 5xx, timeouts)
-    invalid: int = 0  # replies that named no allowed label
-    concurrency: int = 0
-
-    def add(self, reply: LLMReply) -> None:
-        self.requests += 1
-        self.tokens_in += reply.tokens_in
-        self.tokens_out += reply.tokens_out
-        self.concurrency = reply.concurrency
-
-    def usage(self) -> dict[str, int]:
-        return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "requests": self.requests}
-
-
 @dataclass(frozen=True, slots=True)
 class LLMSettings:
     """How to reach the model. The API key is read from ``api_key_env`` in each worker's setup()."""
@@ -73,7 +59,9 @@ class LLMSettings:
     model: str
     provider: str = "openai"
     api_key_env: str | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # the ceiling of the tail-aware timeout (docmill.llm.latency)
+    timeout_floor: float = 5.0
+    timeout_multiplier: float = 3.0
     response_format: str = "json_schema"
     max_tokens_in: int = 2000
     max_tokens_out: int = 100
@@ -99,6 +87,7 @@ class LLMClassifier(AsyncProcessor):
         concurrency: AIMD | None = None,
         transport: Any = None,
         clock: Clock = SYSTEM_CLOCK,
+        outage_seconds: float = 30.0,
     ) -> None:
         self.labels = labels
         self.settings = settings
@@ -110,6 +99,7 @@ class LLMClassifier(AsyncProcessor):
         self.concurrency = concurrency or AIMD()
         self.transport = transport  # tests: httpx.MockTransport
         self.clock = clock
+        self.breaker = Breaker(window=outage_seconds, clock=clock)  # per process
         self._specs = [LabelSpec(n, labels.descriptions[n], labels.keywords[n]) for n in labels.names]
         self._client: LLMClient | None = None
         self._cache: ResponseCache | NullCache = NullCache()
@@ -139,8 +129,14 @@ class LLMClassifier(AsyncProcessor):
             timeout=s.timeout,
             transport=self.transport,
             clock=self.clock,
+            latency=LatencyTracker(s.timeout, s.timeout_floor, s.timeout_multiplier, clock=self.clock),
         )
         self._cache = self.cache if self.cache is not None else NullCache()  # an empty cache is falsy
+
+    def check(self) -> None:
+        """Before the run: the endpoint answers, takes the key and knows the model (EndpointError)."""
+        if self.transport is None:  # an injected transport (tests) answers scripted calls only
+            probe(self.settings, _api_key(self.settings))
 
     def teardown(self) -> None:
         if self._client is not None:
@@ -154,13 +150,14 @@ class LLMClassifier(AsyncProcessor):
         client = self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
-        messages, tally = self.prompt(doc), _Tally()
+        messages = self.prompt(doc)
+        tally = Tally.of(messages)
         try:
             while True:
                 try:
                     reply = client.complete(messages, **self._call_options())
                     return self._answered(doc, reply, tally)
-                except (RetryableError, InvalidModelOutput) as exc:
+                except RETRIED as exc:
                     wait = self._after_failure(tally, exc)
                 self.clock.sleep(wait)
         except ProcessingError as exc:
@@ -171,13 +168,14 @@ class LLMClassifier(AsyncProcessor):
         client = self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
-        messages, tally = self.prompt(doc), _Tally()
+        messages = self.prompt(doc)
+        tally = Tally.of(messages)
         try:
             while True:
                 try:
                     reply = await client.acomplete(messages, **self._call_options())
                     return self._answered(doc, reply, tally)
-                except (RetryableError, InvalidModelOutput) as exc:
+                except RETRIED as exc:
                     wait = self._after_failure(tally, exc)
                 await self.clock.asleep(wait)
         except ProcessingError as exc:
@@ -196,26 +194,17 @@ class LLMClassifier(AsyncProcessor):
         schema = response_schema(self.labels.names)
         return {"model": self.settings.model, "max_tokens": self.settings.max_tokens_out, "schema": schema}
 
-    def _after_failure(self, tally: _Tally, exc: Exception) -> float:
-        """Seconds to wait before asking again; re-raises ``exc`` when the budget is spent."""
-        if isinstance(exc, InvalidModelOutput):
-            tally.invalid += 1
-            if tally.invalid > self.invalid_retries:
-                raise exc
-            return 0.0
-        tally.requests += 1
-        tally.failures += 1
-        wait = self.retry.delay(tally.failures, exc)
-        if wait is None:
-            raise exc
-        return wait
+    def _after_failure(self, tally: Tally, exc: Exception) -> float:
+        """Seconds to wait before asking again; raises when the budget is spent or the run must stop."""
+        retry, invalid, breaker = self.retry, self.invalid_retries, self.breaker
+        return after_failure(tally, exc, policy=retry, invalid_retries=invalid, breaker=breaker)
 
-    def _bill(self, exc: ProcessingError, tally: _Tally) -> None:
-        """Attach what the document's calls cost to ``exc``: a failed document's spend counts too."""
-        exc.usage = {"cost": self.price.cost(tally.tokens_in, tally.tokens_out), **tally.usage()}
+    def _bill(self, exc: ProcessingError, tally: Tally) -> None:
+        tally.bill(exc, self.price)
 
-    def _answered(self, doc: Document, reply: LLMReply, tally: _Tally) -> Document:
+    def _answered(self, doc: Document, reply: LLMReply, tally: Tally) -> Document:
         tally.add(reply)
+        self.breaker.answered()
         answer = self.parse(doc, reply)
         self._cache.put(self._key(doc), answer)
         cost = self.price.cost(tally.tokens_in, tally.tokens_out)
@@ -328,6 +317,7 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
         retry=RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
         invalid_retries=options.invalid_retries,
         concurrency=AIMD(limit=options.concurrency, maximum=options.max_concurrency),
+        outage_seconds=options.outage_seconds,
     )
 
 
@@ -339,6 +329,8 @@ def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:
         provider=options.provider,
         api_key_env=options.api_key_env,
         timeout=options.timeout,
+        timeout_floor=options.timeout_floor,
+        timeout_multiplier=options.timeout_multiplier,
         response_format=options.response_format,
         max_tokens_in=options.max_tokens_in,
         max_tokens_out=options.max_tokens_out,

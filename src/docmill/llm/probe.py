@@ -1,0 +1,79 @@
+"""The check before a run: does the endpoint answer, take the key and know the model?
+
+One free request (the model list: ``GET /models``, Ollama's ``GET /api/tags``) made in the parent
+before any document, so that a typo in ``base_url``, a wrong key or an unknown model ends the run
+in a second with one line and exit 2 (``EndpointError``), with nothing recorded, instead of
+failing every document after minutes of retries. A server that does not list its models (404, a
+5xx, an unreadable body) passes: the run's own calls will tell.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from docmill.errors import EndpointError
+
+if TYPE_CHECKING:
+    from docmill.processors.classify_llm import LLMSettings
+
+PROBE_SECONDS = 10.0  # at most: a dead endpoint must be reported within seconds
+_LISTS = {"openai": ("/models", "data", "id"), "ollama": ("/api/tags", "models", "name")}
+
+
+def probe(
+    settings: LLMSettings, api_key: str | None, *, transport: httpx.BaseTransport | None = None
+) -> None:
+    """Raise EndpointError unless ``settings.base_url`` answers, accepts ``api_key`` and offers the model."""
+    path, _, _ = _LISTS.get(settings.provider, _LISTS["openai"])
+    url = settings.base_url.rstrip("/") + path
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    seconds = min(settings.timeout, PROBE_SECONDS)
+    try:
+        with httpx.Client(headers=headers, timeout=seconds, transport=transport) as http:
+            response = http.get(url)
+    except httpx.TimeoutException as exc:
+        raise EndpointError(f"no answer from {settings.base_url} within {seconds:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise EndpointError(_scrub(f"nothing answers at {settings.base_url}: {exc}", api_key)) from exc
+    _judge(response, settings, api_key)
+
+
+def _judge(response: httpx.Response, settings: LLMSettings, api_key: str | None) -> None:
+    status = response.status_code
+    if status in (401, 403):
+        detail = _scrub(_detail(response), api_key)
+        hint = f"check {settings.api_key_env}" if settings.api_key_env else "set api_key_env"
+        raise EndpointError(f"{settings.base_url} refused the key ({status}): {detail}; {hint}")
+    names = _models(response, settings.provider) if status == 200 else None
+    if names is not None and not _offered(settings.model, names):
+        offered = ", ".join(sorted(names)[:8]) or "none"
+        raise EndpointError(f"unknown model {settings.model!r} at {settings.base_url}; it offers: {offered}")
+
+
+def _models(response: httpx.Response, provider: str) -> set[str] | None:
+    """The model names listed, or None if the body is not a model list."""
+    _, key, field = _LISTS.get(provider, _LISTS["openai"])
+    try:
+        entries: Any = response.json()[key]
+        return {str(entry[field]) for entry in entries}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _offered(model: str, names: set[str]) -> bool:
+    """Ollama lists ``llama3:latest`` for ``llama3``."""
+    return model in names or f"{model}:latest" in names or model.removesuffix(":latest") in names
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        message = str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = response.text
+    return " ".join(message.split())[:200]
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
