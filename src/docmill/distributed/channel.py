@@ -45,6 +45,7 @@ class RunChannel:
         self.run = run
         self.prefix = f"docmill:run:{run}"
         self.redis = _redis_module().Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+        self.job: tuple[str, bytes] | None = None  # (key, pickle) of the job this parent published
 
     # -- parent side ------------------------------------------------------------------------------
 
@@ -55,11 +56,29 @@ class RunChannel:
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise ConfigError(f"the job cannot be sent to workers (it must pickle): {exc}") from exc
         key = f"docmill:job:{hashlib.sha256(blob).hexdigest()[:32]}"
+        self.job = (key, blob)
         self.redis.set(key, blob, ex=JOB_TTL)
         return key
 
-    def keep_alive(self) -> None:
-        self.redis.set(f"{self.prefix}:alive", "1", ex=ALIVE_TTL)
+    def keep_alive(self) -> bool:
+        """Refresh the run's liveness key; put the job back if Redis lost it. True if it had to.
+
+        A Redis restarted without persistence comes back empty: workers would skip every chunk
+        (no liveness key) or fail to load the job; both are restored within one beat.
+        """
+        pipe = self.redis.pipeline()
+        pipe.set(f"{self.prefix}:alive", "1", ex=ALIVE_TTL)
+        if self.job is not None:
+            pipe.exists(self.job[0])
+        replies = pipe.execute()
+        if self.job is None or replies[1]:
+            return False
+        self.redis.set(self.job[0], self.job[1], ex=JOB_TTL)
+        return True
+
+    def identity(self) -> str:
+        """The Redis server's ``run_id``: it changes when the server restarts."""
+        return str(self.redis.info("server")["run_id"])
 
     def pop(self, timeout: float) -> dict[str, Any] | None:
         """The next chunk's message, or None after ``timeout`` seconds."""

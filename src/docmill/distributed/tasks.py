@@ -9,6 +9,10 @@ delivery does not: one Redis write per document is most of the broker's cost for
 documents), so the next delivery knows which ref the dead one was holding. A ref that killed a
 noted delivery, after the unnoted first one died too (``MAX_CRASHES`` deaths), ends ``crashed``
 instead of killing workers forever; the chunk's other refs carry on.
+
+A chunk of a run whose keys are gone (the run ended, or Redis restarted empty) is skipped
+without a result: the parent sends every chunk that never reports again (see
+``docmill.executors.distributed``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def run_chunk(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         the_job: Job = load_job(channel, job)
+    except LookupError:  # Redis lost it (restarted empty): the parent puts it back and sends again
+        return "skipped: the job is not in Redis"
     except Exception as exc:  # unpicklable here: a module missing on this host, a version skew
         channel.push({"chunk": chunk, "worker": worker, "fatal": f"cannot load the job on {worker}: {exc!r}"})
         return "fatal: cannot load the job"

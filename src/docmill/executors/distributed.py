@@ -11,6 +11,13 @@ The Job travels once: pickled into Redis under a content hash, loaded and set up
 process. Messages are JSON (refs as dicts). Delivery is at least once (see
 ``docmill.distributed.app``): the first message of each chunk is used and later ones are counted
 as duplicate work; a ref of a redelivered chunk is never yielded twice.
+
+Faults of Redis itself are ridden out (``docmill.distributed.outage``): every call the parent makes
+to it is retried for up to ``outage_limit`` seconds. A Redis restarted without persistence loses
+the queued chunks, the results not yet read and the run's keys: the parent puts the job and the
+liveness key back within one beat, sends every outstanding chunk again at once when it sees the
+server's ``run_id`` change, and in any case sends again each chunk that has not reported within
+``redeliver_after`` seconds (the visibility timeout).
 """
 
 from __future__ import annotations
@@ -24,10 +31,13 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
+from kombu.utils.url import maybe_sanitize_url
+
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.distributed.app import DEFAULT_QUEUE, TASK_NAME, make_app
 from docmill.distributed.channel import RunChannel
 from docmill.distributed.codec import outcome_from_dict, ref_to_dict
+from docmill.distributed.outage import Outages
 from docmill.document import DocumentRef
 from docmill.errors import BrokenExecutorError
 from docmill.executors.base import Executor, ExecutorStats
@@ -51,6 +61,9 @@ class DistributedStats:
     duplicate_results: int = 0  # chunk results that arrived after the first and were dropped
     duplicate_documents: int = 0  # documents processed again in those results
     resubmitted_refs: int = 0  # refs sent again after a chunk's soft time limit
+    resent_chunks: int = 0  # chunks sent again: overdue, or Redis restarted and lost them
+    outages: int = 0  # times Redis or the broker stopped answering and the run waited
+    outage_seconds: float = 0.0  # how long the run waited in all
 
 
 class CeleryExecutor(Executor):
@@ -63,7 +76,9 @@ class CeleryExecutor(Executor):
     flight, nothing more: start workers with ``docmill worker``). ``store`` is the Redis that
     carries the job and results (default: the broker). ``stall_timeout``: after that many seconds
     without a result, the parent checks that some worker answers and stops with
-    BrokenExecutorError if none does.
+    BrokenExecutorError if none does. ``redeliver_after``: a chunk without a result after that
+    many seconds is sent again (keep it at the workers' visibility timeout). ``outage_limit``: how
+    long the run waits for a Redis or broker that does not answer before it stops.
     """
 
     name = "celery"
@@ -79,6 +94,8 @@ class CeleryExecutor(Executor):
         chunk_size: int = DEFAULT_CHUNK
         stall_timeout: float = 60.0
         task_time_limit: float | None = None
+        redeliver_after: float | None = None  # default: $DOCMILL_VISIBILITY_TIMEOUT, else 3600
+        outage_limit: float = 120.0
 
         def __post_init__(self) -> None:
             Executor.Options.__post_init__(self)
@@ -86,6 +103,9 @@ class CeleryExecutor(Executor):
             check(self.stall_timeout > 0, "stall_timeout", self.stall_timeout, "must be > 0")
             limit = self.task_time_limit
             check(limit is None or limit > 0, "task_time_limit", limit, "must be > 0")
+            again = self.redeliver_after
+            check(again is None or again > 0, "redeliver_after", again, "must be > 0")
+            check(self.outage_limit > 0, "outage_limit", self.outage_limit, "must be > 0")
 
     options: CeleryExecutor.Options
 
@@ -108,6 +128,9 @@ class CeleryExecutor(Executor):
         self.queue = queue
         self.stall_timeout = options.stall_timeout
         self.task_time_limit = options.task_time_limit
+        visibility = float(os.environ.get("DOCMILL_VISIBILITY_TIMEOUT", 3600))
+        self.redeliver_after = options.redeliver_after or visibility
+        self.outage_limit = options.outage_limit
         self.clock = clock
         self._stats = DistributedStats()
         self._in_flight = 0
@@ -134,7 +157,8 @@ class CeleryExecutor(Executor):
         s = self._stats
         detail = (
             f"chunks={s.chunks_done}/{s.chunks_sent} redelivered={s.redelivered_chunks} "
-            f"duplicate_results={s.duplicate_results} duplicate_docs={s.duplicate_documents}"
+            f"duplicate_results={s.duplicate_results} duplicate_docs={s.duplicate_documents} "
+            f"resent={s.resent_chunks} outages={s.outages} outage_s={s.outage_seconds:.1f}"
         )
         return ExecutorStats(
             workers=self.workers, in_flight=self._in_flight, completed=s.chunks_done, detail=detail
@@ -158,12 +182,16 @@ class _Run:
         self.job = job
         self.channel = channel
         self.pending: dict[str, dict[str, DocumentRef]] = {}  # chunk id → refs not yet yielded
-        self.counts = {"sent": 0, "done": 0, "dup_results": 0, "dup_docs": 0, "resubmitted": 0}
+        self.sent_at: dict[str, float] = {}  # chunk id → when it was last sent
+        self.counts = {"sent": 0, "done": 0, "dup_results": 0, "dup_docs": 0, "resubmitted": 0, "resent": 0}
         self.exhausted = False
         self.last_progress = executor.clock.monotonic()
         self.last_beat = -math.inf
-        channel.keep_alive()
-        self.job_key = channel.publish_job(job)
+        where = f"Redis at {maybe_sanitize_url(executor.store)}"
+        self.outages = Outages(where, limit=executor.outage_limit, clock=executor.clock)
+        self.job_key = self.outages.ride(lambda: channel.publish_job(job), "storing the job")
+        self.server = self.outages.ride(channel.identity, "asking who it is")
+        self._beat()  # the liveness key before the first chunk: workers skip chunks of dead runs
 
     def drive(self, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
         while True:
@@ -171,7 +199,8 @@ class _Run:
             if not self.pending:
                 return
             self._beat()
-            message = self.channel.pop(timeout=1.0)
+            self._resend_overdue()
+            message = self.outages.ride(lambda: self.channel.pop(timeout=1.0), "waiting for results")
             if message is None:
                 self._check_stall()
                 continue
@@ -190,6 +219,10 @@ class _Run:
         self.counts["sent"] += 1
         self.pending[chunk] = {ref.id: ref for ref in refs}
         self.ex._in_flight = sum(len(p) for p in self.pending.values())
+        self._publish(chunk, refs)
+
+    def _publish(self, chunk: str, refs: list[DocumentRef]) -> None:
+        """Send ``chunk`` (again, when it is overdue: the same id, so only one result counts)."""
         kwargs = {
             "run": self.channel.run,
             "job": self.job_key,
@@ -198,9 +231,23 @@ class _Run:
             "refs": [ref_to_dict(r) for r in refs],
         }
         soft, hard = self._time_limits(len(refs))
-        self.ex.app.send_task(
-            TASK_NAME, kwargs=kwargs, queue=self.ex.queue, soft_time_limit=soft, time_limit=hard
+        self.outages.ride(
+            lambda: self.ex.app.send_task(
+                TASK_NAME, kwargs=kwargs, queue=self.ex.queue, soft_time_limit=soft, time_limit=hard
+            ),
+            "sending a chunk",
         )
+        self.sent_at[chunk] = self.ex.clock.monotonic()
+
+    def _resend_overdue(self, everything: bool = False) -> None:
+        """Send again the chunks without a result for ``redeliver_after`` seconds (or all of them)."""
+        now = self.ex.clock.monotonic()
+        overdue = [c for c, at in self.sent_at.items() if everything or now - at >= self.ex.redeliver_after]
+        for chunk in overdue:
+            self.counts["resent"] += 1
+            self._publish(chunk, list(self.pending[chunk].values()))
+        if overdue:
+            log.warning("sent %d chunks again: no result came back for them", len(overdue))
 
     def _time_limits(self, n: int) -> tuple[float | None, float | None]:
         """Celery's per-task limits: the given one, or derived from the Job's per-document timeout."""
@@ -220,6 +267,7 @@ class _Run:
             self.counts["dup_results"] += 1
             self.counts["dup_docs"] += len(message["outcomes"])
             return
+        del self.sent_at[chunk]
         self.counts["done"] += 1
         self.last_progress = self.ex.clock.monotonic()
         for data in message["outcomes"]:
@@ -233,17 +281,24 @@ class _Run:
         self.ex._in_flight = sum(len(p) for p in self.pending.values())
 
     def _beat(self) -> None:
+        """Every 5 s: liveness (and the job, if Redis lost it); a restarted Redis lost the chunks too."""
         now = self.ex.clock.monotonic()
-        if now - self.last_beat >= 5.0:
-            self.channel.keep_alive()
-            self.last_beat = now
+        if now - self.last_beat < 5.0:
+            return
+        self.last_beat = now
+        self.outages.ride(self.channel.keep_alive, "refreshing the run's liveness")
+        server = self.outages.ride(self.channel.identity, "asking who it is")
+        if server != self.server:
+            log.warning("Redis restarted during the run: %d chunks are sent again", len(self.pending))
+            self.server = server
+            self._resend_overdue(everything=True)
 
     def _check_stall(self) -> None:
         """No result for ``stall_timeout`` seconds: fine if workers serve the queue, fatal if none does."""
         now = self.ex.clock.monotonic()
         if now - self.last_progress < self.ex.stall_timeout:
             return
-        serving = self._serving()
+        serving = self.outages.ride(self._serving, "asking which workers serve the queue")
         if not serving:
             raise BrokenExecutorError(
                 f"no Celery worker serves queue {self.ex.queue!r} on {self.ex.broker} and "
@@ -269,9 +324,17 @@ class _Run:
         except Exception as exc:  # the books are still worth returning
             log.warning("could not close run %s in Redis: %s", self.channel.run, exc)
             redelivered = 0
-        c = self.counts
+        c, o = self.counts, self.outages
         stats = DistributedStats(
-            c["sent"], c["done"], redelivered, c["dup_results"], c["dup_docs"], c["resubmitted"]
+            chunks_sent=c["sent"],
+            chunks_done=c["done"],
+            redelivered_chunks=redelivered,
+            duplicate_results=c["dup_results"],
+            duplicate_documents=c["dup_docs"],
+            resubmitted_refs=c["resubmitted"],
+            resent_chunks=c["resent"],
+            outages=o.count,
+            outage_seconds=o.seconds,
         )
         if redelivered or c["dup_results"]:
             log.warning(
