@@ -4,6 +4,10 @@ The key is (content sha256, prompt version, model, labels fingerprint, prompt se
 document classified again, in a re-run or as a duplicate elsewhere in the collection, costs
 nothing. A small SQLite file in WAL mode with a busy timeout, so worker processes may read and
 write it at once. It is a cache, not the journal: losing it loses money, never results.
+
+Beside the answers it keeps *claims*: the process asking the model for a key right now, so that a
+copy of the same content in another worker process waits for that answer instead of paying for it
+again (``docmill.llm.singleflight``). A claim expires, and a dead owner's claim is taken over.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,20 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replies "
     "(key TEXT PRIMARY KEY, answer TEXT NOT NULL, created REAL NOT NULL DEFAULT (strftime('%s', 'now')))"
 )
+_CLAIMS = (
+    "CREATE TABLE IF NOT EXISTS claims "
+    "(key TEXT PRIMARY KEY, owner TEXT NOT NULL, ref TEXT NOT NULL, expires REAL NOT NULL)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who asks the model for a key right now: ``owner`` (host:pid:token), for the document ``ref``,
+    until ``expires`` (wall time, shared by the run's processes)."""
+
+    owner: str
+    ref: str
+    expires: float
 
 
 def cache_key(*parts: str) -> str:
@@ -46,6 +65,7 @@ class ResponseCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            db.execute(_CLAIMS)
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
@@ -60,6 +80,30 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return int(self._db().execute("SELECT count(*) FROM replies").fetchone()[0])
+
+    # -- claims: one process asks, the others wait for its answer (docmill.llm.singleflight) --------
+
+    def claim(self, key: str, claim: Claim, *, replacing: Claim | None = None) -> bool:
+        """Take ``key`` for ``claim``: when nobody holds it, or from ``replacing`` (expired or dead),
+        atomically, so of two processes racing for it exactly one wins."""
+        if replacing is None:
+            sql = "INSERT OR IGNORE INTO claims (key, owner, ref, expires) VALUES (?, ?, ?, ?)"
+            args: tuple[Any, ...] = (key, claim.owner, claim.ref, claim.expires)
+        else:
+            sql = (
+                "UPDATE claims SET owner = ?, ref = ?, expires = ? "
+                "WHERE key = ? AND owner = ? AND expires = ?"
+            )
+            args = (claim.owner, claim.ref, claim.expires, key, replacing.owner, replacing.expires)
+        return self._db().execute(sql, args).rowcount == 1
+
+    def holder(self, key: str) -> Claim | None:
+        row = self._db().execute("SELECT owner, ref, expires FROM claims WHERE key = ?", (key,)).fetchone()
+        return Claim(row[0], row[1], float(row[2])) if row else None
+
+    def release(self, key: str, claim: Claim) -> None:
+        """Give ``key`` up (answered or not); a claim taken over by someone else is left alone."""
+        self._db().execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, claim.owner))
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -85,6 +129,16 @@ class NullCache:
         return None
 
     def put(self, key: str, answer: Mapping[str, Any]) -> None:
+        return None
+
+    def claim(self, key: str, claim: Claim, *, replacing: Claim | None = None) -> bool:
+        """Always granted: without a shared file, only the copies inside one process coalesce."""
+        return True
+
+    def holder(self, key: str) -> Claim | None:
+        return None
+
+    def release(self, key: str, claim: Claim) -> None:
         return None
 
     def close(self) -> None:

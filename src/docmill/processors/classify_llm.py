@@ -14,6 +14,8 @@ before a run; an outage during one opens the breaker (``docmill.llm.breaker``) a
 Result metadata: ``label``, ``score`` (the model's confidence, or None), ``classifier``
 (fingerprint), ``model``, ``tokens_in``, ``tokens_out``, ``cost`` (USD), ``requests`` (HTTP
 calls made, failed ones included), ``cached`` and ``concurrency`` (the adaptive limit in force).
+A copy of a document being classified at the same time waits for that call and takes its answer
+(``docmill.llm.singleflight``): it costs nothing and says whose answer it took (``coalesced``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from docmill.llm.probe import probe
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
 from docmill.llm.providers import get_provider
 from docmill.llm.settings import LLMOptions
+from docmill.llm.singleflight import Borrowed, SingleFlight, answer_of
 from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import AsyncProcessor
 from docmill.retry import RetryPolicy
@@ -147,9 +150,14 @@ class LLMClassifier(AsyncProcessor):
     # -- the two drivers: same decisions, blocking or awaiting ------------------------------------
 
     def process(self, doc: Document) -> Document:
-        client = self._started()
+        self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
+        shared = self._flight().run(self._key(doc), doc.ref.id, lambda: self._call(doc))
+        return self._borrowed(doc, shared) if isinstance(shared, Borrowed) else shared
+
+    def _call(self, doc: Document) -> Document:
+        client = self._started()
         messages = self.prompt(doc)
         tally = Tally.of(messages)
         try:
@@ -165,9 +173,14 @@ class LLMClassifier(AsyncProcessor):
             raise
 
     async def aprocess(self, doc: Document) -> Document:
-        client = self._started()
+        self._started()
         if (hit := self._cached(doc)) is not None:
             return hit
+        shared = await self._flight().arun(self._key(doc), doc.ref.id, lambda: self._acall(doc))
+        return self._borrowed(doc, shared) if isinstance(shared, Borrowed) else shared
+
+    async def _acall(self, doc: Document) -> Document:
+        client = self._started()
         messages = self.prompt(doc)
         tally = Tally.of(messages)
         try:
@@ -212,8 +225,18 @@ class LLMClassifier(AsyncProcessor):
             **self._common(answer), **tally.usage(), cost=cost, cached=False, concurrency=tally.concurrency
         )
 
-    def _cached(self, doc: Document) -> Document | None:
-        answer = self._cache.get(self._key(doc))
+    def _flight(self) -> SingleFlight[Document]:
+        """Copies of ``doc`` in flight together (threads, loops, processes) make one call."""
+        return SingleFlight(self._cache, answer_of, clock=self.clock)
+
+    def _borrowed(self, doc: Document, shared: Borrowed) -> Document:
+        """A copy's result: the answer another document paid for (``coalesced``: its id), free."""
+        free = self._cached(doc, shared.answer)
+        assert free is not None
+        return free if shared.source is None else free.with_metadata(cached=False, coalesced=shared.source)
+
+    def _cached(self, doc: Document, answer: Mapping[str, Any] | None = None) -> Document | None:
+        answer = answer or self._cache.get(self._key(doc))
         if answer is None:
             return None
         return doc.with_metadata(

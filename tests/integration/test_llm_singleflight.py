@@ -1,0 +1,68 @@
+"""Byte-identical copies in flight together make one LLM call, in every strategy, over real HTTP."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from docmill.journal.base import Query
+from docmill.journal.sqlite import SqliteJournal
+from docmill.limits.provider import ProviderLimits
+from docmill.llm.cache import ResponseCache
+from docmill.llm.emulator import EmulatorConfig
+from docmill.llm.emulator_server import EmulatorServer
+from docmill.model.labels import LabelSet
+from docmill.pipeline import Pipeline
+from docmill.processors.classify_llm import LLMClassifier, LLMSettings
+from docmill.processors.extract import ExtractText
+from docmill.retry import RetryPolicy
+from docmill.runner import run
+from docmill.sources.files import DirectorySource
+
+LABELS = LabelSet(
+    names=("invoice", "letter", "recipe"),
+    descriptions={"invoice": "A bill.", "letter": "A letter to someone.", "recipe": "How to cook a dish."},
+)
+TOPICS = ("invoice amount due", "dear friend, yours sincerely", "recipe: stir the flour and bake")
+DISTINCT = 12
+
+
+def _corpus(root: Path) -> int:
+    """``DISTINCT`` texts, each twice and every fourth three times, copies side by side so they are
+    in flight together; returns the number of files."""
+    root.mkdir()
+    files = 0
+    for i in range(DISTINCT):
+        text = f"Document {i}: {TOPICS[i % 3]}. " * 20
+        for copy in range(3 if i % 4 == 0 else 2):
+            (root / f"t{i:03d}-{copy}.txt").write_text(text)
+            files += 1
+    return files
+
+
+def _classifier(server: EmulatorServer, cache: ResponseCache) -> LLMClassifier:
+    settings = LLMSettings(base_url=f"{server.url}/v1", model="emulated-small", timeout=5.0)
+    limits = ProviderLimits.from_rates(6000, None, per=60.0)
+    retry = RetryPolicy(max_attempts=5, initial=0.02, maximum=0.2)
+    return LLMClassifier(LABELS, settings, limits=limits, cache=cache, retry=retry)
+
+
+@pytest.mark.parametrize("strategy", ["threads", "asyncio", "processes", "queue", "hybrid", "staged"])
+def test_copies_in_flight_together_make_one_call(tmp_path: Path, strategy: str) -> None:
+    files = _corpus(tmp_path / "corpus")
+    config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.15, latency_sigma=0.0)
+    with EmulatorServer(config) as server:
+        clf = _classifier(server, ResponseCache(tmp_path / "docmill-cache.db"))
+        journal = SqliteJournal(tmp_path / "j.db")
+        pipeline = Pipeline(ExtractText(), clf)
+        run(DirectorySource(tmp_path / "corpus"), pipeline, executor=strategy, workers=3, journal=journal)
+        requests = server.stats()["requests"]
+    records = journal.documents(Query())
+    assert len(records) == files and requests == DISTINCT
+    by_content: dict[str | None, set[str | None]] = defaultdict(set)
+    for record in records:
+        by_content[record.sha256].add(record.label)
+    assert len(by_content) == DISTINCT
+    assert all(len(labels) == 1 and None not in labels for labels in by_content.values()), by_content
