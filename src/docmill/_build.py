@@ -87,7 +87,10 @@ def build_pipeline(config: RunConfig) -> Pipeline:
 
 
 def build_journal(config: RunConfig) -> Journal:
-    options: dict[str, Any] = {"quarantine_after": config.quarantine_after}
+    options: dict[str, Any] = {
+        "quarantine_after": config.quarantine_after,
+        "reconnect_seconds": config.journal.reconnect_seconds,
+    }
     if "://" not in config.db:
         options["synchronous"] = config.synchronous
         parent = os.path.dirname(os.path.abspath(config.db))

@@ -26,6 +26,7 @@ CLI exits with code 2): ``llm.rmp: unknown setting; did you mean rpm?``::
       commit_seconds: 1.0         # … or seconds, whichever comes first
       quarantine_after: 3         # failures before a document is set aside
       synchronous: NORMAL         # SQLite: OFF | NORMAL | FULL | EXTRA
+      reconnect_seconds: 120      # a lost connection / a locked file is retried this long
     extract: {max_pages: 2000, max_inflated_bytes: 268435456, max_chars: 1000000, deadline: null}
     llm: {base_url: http://127.0.0.1:8000/v1, model: m, rpm: 500, tpm: 200000, max_cost: 5.0}
 
@@ -80,15 +81,23 @@ class JournalSettings:
     commit_seconds: float = 1.0  # … or this many seconds, whichever comes first
     quarantine_after: int = 3  # failures before a document is set aside
     synchronous: str = "NORMAL"  # SQLite's PRAGMA synchronous (PostgreSQL ignores it)
+    reconnect_seconds: float = 120.0  # retrying a lost connection / locked file, then the run stops
 
     def __post_init__(self) -> None:
+        check(self.reconnect_seconds >= 0, "reconnect_seconds", self.reconnect_seconds, "must be >= 0")
         for name in ("commit_every", "commit_seconds", "quarantine_after"):
             check(getattr(self, name) > 0, name, getattr(self, name), "must be > 0")
         ok = isinstance(self.synchronous, str) and self.synchronous.upper() in _SYNC
         check(ok, "synchronous", self.synchronous, "one of " + ", ".join(_SYNC))
 
 
-JOURNAL_KEYS = ("commit_every", "commit_seconds", "quarantine_after", "synchronous")  # also top-level
+JOURNAL_KEYS = (
+    "commit_every",
+    "commit_seconds",
+    "quarantine_after",
+    "synchronous",
+    "reconnect_seconds",
+)  # top-level too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

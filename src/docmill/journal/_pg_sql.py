@@ -1,6 +1,11 @@
-"""SQL text of the PostgreSQL journal (one place to read the schema and every statement)."""
+"""SQL text of the PostgreSQL journal: the schema, every statement, and the clauses built from a Query."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from docmill.journal.base import Query
+from docmill.journal.policy import order
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docmill_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -69,7 +74,7 @@ SELECT path, status, size, mtime_ns FROM docmill_documents
 WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
 """
 SELECT_FAILURES = """
-SELECT path, failures FROM docmill_documents
+SELECT path, failures, run_id, finished FROM docmill_documents
 WHERE source = %s AND fingerprint = %s AND path = ANY(%s)
 FOR UPDATE
 """
@@ -117,3 +122,28 @@ SELECT floor((finished - %s) / %s)::bigint AS b, count(*) AS n FROM docmill_docu
 WHERE run_id = %s AND finished IS NOT NULL GROUP BY b
 """
 FINISHED_SPAN = "SELECT max(finished) AS hi FROM docmill_documents WHERE run_id = %s"
+
+
+def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (possibly empty) and its parameters for ``query`` within a scope."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("source", source), ("fingerprint", fingerprint), ("label", query.label)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if query.status:
+        clauses.append("status = ANY(%s)")
+        params.append(list(query.status))
+    if query.path_contains:
+        clauses.append("strpos(path, %s) > 0")
+        params.append(query.path_contains)
+    if query.error_type is not None:
+        clauses.append("coalesce(error_type, status) = %s")
+        params.append(query.error_type)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def order_by(query: Query) -> str:
+    """The ORDER BY clause of ``query.order`` (see ``Query``)."""
+    return "ORDER BY finished DESC NULLS LAST, path" if order(query) == "recent" else "ORDER BY path"

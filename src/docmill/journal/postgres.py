@@ -12,19 +12,24 @@ it to stay apart.
 ``read_only=True`` (every reader: ``status``, ``export``, ``serve``…) creates no schema: the session
 is set to read-only transactions (``SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY``), so any
 write it attempted would fail in PostgreSQL itself, and a database without a journal is an error.
+
+A lost connection heals (``journal.healing``): each operation is one transaction, replayed on a new
+connection for up to ``reconnect_seconds``; the upsert makes a replayed batch replace its own rows.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError, MissingDependencyError
+from docmill.journal import _pg_conn
 from docmill.journal import _pg_sql as sql
 from docmill.journal.base import (
     SCHEMA_VERSION,
@@ -35,18 +40,20 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, Settled, clean, order, pending_in_batches, settle_batch
+from docmill.journal.faults import crash_point
+from docmill.journal.healing import Backoff, Healer, first_line
+from docmill.journal.policy import First, Recorded, Settled, clean, pending_in_batches, settle_batch
 from docmill.journal.rows import demote_row, document_record, document_row, run_record
 from docmill.outcome import Outcome
 
 try:
     import psycopg
-    from psycopg.rows import dict_row
 except ImportError as exc:  # pragma: no cover - extra not installed
     raise MissingDependencyError("psycopg", "postgres") from exc
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOOKUP_BATCH = 500
+T = TypeVar("T")
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -70,15 +77,23 @@ class PostgresJournal:
         quarantine_after: int = 3,
         connect_timeout: float = 5.0,
         read_only: bool = False,
+        reconnect_seconds: float = 120.0,
     ) -> None:
         self.target = target
         self.read_only = read_only
         self.quarantine_after = quarantine_after
-        conninfo, self.schema = split_target(target)
+        self._conninfo, self.schema = split_target(target)
+        self._timeout = connect_timeout
+        self._lock = threading.RLock()  # the runner's threads and the refs feeder share one session
+        self._crash = crash_point()
+        what = "PostgreSQL journal connection"
+        self._healer = Healer(_pg_conn.lost, self._reconnect, what=what, policy=Backoff(reconnect_seconds))
         try:
-            self._conn = psycopg.connect(conninfo, connect_timeout=int(connect_timeout), row_factory=dict_row)
+            self._conn = _pg_conn.connect(self._conninfo, connect_timeout)
         except psycopg.Error as exc:
-            raise JournalError(f"cannot connect to {_redact(conninfo)}: {_first_line(exc)}") from exc
+            raise JournalError(
+                f"cannot connect to {_pg_conn.redact(self._conninfo)}: {first_line(exc)}"
+            ) from exc
         if read_only:
             self._open_read_only()
         else:
@@ -87,16 +102,20 @@ class PostgresJournal:
     def _open_read_only(self) -> None:
         """Make every transaction of this session read-only, then check the journal is there."""
         try:
+            _pg_conn.prepare(self._conn, self.schema, read_only=True)
             with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                if self.schema:
-                    cur.execute(f'SET search_path TO "{self.schema}"')
                 cur.execute("SELECT to_regclass('docmill_meta') IS NOT NULL AS present")
                 present = (cur.fetchone() or {}).get("present")
                 row = cur.execute(sql.READ_VERSION).fetchone() if present else None
         except psycopg.Error as exc:
-            raise JournalError(f"cannot read journal: {_first_line(exc)}") from exc
+            raise JournalError(f"cannot read journal: {first_line(exc)}") from exc
         _check_version(row, self.schema)
+
+    def _reconnect(self) -> None:
+        """The healer's mend: a new session, set up as the first one was (the schema exists by now)."""
+        _pg_conn.close_quietly(self._conn)
+        self._conn = _pg_conn.connect(self._conninfo, self._timeout)
+        _pg_conn.prepare(self._conn, self.schema, self.read_only)
 
     def _create_schema(self) -> None:
         with self._conn.transaction(), self._conn.cursor() as cur:
@@ -116,21 +135,15 @@ class PostgresJournal:
 
     def begin_run(self, info: RunInfo) -> int:
         now = time.time()
-        row = self._one(
-            sql.INSERT_RUN,
-            (
-                info.source,
-                info.fingerprint,
-                info.strategy,
-                info.workers,
-                info.total,
-                now,
-                now,
-                _json(info.config),
-            ),
-        )
-        assert row is not None
-        return int(row["id"])
+        config = _json(info.config)
+        params = (info.source, info.fingerprint, info.strategy, info.workers, info.total, now, now, config)
+
+        def insert(cur: psycopg.Cursor[Any]) -> int:
+            row = cur.execute(sql.INSERT_RUN, params).fetchone()
+            assert row is not None
+            return int(row["id"])
+
+        return self._write("cannot record the run", insert)
 
     def heartbeat(self, run_id: int, stats: Mapping[str, Any]) -> None:
         self._execute(sql.HEARTBEAT, (time.time(), _json(stats), stats.get("total"), run_id))
@@ -168,19 +181,24 @@ class PostgresJournal:
         """Upsert one batch in one transaction; returns the outcomes as recorded (duplicate, quarantined)."""
         if not outcomes:
             return RecordedBatch()
-        try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                settled = self._settle(cur, outcomes, run_id, source, fingerprint)
-                rows = [
-                    _pg_safe(document_row(s, run_id=run_id, source=source, fingerprint=fingerprint))
-                    for s in settled
-                ]
-                cur.executemany(sql.UPSERT, rows)
-                demoted = [_pg_safe(demote_row(s, source, fingerprint)) for s in settled if s.demote]
-                if demoted:
-                    cur.executemany(sql.DEMOTE, demoted)
-        except psycopg.Error as exc:
-            raise JournalError(f"cannot record outcomes: {_first_line(exc)}") from exc
+
+        tries = 0
+
+        def upsert(cur: psycopg.Cursor[Any]) -> list[Settled]:
+            nonlocal tries
+            tries += 1
+            settled = self._settle(cur, outcomes, run_id, source, fingerprint, replay=tries > 1)
+            rows = [
+                _pg_safe(document_row(s, run_id=run_id, source=source, fingerprint=fingerprint))
+                for s in settled
+            ]
+            cur.executemany(sql.UPSERT, rows)
+            demoted = [_pg_safe(demote_row(s, source, fingerprint)) for s in settled if s.demote]
+            if demoted:
+                cur.executemany(sql.DEMOTE, demoted)
+            return settled
+
+        settled = self._write("cannot record outcomes", upsert)
         demotions = (d for s in settled if (d := s.demotion))
         return RecordedBatch((s.outcome for s in settled), demotions)
 
@@ -191,10 +209,14 @@ class PostgresJournal:
         run_id: int,
         source: str,
         fingerprint: str,
+        *,
+        replay: bool,
     ) -> list[Settled]:
-        failed = [clean(o.ref.id) for o in outcomes if o.status.value in ("failed", "crashed")]
-        cur.execute(sql.SELECT_FAILURES, (source, fingerprint, failed))
-        failures = {row["path"]: row["failures"] for row in cur.fetchall()}
+        failed = {
+            clean(o.ref.id): o.timings.finished for o in outcomes if o.status.value in ("failed", "crashed")
+        }
+        cur.execute(sql.SELECT_FAILURES, (source, fingerprint, list(failed)))
+        failures = {row["path"]: _earlier_failures(row, run_id, failed, replay) for row in cur.fetchall()}
         firsts = self._firsts(cur, outcomes, source, fingerprint)
         return settle_batch(
             outcomes, failures=failures, firsts=firsts, quarantine_after=self.quarantine_after, run_id=run_id
@@ -212,9 +234,11 @@ class PostgresJournal:
         return firsts
 
     def forget(self, *, source: str, fingerprint: str) -> int:
-        with self._conn.transaction(), self._conn.cursor() as cur:
+        def delete(cur: psycopg.Cursor[Any]) -> int:
             cur.execute(sql.FORGET, (source, fingerprint))
             return cur.rowcount
+
+        return self._write("cannot forget documents", delete)
 
     def summary(self, run_id: int | None = None) -> Summary:
         where, params = self._where(Query(run_id=run_id))
@@ -231,7 +255,7 @@ class PostgresJournal:
 
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
-        text = f"{sql.SELECT_DOCUMENTS} {where} {_order_by(query)} LIMIT %s OFFSET %s"
+        text = f"{sql.SELECT_DOCUMENTS} {where} {sql.order_by(query)} LIMIT %s OFFSET %s"
         return [document_record(r) for r in self._all(text, (*params, query.limit, query.offset))]
 
     def iter_documents(self, query: Query) -> Iterator[DocumentRecord]:
@@ -283,11 +307,11 @@ class PostgresJournal:
             else:
                 row = self._one(sql.LATEST_SCOPE, ())
             source, fingerprint = (row["source"], row["fingerprint"]) if row else (None, None)
-        return _where(query, source, fingerprint)
+        return sql.where(query, source, fingerprint)
 
     def close(self) -> None:
-        if not self._conn.closed:
-            self._conn.close()
+        with self._lock:
+            _pg_conn.close_quietly(self._conn)
 
     def __enter__(self) -> PostgresJournal:
         return self
@@ -297,24 +321,40 @@ class PostgresJournal:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _execute(self, text: str, params: Sequence[Any]) -> None:
-        try:
+    def _call(self, action: str, op: Callable[[], T]) -> T:
+        """``op()`` under the session's lock, healed across lost connections; errors as JournalError."""
+        with self._lock:
+            try:
+                return self._healer.call(op, action)
+            except psycopg.Error as exc:  # a reader's session refuses writes here too
+                raise JournalError(f"{action}: {first_line(exc)}") from exc
+
+    def _write(self, action: str, work: Callable[[psycopg.Cursor[Any]], T]) -> T:
+        """``work(cursor)`` in one transaction, replayed whole after a lost connection."""
+
+        def once() -> T:
             with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.execute(text, params)
-        except psycopg.Error as exc:  # a reader's session refuses writes here too
-            raise JournalError(f"journal write failed: {_first_line(exc)}") from exc
+                result = work(cur)
+                self._crash.before()
+            self._crash.after()
+            return result
+
+        return self._call(action, once)
+
+    def _execute(self, text: str, params: Sequence[Any]) -> None:
+        self._write("journal write failed", lambda cur: cur.execute(text, params))
 
     def _one(self, text: str, params: Sequence[Any]) -> dict[str, Any] | None:
         rows = self._all(text, params)
         return rows[0] if rows else None
 
     def _all(self, text: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        try:
+        def query() -> list[dict[str, Any]]:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute(text, params)
                 return list(cur.fetchall()) if cur.description else []
-        except psycopg.Error as exc:
-            raise JournalError(f"journal query failed: {_first_line(exc)}") from exc
+
+        return self._call("journal query failed", query)
 
 
 def _check_version(row: dict[str, Any] | None, schema: str | None) -> None:
@@ -324,29 +364,6 @@ def _check_version(row: dict[str, Any] | None, schema: str | None) -> None:
         raise JournalError(f"no docmill journal in {where} (run `docmill run` first)")
     if row["value"] != str(SCHEMA_VERSION):
         raise JournalError(f"journal schema v{row['value']}, this docmill reads v{SCHEMA_VERSION}")
-
-
-def _where(query: Query, source: str | None, fingerprint: str | None) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (("source", source), ("fingerprint", fingerprint), ("label", query.label)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if query.status:
-        clauses.append("status = ANY(%s)")
-        params.append(list(query.status))
-    if query.path_contains:
-        clauses.append("strpos(path, %s) > 0")
-        params.append(query.path_contains)
-    if query.error_type is not None:
-        clauses.append("coalesce(error_type, status) = %s")
-        params.append(query.error_type)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
-
-
-def _order_by(query: Query) -> str:
-    return "ORDER BY finished DESC NULLS LAST, path" if order(query) == "recent" else "ORDER BY path"
 
 
 def _pg_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -360,9 +377,16 @@ def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+def _earlier_failures(
+    row: Mapping[str, Any], run_id: int, finished: Mapping[str, float], replay: bool
+) -> int:
+    """A row's failures before this attempt. A batch replayed after a lost connection may find its
+    own row, committed before the COMMIT's reply was lost (same run, same finish time): that
+    attempt is counted already."""
+    own = (
+        replay
+        and row["run_id"] == run_id
+        and row["finished"]
+        and row["finished"] == finished.get(row["path"])
+    )
+    return int(row["failures"]) - (1 if own else 0)

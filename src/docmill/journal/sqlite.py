@@ -8,6 +8,10 @@ lose the last few batches. ``synchronous="FULL"`` survives both, at some cost pe
 
 ``read_only=True`` opens the file as a reader must (see ``journal._readonly``): ``mode=ro``,
 ``query_only``, no schema script or WAL pragma, and a missing file is an error, not a new journal.
+
+Another process holding the write lock (a long ``sqlite3`` session, a backup tool, a second run):
+SQLite itself waits up to 2 s, then ``journal.healing`` retries the whole transaction with backoff,
+saying so, for up to ``reconnect_seconds`` in all before the run stops.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
@@ -34,12 +38,17 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
-from docmill.journal.policy import First, Recorded, clean, pending_in_batches, settle_batch
+from docmill.journal.faults import crash_point
+from docmill.journal.healing import Backoff, Healer
+from docmill.journal.policy import First, Recorded, Settled, clean, pending_in_batches, settle_batch
 from docmill.journal.rows import demote_row, document_record, document_row, run_record
 from docmill.outcome import Outcome
 
 _CHUNK = 500  # refs per pending() lookup and rows per IN (...) query: well under SQLite's variable limit
 _SYNC = ("OFF", "NORMAL", "FULL", "EXTRA")
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes)
+_BUSY_WAIT = 2.0  # SQLite's own wait for a lock; the healer retries beyond it
+T = TypeVar("T")
 
 
 class SqliteJournal:
@@ -52,6 +61,7 @@ class SqliteJournal:
         synchronous: str = "NORMAL",
         quarantine_after: int = 3,
         read_only: bool = False,
+        reconnect_seconds: float = 120.0,
     ) -> None:
         if synchronous.upper() not in _SYNC:
             raise ConfigError(f"synchronous must be one of {', '.join(_SYNC)}, got {synchronous!r}")
@@ -61,6 +71,10 @@ class SqliteJournal:
         self.quarantine_after = quarantine_after
         self._lock = threading.RLock()  # executors may pull refs (hence pending()) from a feeder thread
         self.read_only = read_only
+        self._crash = crash_point()
+        what = f"journal {self.path} is locked"
+        self._healer = Healer(_busy, self._unlock, what=what, policy=Backoff(reconnect_seconds))
+        self._busy_ms = int(1000 * min(_BUSY_WAIT, reconnect_seconds))
         self._reader: _readonly.Opened | None = None
         if read_only:
             self._reader = _readonly.open_reader(self.path)
@@ -71,7 +85,7 @@ class SqliteJournal:
     def _open(self, synchronous: str) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {synchronous}")
             self._migrate(db)
@@ -97,17 +111,15 @@ class SqliteJournal:
 
     def begin_run(self, info: RunInfo) -> int:
         row = (info.source, info.fingerprint, info.strategy, info.workers, info.total, _json(info.config))
-        with self._write() as db:
-            cursor = db.execute(_sql.BEGIN_RUN, (*row, _now()))
+        cursor = self._write(lambda db: db.execute(_sql.BEGIN_RUN, (*row, _now())))
         return int(cursor.lastrowid or 0)
 
     def heartbeat(self, run_id: int, stats: Mapping[str, Any]) -> None:
-        with self._write() as db:
-            db.execute(_sql.HEARTBEAT, (_json(stats), _now(), stats.get("total"), run_id))
+        self._write(lambda db: db.execute(_sql.HEARTBEAT, (_json(stats), _now(), stats.get("total"), run_id)))
 
     def end_run(self, run_id: int, state: str, stats: Mapping[str, Any]) -> None:
-        with self._write() as db:
-            db.execute(_sql.END_RUN, (state, _now(), _json(stats), _now(), stats.get("total"), run_id))
+        params = (state, _now(), _json(stats), _now(), stats.get("total"), run_id)
+        self._write(lambda db: db.execute(_sql.END_RUN, params))
 
     def runs(self) -> list[RunRecord]:
         return [run_record(r) for r in self._read("SELECT * FROM runs ORDER BY id DESC", ())]
@@ -138,7 +150,8 @@ class SqliteJournal:
         """Store a batch in one transaction; returns the outcomes as recorded (duplicate, quarantined)."""
         if not outcomes:
             return RecordedBatch()
-        with self._write() as db:
+
+        def upsert(db: sqlite3.Connection) -> list[Settled]:
             failures = self._failures(db, outcomes, source, fingerprint)
             firsts = self._firsts(db, outcomes, source, fingerprint)
             settled = settle_batch(
@@ -150,9 +163,11 @@ class SqliteJournal:
             )
             rows = [document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled]
             db.executemany(_sql.UPSERT, rows)
-            demoted = [s for s in settled if s.demote]
-            db.executemany(_sql.DEMOTE, [demote_row(s, source, fingerprint) for s in demoted])
-        return RecordedBatch((s.outcome for s in settled), (d for s in demoted if (d := s.demotion)))
+            db.executemany(_sql.DEMOTE, [demote_row(s, source, fingerprint) for s in settled if s.demote])
+            return settled
+
+        settled = self._write(upsert)
+        return RecordedBatch((s.outcome for s in settled), (d for s in settled if (d := s.demotion)))
 
     def _failures(
         self, db: sqlite3.Connection, outcomes: Sequence[Outcome], source: str, fingerprint: str
@@ -177,11 +192,8 @@ class SqliteJournal:
         return firsts
 
     def forget(self, *, source: str, fingerprint: str) -> int:
-        with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM documents WHERE source = ? AND fingerprint = ?", (source, fingerprint)
-            )
-        return cursor.rowcount
+        sql = "DELETE FROM documents WHERE source = ? AND fingerprint = ?"
+        return self._write(lambda db: db.execute(sql, (source, fingerprint))).rowcount
 
     # -- documents: reading ------------------------------------------------------------------------
 
@@ -256,14 +268,26 @@ class SqliteJournal:
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-        with self._lock:
+        def query() -> list[sqlite3.Row]:
             self._refresh()
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+        return self._call("cannot read the journal", query)
+
+    def _call(self, action: str, op: Callable[[], T]) -> T:
+        """``op()`` under the lock, retried while the file is locked; errors as JournalError."""
+        with self._lock:
             try:
-                cursor = self._db.execute(sql, params)
-                cursor.row_factory = sqlite3.Row
-                return cursor.fetchall()
+                return self._healer.call(op, action)
             except sqlite3.Error as exc:
                 raise JournalError(f"journal {self.path}: {exc}") from exc
+
+    def _unlock(self) -> None:
+        """The healer's mend: end whatever transaction the failed attempt left open."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _refresh(self) -> None:
         """An ``immutable`` reader reopens once the file changed under it (a run started or ended)."""
@@ -272,10 +296,16 @@ class SqliteJournal:
             self._reader = _readonly.open_reader(self.path)
             self._db = self._reader.db
 
-    def _write(self) -> _Transaction:
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(db)`` in one IMMEDIATE transaction, replayed whole while the file is locked."""
         if self.read_only:
             raise JournalError(f"journal {self.path} is open read-only")
-        return _Transaction(self)
+
+        def once() -> T:
+            with _Transaction(self) as db:
+                return work(db)
+
+        return self._call("cannot write the journal", once)
 
     def close(self) -> None:
         with self._lock:
@@ -294,30 +324,33 @@ class SqliteJournal:
 
 
 class _Transaction:
-    """``with journal._write() as db:`` one IMMEDIATE transaction, under the journal's lock."""
+    """``with _Transaction(journal) as db:`` one IMMEDIATE transaction (caller holds the lock).
+
+    sqlite3 errors pass through as they are, so the healer can tell a lock from a real failure.
+    """
 
     def __init__(self, journal: SqliteJournal) -> None:
         self.journal = journal
 
     def __enter__(self) -> sqlite3.Connection:
-        self.journal._lock.acquire()
-        try:
-            self.journal._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self.journal._lock.release()
-            raise JournalError(f"journal {self.journal.path}: {exc}") from exc
+        self.journal._db.execute("BEGIN IMMEDIATE")
         return self.journal._db
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         db = self.journal._db
-        try:
-            db.execute("ROLLBACK" if exc_type else "COMMIT")
-        except sqlite3.Error as error:
-            raise JournalError(f"journal {self.journal.path}: {error}") from error
-        finally:
-            self.journal._lock.release()
-        if isinstance(exc, sqlite3.Error):
-            raise JournalError(f"journal {self.journal.path}: {exc}") from exc
+        if exc_type is not None:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return
+        self.journal._crash.before()
+        db.execute("COMMIT")
+        self.journal._crash.after()
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is another connection's lock (worth waiting for), not a real failure."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in _BUSY
 
 
 def _marks(n: int) -> str:
