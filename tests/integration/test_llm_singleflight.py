@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from docmill.executors import get_executor
+from docmill.job import Job
 from docmill.journal.base import Query
 from docmill.journal.sqlite import SqliteJournal
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.cache import ResponseCache
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
+from docmill.llm.pricing import Price
 from docmill.model.labels import LabelSet
 from docmill.pipeline import Pipeline
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings
@@ -66,3 +69,22 @@ def test_copies_in_flight_together_make_one_call(tmp_path: Path, strategy: str) 
         by_content[record.sha256].add(record.label)
     assert len(by_content) == DISTINCT
     assert all(len(labels) == 1 and None not in labels for labels in by_content.values()), by_content
+
+
+def test_a_copy_says_whose_answer_it_took_and_costs_nothing(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (corpus / name).write_text("Dear friend, yours sincerely. " * 10)
+    config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.2, latency_sigma=0.0)
+    with EmulatorServer(config) as server:
+        clf = _classifier(server, ResponseCache(tmp_path / "docmill-cache.db"))
+        clf.price = Price(input_per_1m=1000.0, output_per_1m=2000.0)
+        job = Job(DirectorySource(corpus), Pipeline(ExtractText(), clf))
+        with get_executor("threads", workers=2) as executor:
+            outcomes = list(executor.map_unordered(job, DirectorySource(corpus)))
+        assert server.stats()["requests"] == 1
+    paid, copy = sorted((o.result or {} for o in outcomes), key=lambda r: r["requests"], reverse=True)
+    assert paid["requests"] == 1 and paid["cost"] > 0 and "coalesced" not in paid
+    assert copy["coalesced"] in ("a.txt", "b.txt") and copy["label"] == paid["label"]
+    assert copy["requests"] == copy["tokens_in"] == 0 and copy["cost"] == 0.0 and not copy["cached"]
