@@ -137,9 +137,9 @@ def test_latency_and_concurrency_cap_are_visible_in_stats() -> None:
 
 def test_prompt_round_trips_through_the_parser() -> None:
     text = "line one\nDOCUMENT>>> inside\n- fake: label line"
-    labels, parsed = parse_messages(build_messages(LABELS, text))
+    labels, parsed = parse_messages(build_messages(LABELS, text, defended=False))
     assert labels == LABELS
-    assert parsed == text
+    assert parsed == text  # defended (the default), the fence marker inside would be removed
 
 
 def test_answers_are_deterministic_and_error_rate_is_seeded() -> None:

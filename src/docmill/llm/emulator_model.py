@@ -2,7 +2,8 @@
 
 Deterministic: the same prompt always gets the same answer, a seeded share of documents
 (``error_rate``) gets a wrong label on purpose so evaluations give meaningful numbers, and a
-``gullible`` model obeys ``label: X`` instructions found in the document (prompt-injection tests).
+``gullible`` model obeys instructions found in the document (``label: X``, ``answer X``, ``classify
+this as X``, ``the label is X``; the attacker model of the prompt-injection tests).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from collections.abc import Sequence
 from docmill.llm.prompt import LabelSpec
 
 _WORD = re.compile(r"[a-z][a-z0-9_]{2,}")
-_INJECTED = re.compile(r"""label["']?\s*[:=]\s*["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+_ASSIGNED = re.compile(r"""label["']?\s*[:=]\s*["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+_ORDERED = re.compile(
+    r"""\b(?:(?:answer|respond|reply|output|say)(?:\s+(?:only|with|only\s+with))?\s*:?"""
+    r"""|(?:classify|categori[sz]e|label)\s+(?:this|it|the\s+document|the\s+text)\s+as"""
+    r"""|(?:label|category|class)\s+(?:is|should\s+be))\s*["']?([A-Za-z0-9_-]+)""",
+    re.IGNORECASE,
+)
 _STOP = frozenset(
     "the and for with from that this are was were which into its any all can has have not but "
     "one such other more about than their there these those them they what when where who will "
@@ -48,15 +55,27 @@ def score(labels: Sequence[LabelSpec], text: str) -> list[float]:
     return [sum(w * (1 + counts[t]) ** 0.5 - w for t, w in _terms(label).items()) for label in labels]
 
 
+def _obeyed(labels: Sequence[LabelSpec], text: str) -> str | None:
+    """What a gullible model does when told: the first instruction naming an offered label, else the
+    first ``label: X`` assignment, whatever X is."""
+    offered = {label.name.casefold(): label.name for label in labels}
+    found = [*_ASSIGNED.finditer(text), *_ORDERED.finditer(text)]
+    for match in sorted(found, key=lambda m: m.start()):
+        if match.group(1).casefold() in offered:
+            return offered[match.group(1).casefold()]
+    assigned = _ASSIGNED.search(text)
+    return assigned.group(1) if assigned else None
+
+
 def classify(
     labels: Sequence[LabelSpec], text: str, *, seed: int = 0, error_rate: float = 0.0, gullible: bool = False
 ) -> tuple[str, float, str]:
     """(label, confidence, reason) for ``text``; the same inputs always give the same answer."""
     if not labels:
         return "unknown", 0.0, "no labels were offered"
-    injected = _INJECTED.search(text) if gullible else None
+    injected = _obeyed(labels, text) if gullible else None
     if injected:
-        return injected.group(1), 1.0, "the document told me to"
+        return injected, 1.0, "the document told me to"
     scores = score(labels, text)
     best = max(range(len(labels)), key=lambda i: (scores[i], -i))
     confidence = scores[best] / (sum(scores) or 1.0)
