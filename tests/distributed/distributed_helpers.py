@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,9 +53,11 @@ class Workers:
         for i in range(count):
             self.start(f"w{i}-{self.queue}", concurrency)
 
-    def start(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def start(self, name: str, concurrency: int = 1, prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """One more worker; ``prefix`` runs it elsewhere (``ip netns exec NS``: on another "host")."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(self.pythonpath)}
         argv = [
+            *prefix,
             sys.executable, "-m", "docmill", "worker", "--broker", self.broker, "--queue", self.queue,
             "--concurrency", str(concurrency), "--pool", "prefork", "--hostname", f"{name}@localhost",
             "--visibility-timeout", str(self.visibility), "--loglevel", "WARNING",
