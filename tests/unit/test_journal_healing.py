@@ -79,7 +79,7 @@ def test_a_lost_connection_is_mended_and_the_operation_replayed(caplog: pytest.L
     assert heal.healed == 1
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "test connection: connection lost #1; retrying for up to 2 min"
-    assert lines[1] == "test connection: working again after 1.8 s (3 failed attempts)"
+    assert lines[1] == "test connection: working again after 1.8 s (3 attempts failed)"
 
 
 def test_the_budget_bounds_the_retrying_and_the_error_is_one_line() -> None:
@@ -93,6 +93,21 @@ def test_the_budget_bounds_the_retrying_and_the_error_is_one_line() -> None:
     assert "; gave up after 31 s of retrying (8 attempts)" in message  # the last try began at 30 s
     assert sum(clock.sleeps) + (op.calls - 1) * 1.0 == pytest.approx(30.0)
     assert isinstance(caught.value.__cause__, Blip)
+
+
+def test_after_giving_up_each_operation_gets_one_attempt_until_one_succeeds() -> None:
+    clock, mends = FakeClock(), list[int]()
+    heal = healer(clock, mends, budget=10.0)
+    with pytest.raises(JournalError):
+        heal.call(Flaky(10**6, clock), "record")
+    slept = len(clock.sleeps)
+    with pytest.raises(
+        JournalError, match=r"^end the run: .*; gave up after 1\d s of retrying \(\d+ attempts\)$"
+    ):
+        heal.call(Flaky(10**6, clock), "end the run")  # the run ending: no second wait, the first verdict
+    assert len(clock.sleeps) == slept
+    assert heal.call(Flaky(0, clock), "query") == "ok" and not heal.gave_up  # mended first, then fine
+    assert heal.call(Flaky(1, clock), "query") == "ok" and len(clock.sleeps) == slept + 1
 
 
 def test_other_errors_pass_through_at_once() -> None:
@@ -122,7 +137,7 @@ def test_a_failed_mend_is_one_more_failed_attempt() -> None:
 
 def test_a_zero_budget_gives_up_at_the_first_loss() -> None:
     clock, mends = FakeClock(), list[int]()
-    with pytest.raises(JournalError, match="gave up after 0.0 s"):
+    with pytest.raises(JournalError, match=r"gave up after 0.0 s of retrying \(1 attempt\)"):
         healer(clock, mends, budget=0.0).call(Flaky(1, clock), "query")
     assert mends == []
 

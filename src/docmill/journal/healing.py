@@ -57,7 +57,6 @@ class _Trouble:
 
     began: float
     failures: int = 0
-    last: BaseException | None = None
 
 
 class Healer:
@@ -65,7 +64,9 @@ class Healer:
 
     ``lost(error)`` says whether an error is the connection's (worth a reconnect) rather than the
     statement's; ``mend()`` makes the connection usable again (it may fail with a lost error too,
-    which counts as one more failed attempt). Other errors pass through untouched.
+    which counts as one more failed attempt). Other errors pass through untouched. Once it has
+    given up, the next operations get one attempt each (no second wait of the whole budget while
+    the run ends), until one succeeds.
     """
 
     def __init__(
@@ -81,13 +82,19 @@ class Healer:
         self.policy = policy or Backoff()
         self.clock = clock
         self.healed = 0  # stretches of failures survived, for tests and stats
+        self.verdict: str | None = None  # "gave up after …": set when the budget ran out
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether the last stretch of failures outlasted the budget (and none succeeded since)."""
+        return self.verdict is not None
 
     def call(self, op: Callable[[], T], action: str) -> T:
         """``op()``, replayed across lost connections; ``JournalError`` once the budget is spent."""
         trouble = _Trouble(self.clock.monotonic())
         while True:
             try:
-                if trouble.failures:
+                if trouble.failures or self.gave_up:
                     self.mend()
                 result = op()
             except Exception as exc:
@@ -97,15 +104,18 @@ class Healer:
                 continue
             if trouble.failures:
                 self._back(trouble)
+            self.verdict = None
             return result
 
     def _wait(self, trouble: _Trouble, exc: BaseException, action: str) -> None:
         trouble.failures += 1
-        trouble.last = exc
         elapsed = self.clock.monotonic() - trouble.began
-        wait = self.policy.delay(trouble.failures, elapsed)
+        wait = None if self.verdict else self.policy.delay(trouble.failures, elapsed)
         if wait is None:
-            raise JournalError(self._given_up(trouble, elapsed, action)) from exc
+            self.verdict = (
+                self.verdict or f"gave up after {duration(elapsed)} of retrying ({_attempts(trouble)})"
+            )
+            raise JournalError(f"{action}: {self.what}: {first_line(exc)}; {self.verdict}") from exc
         if trouble.failures == 1:
             budget = duration(self.policy.budget)
             log.warning("%s: %s; retrying for up to %s", self.what, first_line(exc), budget)
@@ -114,17 +124,13 @@ class Healer:
     def _back(self, trouble: _Trouble) -> None:
         self.healed += 1
         seconds = self.clock.monotonic() - trouble.began
-        tries = "attempt" if trouble.failures == 1 else "attempts"
         log.warning(
-            "%s: working again after %s (%d failed %s)", self.what, duration(seconds), trouble.failures, tries
+            "%s: working again after %s (%s failed)", self.what, duration(seconds), _attempts(trouble)
         )
 
-    def _given_up(self, trouble: _Trouble, elapsed: float, action: str) -> str:
-        last = first_line(trouble.last) if trouble.last else "?"
-        span = duration(elapsed)
-        return (
-            f"{action}: {self.what}: {last}; gave up after {span} of retrying ({trouble.failures} attempts)"
-        )
+
+def _attempts(trouble: _Trouble) -> str:
+    return "1 attempt" if trouble.failures == 1 else f"{trouble.failures} attempts"
 
 
 def duration(seconds: float) -> str:

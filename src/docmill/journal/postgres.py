@@ -94,21 +94,18 @@ class PostgresJournal:
             raise JournalError(
                 f"cannot connect to {_pg_conn.redact(self._conninfo)}: {first_line(exc)}"
             ) from exc
-        if read_only:
-            self._open_read_only()
+        if read_only:  # a session cut while it is being set up heals like any other
+            self._call("cannot read journal", self._open_read_only)
         else:
-            self._create_schema()
+            self._call("cannot create the journal", self._create_schema)
 
     def _open_read_only(self) -> None:
         """Make every transaction of this session read-only, then check the journal is there."""
-        try:
-            _pg_conn.prepare(self._conn, self.schema, read_only=True)
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                cur.execute("SELECT to_regclass('docmill_meta') IS NOT NULL AS present")
-                present = (cur.fetchone() or {}).get("present")
-                row = cur.execute(sql.READ_VERSION).fetchone() if present else None
-        except psycopg.Error as exc:
-            raise JournalError(f"cannot read journal: {first_line(exc)}") from exc
+        _pg_conn.prepare(self._conn, self.schema, read_only=True)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('docmill_meta') IS NOT NULL AS present")
+            present = (cur.fetchone() or {}).get("present")
+            row = cur.execute(sql.READ_VERSION).fetchone() if present else None
         _check_version(row, self.schema)
 
     def _reconnect(self) -> None:
