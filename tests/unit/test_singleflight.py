@@ -15,7 +15,7 @@ import pytest
 
 from docmill.errors import ProcessingError
 from docmill.llm.cache import Claim, ResponseCache
-from docmill.llm.singleflight import Borrowed, Flights, SingleFlight
+from docmill.llm.singleflight import Borrowed, Flights, SingleFlight, owner
 from docmill.testing import FakeClock
 
 KEY = "k" * 64
@@ -143,6 +143,14 @@ assert cache.claim(sys.argv[2], Claim(f"{socket.gethostname()}:{os.getpid()}:t",
 print("claimed", flush=True)
 time.sleep(60)
 """
+
+
+def test_a_claim_left_by_this_process_is_stale_and_taken_over(tmp_path: Path) -> None:
+    cache, clock = ResponseCache(tmp_path / "cache.db"), FakeClock()
+    assert cache.claim(KEY, Claim(owner(), "cut-short", clock.wall() + 300.0))
+    model = Model(cache, seconds=0.0)
+    assert _flight(cache, clock).run(KEY, "mine", model.call) == "paid"
+    assert model.calls == 1 and clock.sleeps == []
 
 
 def test_a_claim_from_another_host_is_waited_for_until_it_expires(tmp_path: Path) -> None:

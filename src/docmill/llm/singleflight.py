@@ -135,6 +135,12 @@ def alive(name: str) -> bool:
     return not _zombie(int(pid))
 
 
+def _other(name: str) -> bool:
+    """Whether ``name`` is another live process. A claim of this process's own name is stale: this
+    process's one caller per key is the one looking (a claim left by a call cut short)."""
+    return name != owner() and alive(name)
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
@@ -223,7 +229,7 @@ class SingleFlight(Generic[T]):
         if (answer := self.claims.get(key)) is not None:
             return Borrowed(answer, holder.ref if holder else None)
         now = self.clock.wall()
-        if holder is not None and holder.expires > now and alive(holder.owner):
+        if holder is not None and holder.expires > now and _other(holder.owner):
             return Waiting(holder)
         mine = Claim(owner(), ref, now + self.patience)
         if not self.claims.claim(key, mine, replacing=current):
