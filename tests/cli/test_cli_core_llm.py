@@ -52,7 +52,7 @@ def test_max_cost_stops_cleanly_then_the_rest_is_finished(
         pytest.skip("examples/corpus is not there")
     config = tmp_path / "docmill.yaml"
     prices = "price_input_per_1m: 50.0, price_output_per_1m: 100.0"
-    config.write_text(f"llm: {{base_url: '{provider}', model: emu-small, {prices}}}\n")
+    config.write_text(f"llm: {{base_url: '{provider}', model: emulated-small, {prices}}}\n")
     db = str(tmp_path / "j.db")
     args = ["run", str(EXAMPLES), "--config", str(config), "--classifier", "llm", "--db", db]
     args += ["--strategy", "threads", "--workers", "2", "--progress", "log"]

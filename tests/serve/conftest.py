@@ -67,5 +67,5 @@ def llm_run(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     corpus = make_corpus(root / "corpus", 6)
     db = root / "docmill.db"
     limits = ["--rpm", str(RPM), "--tpm", str(TPM)]
-    docmill_run(corpus.root, db, "-c", "llm", "--base-url", emulator, "--model", "emulated", *limits)
+    docmill_run(corpus.root, db, "-c", "llm", "--base-url", emulator, "--model", "emulated-small", *limits)
     return db, corpus

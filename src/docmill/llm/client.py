@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import weakref
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ class LLMClient:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         sync = transport if isinstance(transport, httpx.BaseTransport) else None
         self._http = httpx.Client(headers=headers, timeout=timeout, transport=sync)
-        self._ahttp: httpx.AsyncClient | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
         self._async_options: dict[str, Any] = {"headers": headers, "timeout": timeout}
         if isinstance(transport, httpx.AsyncBaseTransport):
             self._async_options["transport"] = transport
@@ -137,7 +139,7 @@ class LLMClient:
     async def _deadline(self, started: float) -> AsyncIterator[None]:
         """Abandon the call past the tail-aware timeout; re-timed by ``_retime`` as replies arrive."""
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(loop.time() + self.latency.remaining(started)) as cm:
+        async with asyncio.timeout_at(loop.time() + self.latency.remaining(started)) as cm:
             self._in_flight[cm] = (loop, started)
             try:
                 yield
@@ -145,25 +147,32 @@ class LLMClient:
                 del self._in_flight[cm]
 
     def _retime(self) -> None:
-        """The timeout changed: move the deadlines of this event loop's calls in flight with it.
+        """The timeout changed: move the deadlines of the calls in flight with it, in every loop.
 
         A call that started before the first replies came in (timeout = the ceiling) is cut at the
-        new, shorter limit instead of waiting out the ceiling.
+        new, shorter limit instead of waiting out the ceiling. Each deadline is moved by its own
+        event loop (a thread that waits on a hung call sees no reply of its own).
         """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         for cm, (owner, started) in list(self._in_flight.items()):
-            if owner is loop and not cm.expired():
-                cm.reschedule(loop.time() + max(0.0, self.latency.remaining(started)))
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its call is gone
+                owner.call_soon_threadsafe(self._reschedule, cm, started)
+
+    def _reschedule(self, cm: asyncio.Timeout, started: float) -> None:
+        if cm in self._in_flight and not cm.expired():  # on its loop: it cannot end meanwhile
+            cm.reschedule(asyncio.get_running_loop().time() + max(0.0, self.latency.remaining(started)))
 
     def _async_http(self) -> httpx.AsyncClient:
-        """The async connection pool of the running event loop (pools cannot change loops)."""
+        """The async connection pool of the running event loop (pools cannot change loops).
+
+        One per loop, kept while the loop lives: the threads strategy runs a loop per thread, and
+        a pool rebuilt whenever another thread called last cost a new connection (and an SSL
+        context) per call.
+        """
         loop = asyncio.get_running_loop()
-        if self._ahttp is None or self._aloop is not loop:
-            self._ahttp, self._aloop = httpx.AsyncClient(**self._async_options), loop
-        return self._ahttp
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = httpx.AsyncClient(**self._async_options)
+        return pool
 
     @contextlib.contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -247,9 +256,9 @@ class LLMClient:
         self._http.close()
 
     async def aclose(self) -> None:
-        if self._ahttp is not None:
-            await self._ahttp.aclose()
-            self._ahttp = None
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
 
     def __repr__(self) -> str:
         return f"LLMClient({self.url!r}, limits={self.limits!r})"
