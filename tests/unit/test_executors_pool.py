@@ -130,12 +130,12 @@ def test_partition_by_size_balances_bytes() -> None:
 
 
 def test_threads_abandon_a_hung_document_and_carry_on() -> None:
-    job = Job(MemorySource(), HangingProcessor({"doc-000001"}, seconds=1.5), timeout=0.3)
+    job = Job(MemorySource(), HangingProcessor({"doc-000001"}, seconds=6.0), timeout=0.3)
     started = time.monotonic()
     with get_executor("threads", workers=2) as executor:
         outcomes = list(executor.map_unordered(job, MemorySource(10)))
         assert executor.statistics().replaced_workers == 1
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 5.0  # abandoned, not waited for (the hang lasts 6 s)
     assert Counter(o.status for o in outcomes) == Counter({Status.OK: 9, Status.FAILED: 1})
 
 
@@ -144,7 +144,7 @@ def test_asyncio_overlaps_waits() -> None:
     started = time.monotonic()
     outcomes = _run("asyncio", job, 200, workers=200)
     assert len(outcomes) == 200
-    assert time.monotonic() - started < 1.0  # 200 × 0.1 s awaited together, not one by one
+    assert time.monotonic() - started < 10.0  # 200 × 0.1 s awaited together (20 s one by one)
 
 
 def test_staged_sends_text_not_bytes_to_the_io_stage() -> None:
