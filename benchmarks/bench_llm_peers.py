@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("DOCMILL_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 LABELS = HERE / "manpages.labels.yaml"
 RPM, MAX_TOKENS_IN = 120, 300
+TIKTOKEN_FILES = "litellm/litellm_core_utils/tokenizers"
 CURATOR_SCRIPT = """
 import json, sys
 from bespokelabs import curator
@@ -118,7 +119,9 @@ def run_curator(url: str, texts: list[str], python: str, work: Path) -> tuple[in
     corpus = work / "curator-corpus.json"
     corpus.write_text(json.dumps(_messages(texts)))
     env = {**os.environ, "CURATOR_CACHE_DIR": str(work / "curator-cache"), "CURATOR_DISABLE_CACHE": "true"}
-    env.setdefault("TIKTOKEN_CACHE_DIR", str(work / "tiktoken"))
+    bundled = sorted(Path(python).parents[1].glob(f"lib/python*/site-packages/{TIKTOKEN_FILES}"))
+    if bundled:  # offline: litellm ships the encodings tiktoken would download
+        env.setdefault("TIKTOKEN_CACHE_DIR", str(bundled[0]))
     done = subprocess.run(
         [python, "-c", CURATOR_SCRIPT, f"{url}/v1", str(corpus)],
         capture_output=True, text=True, env=env, check=False, timeout=3600,
