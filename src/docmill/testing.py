@@ -335,6 +335,18 @@ def forget_leaks() -> None:
     _LEAKED.clear()
 
 
+# -------------------------------------------------------------------------------------------- crashes
+
+
+def crash_env(point: str, k: int) -> dict[str, str]:
+    """The environment that makes a docmill process SIGKILL itself at ``point`` (``before-commit``
+    or ``after-commit``) of its k-th journal commit (see ``docmill.journal.faults``)."""
+    from docmill.journal.faults import ENV, CrashPoint
+
+    CrashPoint(point, k)  # a bad point is refused here, not in the child
+    return {ENV: f"{point}:{k}"}
+
+
 __all__ = [
     "AsyncSleepProcessor",
     "CpuProcessor",
@@ -353,6 +365,7 @@ __all__ = [
     "SleepProcessor",
     "TargetedProcessor",
     "UnpicklableResultProcessor",
+    "crash_env",
     "forget_leaks",
     "iter_refs",
     "make_refs",
