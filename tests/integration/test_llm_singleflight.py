@@ -52,7 +52,9 @@ def _classifier(server: EmulatorServer, cache: ResponseCache) -> LLMClassifier:
     return LLMClassifier(LABELS, settings, limits=limits, cache=cache, retry=retry)
 
 
-@pytest.mark.parametrize("strategy", ["threads", "asyncio", "processes", "queue", "hybrid", "staged"])
+@pytest.mark.parametrize(
+    "strategy", ["threads", "asyncio", "processes", "queue", "batches", "hybrid", "staged"]
+)
 def test_copies_in_flight_together_make_one_call(tmp_path: Path, strategy: str) -> None:
     files = _corpus(tmp_path / "corpus")
     config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.15, latency_sigma=0.0)
