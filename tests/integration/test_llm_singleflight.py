@@ -78,7 +78,7 @@ def test_a_copy_says_whose_answer_it_took_and_costs_nothing(tmp_path: Path) -> N
     corpus.mkdir()
     for name in ("a.txt", "b.txt"):
         (corpus / name).write_text("Dear friend, yours sincerely. " * 10)
-    config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.2, latency_sigma=0.0)
+    config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.5, latency_sigma=0.0)  # both start within it
     with EmulatorServer(config) as server:
         clf = _classifier(server, ResponseCache(tmp_path / "docmill-cache.db"))
         clf.price = Price(input_per_1m=1000.0, output_per_1m=2000.0)
