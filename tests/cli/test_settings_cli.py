@@ -121,7 +121,8 @@ def test_each_flag_lands_on_its_setting(
 
     def fake_run(config: RunConfig, **_: Any) -> Any:
         seen.append(config)
-        return types.SimpleNamespace(strategy="sequential", explanation="", stopped=None)
+        stats = types.SimpleNamespace(done=0, ok=0)
+        return types.SimpleNamespace(strategy="sequential", explanation="", stopped=None, stats=stats)
 
     monkeypatch.setattr("docmill.runner.run_config", fake_run)
     values = {"base_url": "http://llm.test/v1", "model": "m", "rpm": "5", "tpm": "700"}
