@@ -388,3 +388,18 @@ def test_a_process_forked_while_a_thread_reads_a_pdf_can_read_pdfs() -> None:
         child.kill()
         child.join()
     assert child.exitcode == 0
+
+
+def test_a_docx_whose_directory_points_before_the_file_is_corrupt_not_a_crash() -> None:
+    """Found by fuzzing: the end record's directory offset past its place makes every member's
+    offset negative, and zipfile raises ``ValueError: negative seek value`` when opening one."""
+    import struct
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+    data = bytearray(buf.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + 1000)
+    with pytest.raises(CorruptDocument, match="corrupt DOCX"):
+        read_docx(bytes(data), LIMITS)

@@ -42,8 +42,8 @@ def read_docx(data: bytes, limits: Limits, *, named_docx: bool = True) -> Extrac
                 _parse(member, collector, limits, limits.timer())
         except _Enough:
             pass
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise CorruptDocument(f"corrupt DOCX: {exc}") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise CorruptDocument(f"corrupt DOCX: {exc}") from exc  # ValueError: offsets out of range
     return Extracted(collector.text(), truncated=collector.full)
 
 
