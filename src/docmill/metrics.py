@@ -66,9 +66,8 @@ class RunStats:
         result = outcome.result or {}
         if outcome.label is not None and outcome.status.is_success:
             self.by_label[str(outcome.label)] = self.by_label.get(str(outcome.label), 0) + 1
-        if outcome.status is not Status.DUPLICATE:  # a duplicate copies its original's spend
-            self._add_spend(result)
-            self._note_concurrency(result.get("concurrency"))
+        self._add_spend(result)  # a duplicate carries its own spend, not its original's
+        self._note_concurrency(result.get("concurrency"))
 
     def _note_concurrency(self, value: Any) -> None:
         """The LLM concurrency limit in force when this document was classified: latest and most seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +278,14 @@ def test_an_unknown_run_has_no_documents(journal: SqliteJournal) -> None:
     record(journal, begin(journal), ok("a", "s1"))
     assert journal.count(Query(run_id=99)) == 0 and journal.summary(99).total == 0
     assert journal.document("a", run_id=99) is None and list(journal.iter_documents(Query(run_id=99))) == []
+
+
+def test_a_duplicate_keeps_its_own_spend_never_its_originals(journal: SqliteJournal) -> None:
+    """Copies in flight together may both have paid; each row says what it cost, so sums are honest."""
+    run = journal.begin_run(RunInfo(source=SRC, fingerprint=FP, strategy="threads", workers=2))
+    paid = dataclasses.replace(ok("a.txt", "h"), result={"label": "a", "cost": 0.5, "requests": 1})
+    copy = dataclasses.replace(ok("b.txt", "h"), result={"label": "a", "cost": 0.25, "requests": 1})
+    free = dataclasses.replace(ok("c.txt", "h"), result={"label": "a", "coalesced": "a.txt"})
+    recorded = journal.record([paid, copy, free], run_id=run, source=SRC, fingerprint=FP)
+    spent = {o.ref.id: (o.status.value, (o.result or {}).get("cost")) for o in recorded}
+    assert spent == {"a.txt": ("ok", 0.5), "b.txt": ("duplicate", 0.25), "c.txt": ("duplicate", None)}

@@ -89,11 +89,11 @@ def test_run_stats_count_spend_and_merge() -> None:
     a.add(outcome(1, cost=0.25))
     a.add(outcome(2, Status.FAILED))
     b.add(outcome(3, cost=0.5))
-    b.add(Outcome(DocumentRef("d4", "u"), Status.DUPLICATE, "s", {"label": "x", "cost": 0.5}))
+    b.add(Outcome(DocumentRef("d4", "u"), Status.DUPLICATE, "s", {"label": "x", "cost": 0.125}))
     merged = a + b
     assert merged.by_status == {"ok": 2, "failed": 1, "duplicate": 1}
     assert merged.ok == 3 and merged.failed == 1 and merged.done == 4
-    assert merged.cost == 0.75  # a duplicate copies its original's spend: not spent twice
+    assert merged.cost == 0.875  # a duplicate carries what it itself spent (a copy paid in flight)
     assert merged.llm == {"tokens_in": 10} and merged.by_label == {"x": 3}
     assert a.done == 2  # operands untouched
 

@@ -118,7 +118,7 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
     if status is Status.OK and first is not None and first.path > outcome.ref.id:
         return Settled(outcome, 0, None, demote=first.path, demote_run=first.run_id)
     if status is Status.OK and first is not None and first.path != outcome.ref.id:
-        result = {**first.result, "duplicate_of": first.path}
+        result = {**unspent(first.result), **spend(outcome.result), "duplicate_of": first.path}
         copy = dataclasses.replace(outcome, status=Status.DUPLICATE, result=result)
         return Settled(copy, 0, first.path)
     if status not in (Status.FAILED, Status.CRASHED):
@@ -128,6 +128,21 @@ def settle(outcome: Outcome, *, failures: int, first: First | None, quarantine_a
     if permanent or failures >= quarantine_after:
         return Settled(dataclasses.replace(outcome, status=Status.QUARANTINED), failures, None)
     return Settled(outcome, failures, None)
+
+
+SPEND_KEYS = ("cost", "tokens_in", "tokens_out", "requests", "cached", "coalesced", "concurrency")
+"""What a document's own classification cost. A duplicate keeps its own (a copy in flight together
+with its original may have paid for a call too), never its original's: spend is counted once."""
+
+
+def spend(result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The spend keys of ``result``."""
+    return {k: v for k, v in (result or {}).items() if k in SPEND_KEYS}
+
+
+def unspent(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``result`` without its spend keys: the answer alone."""
+    return {k: v for k, v in result.items() if k not in SPEND_KEYS}
 
 
 ORDERS = ("path", "recent")
