@@ -20,7 +20,8 @@ _JSONL = (".jsonl", ".ndjson")
 
 
 def build_source(config: RunConfig) -> Source:
-    """A directory → DirectorySource; ``*.jsonl`` → JsonlSource; ``@paths.txt`` → FileListSource."""
+    """A directory → DirectorySource; ``*.jsonl`` → JsonlSource; ``@paths.txt`` → FileListSource;
+    ``s3://bucket/prefix`` → S3Source."""
     target = config.source
     if not target:
         raise ConfigError(
@@ -31,7 +32,10 @@ def build_source(config: RunConfig) -> Source:
 
         listed = FileListSource(target[1:])
         listed.max_bytes = config.max_bytes
+        listed.check()
         return listed
+    if target.startswith("s3://"):
+        return _s3_source(config)
     path = Path(target)
     if path.is_file() and path.suffix.lower() in _JSONL:
         from docmill.sources.jsonl import JsonlSource
@@ -50,6 +54,17 @@ def build_source(config: RunConfig) -> Source:
         max_bytes=config.max_bytes,
         follow_links=config.follow_links,
     )
+
+
+def _s3_source(config: RunConfig) -> Source:
+    """``s3://bucket/prefix``, checked (bucket, credentials) before any work."""
+    from docmill.sources.s3 import S3Source
+
+    source = S3Source(
+        config.source or "", include=config.include, exclude=config.exclude, max_bytes=config.max_bytes
+    )
+    source.check()
+    return source
 
 
 def _own_files(config: RunConfig, root: Path) -> tuple[str, ...]:

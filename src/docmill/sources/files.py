@@ -203,7 +203,8 @@ class FileListSource:
     """The files named in ``list_file``, one path a line (blank lines and ``#`` comments skipped).
 
     Relative paths are resolved against ``root`` (default: the list file's folder); a document's id
-    is its path relative to ``root`` when it lies under it, else the path as written.
+    is its path relative to ``root`` when it lies under it, else the path as written. An ``s3://``
+    line is an object, fetched by the worker, and its id is the URL as written.
     """
 
     def __init__(
@@ -225,6 +226,9 @@ class FileListSource:
 
     def __iter__(self) -> Iterator[DocumentRef]:
         for line in self._lines():
+            if line.startswith("s3://"):  # fetched by the worker; no size or ETag without a request per line
+                yield DocumentRef(id=line, uri=line)
+                continue
             full = os.path.normpath(os.path.join(self.root, line))
             rel = os.path.relpath(full, self.root)
             ref_id = line if rel.startswith("..") else rel
@@ -235,7 +239,20 @@ class FileListSource:
         return sum(1 for _ in self._lines())
 
     def load(self, ref: DocumentRef) -> Document:
+        if ref.uri.startswith("s3://"):
+            from docmill.sources.s3 import load_object
+
+            return load_object(ref, self.max_bytes)
         return load_file(ref, self.max_bytes)
+
+    def check(self) -> None:
+        """Each bucket named by an ``s3://`` line exists and is readable: checked once, before any work."""
+        buckets = {line[5:].partition("/")[0] for line in self._lines() if line.startswith("s3://")}
+        if buckets:
+            from docmill.sources.s3 import check_bucket
+
+            for bucket in sorted(buckets):
+                check_bucket(bucket)
 
     def __repr__(self) -> str:
         return f"FileListSource({self.list_file!r})"
