@@ -72,8 +72,8 @@ class MissingDependencyError(DocmillError, ImportError):
 
     exit_code: ClassVar[int] = 2
 
-    def __init__(self, module: str, extra: str) -> None:
-        super().__init__(f"{module!r} is not installed; run: pip install 'docmill[{extra}]'")
+    def __init__(self, module: str, extra: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"{module!r} is not installed; run: pip install 'docmill[{extra}]'")
         self.module = module
         self.extra = extra
 

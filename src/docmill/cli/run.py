@@ -26,6 +26,8 @@ FLAGS: dict[str, str] = {
     "commit_every": "journal.commit_every", "commit_seconds": "journal.commit_seconds",
     "quarantine_after": "journal.quarantine_after", "progress": "progress", "base_url": "llm.base_url",
     "model": "llm.model", "rpm": "llm.rpm", "tpm": "llm.tpm", "broker": "broker", "queue": "queue",
+    "ocr": "extract.ocr", "ocr_lang": "extract.ocr_lang", "ocr_dpi": "extract.ocr_dpi",
+    "ocr_page_seconds": "extract.ocr_page_seconds", "ocr_min_chars": "extract.ocr_min_chars",
 }  # fmt: skip
 NOT_SETTINGS = ("config", "no_parallel", "explain")  # parameters of the command, not of the run
 
@@ -63,6 +65,13 @@ def run_command(
     broker: Annotated[str | None, _Opt(help="Celery strategy: broker URL (default $DOCMILL_BROKER).")] = None,
     queue: Annotated[
         str | None, _Opt(help="Celery strategy: queue its workers serve (default $DOCMILL_QUEUE).")
+    ] = None,
+    ocr: Annotated[str | None, _Opt(help="auto | always | never: OCR scanned pages and images.")] = None,
+    ocr_lang: Annotated[str | None, _Opt(help="Tesseract languages, e.g. eng+deu.")] = None,
+    ocr_dpi: Annotated[int | None, _Opt(help="Resolution pages are rendered at for OCR.")] = None,
+    ocr_page_seconds: Annotated[float | None, _Opt(help="Seconds allowed per OCRed page.")] = None,
+    ocr_min_chars: Annotated[
+        int | None, _Opt(help="A PDF page with fewer characters in its text layer is OCRed.")
     ] = None,
     explain: Annotated[bool, _Opt("--explain", help="Say which strategy ran and why (auto).")] = False,
 ) -> None:

@@ -13,7 +13,17 @@ guard                  default       when it trips
 ``max_chars``          1,000,000     text is cut there; metadata ``truncated`` is True
 ``deadline``           None          seconds; checked between PDF pages / DOCX chunks →
                                      ProcessingTimeout
+``ocr_page_seconds``   60            one page's OCR → ProcessingTimeout
+``ocr_max_pixels``     60,000,000    a page (rendered at ``ocr_dpi``) or image frame larger
+                                     → ResourceLimitExceeded, before any pixel is decoded
 =====================  ============  =====================================================
+
+OCR (``ocr``: ``auto`` | ``always`` | ``never``; see docs/extraction.md): ``auto``, the default, OCRs
+the PDF pages whose text layer has fewer than ``ocr_min_chars`` (20) non-blank characters, and
+reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto`` is ``never``.
+``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
+Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how. Metadata ``pages_ocr`` counts the
+pages OCRed.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
 ``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
@@ -34,8 +44,10 @@ from docmill.document import Document
 from docmill.errors import UnsupportedDocument
 from docmill.processors.base import Processor
 from docmill.processors.formats import Extracted, Limits, cap
+from docmill.processors.formats import ocr as ocr_
 from docmill.processors.formats.docx import read_docx
 from docmill.processors.formats.html import read_html
+from docmill.processors.formats.images import read_image
 from docmill.processors.formats.pdf import read_pdf
 from docmill.processors.formats.sniff import BY_EXTENSION, sniff
 from docmill.processors.formats.text import read_markdown, read_text
@@ -49,12 +61,14 @@ READERS: dict[str, Reader] = {
     "html": read_html,
     "md": read_markdown,
     "txt": read_text,
+    "image": read_image,
 }
 _LIBRARIES = ("pypdfium2", "selectolax", "charset-normalizer")
 
 MAX_PAGES = 2_000
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 MAX_CHARS = 1_000_000
+_OCR_FIELDS = ("ocr", "ocr_lang", "ocr_dpi", "ocr_page_seconds", "ocr_min_chars", "ocr_max_pixels")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,13 +79,44 @@ class ExtractOptions:
     max_inflated_bytes: int = MAX_INFLATED_BYTES
     max_chars: int = MAX_CHARS
     deadline: float | None = None
+    ocr: str = "auto"
+    ocr_lang: str = "eng"
+    ocr_dpi: int = 200
+    ocr_page_seconds: float = 60.0
+    ocr_min_chars: int = 20
+    ocr_max_pixels: int = 60_000_000
 
     def __post_init__(self) -> None:
-        for name in ("max_pages", "max_inflated_bytes", "max_chars"):
+        for name in ("max_pages", "max_inflated_bytes", "max_chars", "ocr_dpi", "ocr_max_pixels"):
             value = getattr(self, name)
             check(_is_number(value, int) and value >= 1, name, value, "must be a whole number >= 1")
         ok = self.deadline is None or (_is_number(self.deadline, (int, float)) and self.deadline > 0)
         check(ok, "deadline", self.deadline, "must be a positive number of seconds")
+        seconds = self.ocr_page_seconds
+        check(_is_number(seconds, (int, float)) and seconds > 0, "ocr_page_seconds", seconds, "must be > 0")
+        check(self.ocr in ocr_.MODES, "ocr", self.ocr, f"must be one of {', '.join(ocr_.MODES)}")
+        check(
+            _is_number(self.ocr_min_chars, int) and self.ocr_min_chars >= 0,
+            "ocr_min_chars",
+            self.ocr_min_chars,
+            "must be >= 0",
+        )
+        lang_ok = isinstance(self.ocr_lang, str) and all(
+            part.isidentifier() for part in self.ocr_lang.split("+")
+        )
+        check(
+            lang_ok, "ocr_lang", self.ocr_lang, "must be Tesseract language codes joined by +, e.g. eng+deu"
+        )
+
+    def ocr_settings(self) -> ocr_.OcrSettings | None:
+        """The OCR to run, or None when it is off (``never``, or ``auto`` without Tesseract)."""
+        if self.ocr == "never" or (self.ocr == "auto" and not ocr_.tesseract_available()):
+            return None
+        ocr_.require(self.ocr_lang)  # ``always`` without Tesseract, or a language not installed
+        return ocr_.OcrSettings(
+            lang=self.ocr_lang, dpi=self.ocr_dpi, page_seconds=float(self.ocr_page_seconds),
+            min_chars=self.ocr_min_chars, max_pixels=self.ocr_max_pixels, force=self.ocr == "always",
+        )  # fmt: skip
 
 
 class ExtractText(Processor):
@@ -87,12 +132,17 @@ class ExtractText(Processor):
         max_inflated_bytes: int = MAX_INFLATED_BYTES,
         max_chars: int = MAX_CHARS,
         deadline: float | None = None,
+        ocr: str = "auto",
         clock: Clock = SYSTEM_CLOCK,
+        **ocr_options: Any,
     ) -> None:
-        ExtractOptions(
-            max_pages=max_pages, max_inflated_bytes=max_inflated_bytes, max_chars=max_chars, deadline=deadline
-        )  # validates
-        self.limits = Limits(max_pages, max_inflated_bytes, max_chars, deadline, clock)
+        options = ExtractOptions(
+            max_pages=max_pages, max_inflated_bytes=max_inflated_bytes, max_chars=max_chars,
+            deadline=deadline, ocr=ocr, **ocr_options,
+        )  # validates  # fmt: skip
+        self.limits = Limits(
+            max_pages, max_inflated_bytes, max_chars, deadline, clock, options.ocr_settings()
+        )
 
     def process(self, doc: Document) -> Document:
         if doc.content is None:
@@ -100,7 +150,7 @@ class ExtractText(Processor):
         suffix = PurePosixPath(doc.ref.id or doc.ref.uri).suffix.lower()
         if not doc.content:  # a zero-byte file is empty whatever its name says
             kind, result = BY_EXTENSION.get(suffix, "txt"), Extracted("")
-        elif (kind := sniff(doc.content, suffix)) == "docx":
+        elif (kind := sniff(doc.content, suffix, images=self.limits.ocr is not None)) == "docx":
             result = read_docx(doc.content, self.limits, named_docx=suffix == ".docx")
         else:
             result = READERS[kind](doc.content, self.limits)
@@ -120,19 +170,20 @@ class ExtractText(Processor):
             "max_inflated_bytes": limits.max_inflated_bytes,
             "max_chars": limits.max_chars,
             "libraries": library_versions(),
+            **_ocr_config(limits.ocr),
         }
 
     @classmethod
     def from_options(cls, options: ExtractOptions, *, clock: Clock = SYSTEM_CLOCK) -> ExtractText:
         """The step the ``extract:`` section describes."""
-        fields = ("max_pages", "max_inflated_bytes", "max_chars", "deadline")
+        fields = ("max_pages", "max_inflated_bytes", "max_chars", "deadline", *_OCR_FIELDS)
         return cls(**{name: getattr(options, name) for name in fields}, clock=clock)
 
     def __repr__(self) -> str:
         limits = self.limits
         return (
             f"ExtractText(max_pages={limits.max_pages}, max_inflated_bytes={limits.max_inflated_bytes}, "
-            f"max_chars={limits.max_chars}, deadline={limits.deadline})"
+            f"max_chars={limits.max_chars}, deadline={limits.deadline}, ocr={limits.ocr})"
         )
 
 
@@ -144,9 +195,26 @@ def _metadata(kind: str, result: Extracted) -> dict[str, Any]:
     items: dict[str, Any] = {"format": kind, "truncated": result.truncated}
     if result.pages is not None:
         items["pages"] = result.pages
+    if result.pages_ocr is not None:
+        items["pages_ocr"] = result.pages_ocr
     if result.encoding is not None:
         items["encoding"] = result.encoding
     return items
+
+
+def _ocr_config(settings: ocr_.OcrSettings | None) -> dict[str, Any]:
+    """OCR's part of the fingerprint: nothing when it is off, so journals without OCR keep theirs."""
+    if settings is None:
+        return {}
+    kept = ("lang", "dpi", "min_chars", "force")
+    return {"ocr": {name: getattr(settings, name) for name in kept}, "tesseract": _tesseract_version()}
+
+
+@functools.cache
+def _tesseract_version() -> str:
+    import tesserocr
+
+    return str(tesserocr.tesseract_version()).splitlines()[0]
 
 
 @functools.cache

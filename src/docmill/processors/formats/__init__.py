@@ -8,9 +8,13 @@ are translated at this boundary, ``raise ... from exc``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ProcessingTimeout
+
+if TYPE_CHECKING:
+    from docmill.processors.formats.ocr import OcrSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,7 @@ class Limits:
     max_chars: int
     deadline: float | None = None  # seconds per document, checked between pages
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
+    ocr: OcrSettings | None = None  # None: OCR is off (pages without text stay empty)
 
     def timer(self) -> Deadline:
         """A cooperative deadline starting now."""
@@ -51,6 +56,7 @@ class Extracted:
     text: str
     truncated: bool = False
     pages: int | None = None
+    pages_ocr: int | None = None  # pages whose text came from OCR (None: OCR was off)
     encoding: str | None = None
 
 

@@ -4,6 +4,9 @@ Guards: ``max_pages`` (checked before any page is read), the cooperative deadlin
 pages), ``max_chars`` (stops reading pages once enough text is in hand). Every PDFium object is
 closed deterministically, so a worker's memory does not grow with the documents it has seen.
 A page without a text layer (a scan) yields no text; a document with none at all ends ``empty``.
+With OCR on (``limits.ocr``), a page whose text layer is missing or thinner than ``ocr_min_chars``
+is rendered (``page.render(scale=dpi / 72)``, greyscale) and read by Tesseract instead; pages with
+a text layer keep it, as OCRmyPDF does. The pixel cap is checked from the page size, before rendering.
 
 PDFium is not thread-safe, not even across different documents: every call into it happens under
 one process-wide lock. Threads therefore read PDFs one at a time; processes read them in parallel.
@@ -18,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from docmill.errors import CorruptDocument, ResourceLimitExceeded, UnsupportedDocument
-from docmill.processors.formats import Deadline, Extracted, Limits
+from docmill.processors.formats import Deadline, Extracted, Limits, ocr
 
 _PDFIUM = threading.Lock()  # PDFium must never be entered by two threads at once
 
@@ -40,11 +43,12 @@ def read_pdf(data: bytes, limits: Limits) -> Extracted:
             raise ResourceLimitExceeded(
                 f"PDF has {pages:,} pages; the limit is {limits.max_pages:,} (max_pages)"
             )
-        parts, truncated = _read_pages(pdf, pages, limits.max_chars, deadline)
+        parts, truncated, ocred = _read_pages(pdf, pages, limits, deadline)
     text = "\f".join(parts).replace("\r\n", "\n").replace("\x00", "")
     # PDFium marks a word hyphenated across lines with U+FFFE and drops the line break: "speci\ufffefied".
     text = text.replace("\ufffe", "")
-    return Extracted(text[: limits.max_chars], truncated=truncated, pages=pages)
+    pages_ocr = None if limits.ocr is None else ocred
+    return Extracted(text[: limits.max_chars], truncated=truncated, pages=pages, pages_ocr=pages_ocr)
 
 
 @contextmanager
@@ -71,16 +75,46 @@ def _translate(exc: Exception) -> CorruptDocument:
     return CorruptDocument(f"corrupt PDF: {reason.lower() or 'unreadable'}")
 
 
-def _read_pages(pdf: Any, pages: int, max_chars: int, deadline: Deadline) -> tuple[list[str], bool]:
+def _read_pages(pdf: Any, pages: int, limits: Limits, deadline: Deadline) -> tuple[list[str], bool, int]:
+    """The pages' texts, whether ``max_chars`` cut them short, and how many pages were OCRed."""
     parts: list[str] = []
-    total = 0
+    total = ocred = 0
     for index in range(pages):
         deadline.check(f"page {index + 1} of {pages}")
-        if total >= max_chars:
-            return parts, True
-        parts.append(_page_text(pdf, index))
+        if total >= limits.max_chars:
+            return parts, True, ocred
+        text = _page_text(pdf, index)
+        if limits.ocr is not None and limits.ocr.needs_ocr(text):
+            text = _ocr_page(pdf, index, limits.ocr) or text
+            ocred += 1
+        parts.append(text)
         total += len(parts[-1]) + 1
-    return parts, total - 1 > max_chars
+    return parts, total - 1 > limits.max_chars, ocred
+
+
+def _ocr_page(pdf: Any, index: int, settings: ocr.OcrSettings) -> str:
+    """Page ``index`` rendered at ``settings.dpi`` and read by Tesseract (the pixel cap first)."""
+    where = f"page {index + 1}"
+    page = bitmap = None
+    try:
+        page = pdf[index]
+        scale = settings.dpi / 72
+        width, height = page.get_size()
+        ocr.check_pixels(width * scale, height * scale, settings, where)
+        bitmap = _render(page, scale, where)
+        return ocr.recognize(bitmap.to_pil(), settings, where).strip()  # the image shares the bitmap's memory
+    finally:
+        if bitmap is not None:
+            bitmap.close()
+        if page is not None:
+            page.close()
+
+
+def _render(page: Any, scale: float, where: str) -> Any:
+    try:
+        return page.render(scale=scale, grayscale=True)
+    except Exception as exc:  # PdfiumError on a broken content or image stream
+        raise CorruptDocument(f"corrupt PDF: {where} cannot be rendered ({exc})") from exc
 
 
 def _page_text(pdf: Any, index: int) -> str:

@@ -1,7 +1,8 @@
 """Which reader a document needs: magic bytes first, the file extension second.
 
 Returns one of ``pdf``, ``docx``, ``html``, ``md``, ``txt`` (the names recorded in ``format``), or
-raises UnsupportedDocument for data that is recognisably binary (ELF, gzip, images, …).
+raises UnsupportedDocument for data that is recognisably binary (ELF, gzip, images, …). With
+``images=True`` (OCR is on) PNG, JPEG and TIFF are documents too: ``image``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office (OLE2) file; only DOCX is supported"),
@@ -37,6 +40,7 @@ _UNREAD_FORMATS: tuple[tuple[bytes, str], ...] = (
     (b"%!PS", "PostScript is not supported; convert it to PDF"),
 )
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")  # read by OCR
 BY_EXTENSION = {
     ".pdf": "pdf",
     ".docx": "docx",
@@ -50,9 +54,11 @@ BY_EXTENSION = {
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S)
 
 
-def sniff(data: bytes, suffix: str) -> str:
+def sniff(data: bytes, suffix: str, *, images: bool = False) -> str:
     """The format name for ``data`` whose file name ends in ``suffix`` (any case, may be empty)."""
     head = data[:2048]
+    if images and head.startswith(_IMAGE_MAGIC):
+        return "image"
     if head.lstrip()[:5] == b"%PDF-":
         return "pdf"
     if head.startswith(_ZIP_MAGIC):
