@@ -45,6 +45,8 @@ EXPORT_COLUMNS: tuple[Column, ...] = (
     _column("duplicate_of", str),
     _column("size", int),
     _column("seconds", float),
+    _column("pages", int),  # PDF pages or image frames; empty for formats without pages
+    _column("pages_ocr", int),  # of which OCRed; empty when OCR was off
 )
 """The columns every export carries, in order."""
 

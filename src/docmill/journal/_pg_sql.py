@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS docmill_documents_status ON docmill_documents (source
 
 READ_VERSION = "SELECT value FROM docmill_meta WHERE key = 'schema_version'"
 WRITE_VERSION = "INSERT INTO docmill_meta (key, value) VALUES ('schema_version', %s)"
+UPDATE_VERSION = "UPDATE docmill_meta SET value = %s WHERE key = 'schema_version'"
 
 INSERT_RUN = """
 INSERT INTO docmill_runs (source, fingerprint, strategy, workers, total, started, heartbeat, config)
@@ -106,7 +107,8 @@ FORGET = "DELETE FROM docmill_documents WHERE source = %s AND fingerprint = %s"
 
 SELECT_DOCUMENTS = """
 SELECT source, path, fingerprint, sha256, size, status, label, score, result, error_type,
-       error_message, attempts, failures, duplicate_of, worker, started, finished, run_id
+       error_message, attempts, failures, duplicate_of, worker, started, finished, run_id,
+       pages, pages_ocr
 FROM docmill_documents
 """
 SCOPE = "SELECT source, fingerprint FROM docmill_runs WHERE id = %s"

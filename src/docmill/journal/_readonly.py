@@ -96,7 +96,7 @@ def check_version(db: sqlite3.Connection, path: str) -> None:
         raise JournalError(f"{path} is not a docmill journal (no journal tables)")
     raise JournalError(
         f"{path} has journal schema version {version}; this docmill reads version {SCHEMA_VERSION} "
-        "(read it with the docmill that wrote it)"
+        "(a writer upgrades an older one in place: run `docmill run` on it once)"
     )
 
 

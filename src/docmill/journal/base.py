@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from docmill.document import DocumentRef
 from docmill.outcome import Outcome
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # each version after 1 is a step in journal.migrations
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,8 @@ class DocumentRecord:
     started: float | None
     finished: float | None
     run_id: int | None
+    pages: int | None = None  # PDF pages / image frames (None: a format without pages)
+    pages_ocr: int | None = None  # of which OCRed (None: OCR was off)
 
     @property
     def seconds(self) -> float | None:

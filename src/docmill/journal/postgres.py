@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError, MissingDependencyError
-from docmill.journal import _pg_conn
+from docmill.journal import _pg_conn, migrations
 from docmill.journal import _pg_sql as sql
 from docmill.journal.base import (
     SCHEMA_VERSION,
@@ -124,9 +124,12 @@ class PostgresJournal:
             cur.execute(sql.READ_VERSION)
             row = cur.fetchone()
             if row is None:
-                cur.execute(sql.WRITE_VERSION, (str(SCHEMA_VERSION),))
-            elif row["value"] != str(SCHEMA_VERSION):
-                raise JournalError(f"journal schema v{row['value']}, this docmill reads v{SCHEMA_VERSION}")
+                cur.execute(sql.WRITE_VERSION, ("1",))  # the base schema; the steps below bring it up
+            version = int(row["value"]) if row else 1
+            for step in migrations.steps_from(version, SCHEMA_VERSION, "the PostgreSQL journal"):
+                for statement in step.postgres:
+                    cur.execute(statement)
+            cur.execute(sql.UPDATE_VERSION, (str(SCHEMA_VERSION),))
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
--- docmill journal, schema version 1 (PRAGMA user_version). One row per (source, path, fingerprint).
+-- docmill journal, schema version 1 (PRAGMA user_version); later versions: journal/migrations.py. One row per (source, path, fingerprint).
 CREATE TABLE IF NOT EXISTS runs (
     id          INTEGER PRIMARY KEY,
     source      TEXT NOT NULL,

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
-from docmill.journal import _readonly, _sql
+from docmill.journal import _readonly, _sql, migrations
 from docmill.journal.base import (
     SCHEMA_VERSION,
     DocumentRecord,
@@ -94,18 +94,25 @@ class SqliteJournal:
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
+        """Create a new journal, or upgrade an older one in place (``journal.migrations``)."""
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            db.executescript(_sql.LATER_INDEXES)  # journals written before these indexes existed
-            return
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if version != 0 or tables:
+        if version == 0 and tables:
             raise JournalError(
-                f"{self.path} has journal schema version {version}; this docmill reads version "
-                f"{SCHEMA_VERSION} (use another --db, or export with the docmill that wrote it)"
+                f"{self.path} has journal schema version 0: not a docmill journal (use another --db)"
             )
-        script = resources.files("docmill.journal").joinpath("schema.sql").read_text("utf-8")
-        db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        steps = migrations.steps_from(version, SCHEMA_VERSION, self.path)
+        if steps or version == 0:
+            script = (
+                ""
+                if version
+                else resources.files("docmill.journal").joinpath("schema.sql").read_text("utf-8")
+            )
+            changes = ";\n".join(statement for step in steps for statement in step.sqlite)
+            db.executescript(
+                f"BEGIN IMMEDIATE; {script}; {changes}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        db.executescript(_sql.LATER_INDEXES)  # journals written before these indexes existed
 
     # -- runs ------------------------------------------------------------------------------------
 
