@@ -201,3 +201,15 @@ def test_slowdown_503_is_retried_with_backoff(s3: S3, monkeypatch: pytest.Monkey
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+@pytest.mark.slow
+def test_the_whole_man_page_corpus_from_s3_equals_the_local_run(
+    s3: S3, manpages: Path, tmp_path: Path
+) -> None:
+    count = s3.upload_tree(manpages, "man")
+    assert run(s3.url("man"), tmp_path, "s3").stats.done == count
+    run(str(manpages), tmp_path, "local")
+    assert labels_of(tmp_path / "s3.db") == labels_of(tmp_path / "local.db")
+    again = run(s3.url("man"), tmp_path, "s3")
+    assert (again.stats.done, again.stats.skipped) == (0, count)
