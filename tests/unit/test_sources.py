@@ -189,3 +189,23 @@ def test_folder_links_leaving_the_root_are_not_walked_unless_asked(tmp_path: Pat
     with pytest.raises(SourceError, match="outside the source"):
         source.load(next(iter(source)))
     assert "elsewhere/secret.txt" in ids(DirectorySource(root, follow_links=True))
+
+
+def test_jsonl_load_reads_in_a_forked_child_and_after_pickling(tmp_path: Path) -> None:
+    """Each process opens its own descriptor: one inherited across fork or pickled is never used."""
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "text": f"text {i}"}) + "\n" for i in range(3)))
+    source = JsonlSource(path)
+    refs = list(source)
+    assert source.load(refs[1]).text == "text 1"  # the parent opens its descriptor first
+    copy = pickle.loads(pickle.dumps(source))
+    assert copy.load(refs[2]).text == "text 2"
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read a line, report it through the pipe, leave at once
+        os.write(writer, (source.load(refs[0]).text or "").encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    assert os.read(reader, 100) == b"text 0"
+    os.close(reader)

@@ -159,14 +159,15 @@ def settle_batch(
     """Settle a batch in order; an ``ok`` document becomes the first of its hash for the rest."""
     settled = []
     for outcome in outcomes:
+        sha = outcome.sha256
         done = settle(
             outcome,
-            failures=failures.get(clean(outcome.ref.id), 0),
-            first=firsts.get(outcome.sha256 or ""),
+            failures=failures.get(clean(outcome.ref.id), 0) if failures else 0,
+            first=firsts.get(sha) if sha else None,
             quarantine_after=quarantine_after,
         )
-        if done.outcome.status.value == "ok" and outcome.sha256:
-            firsts[outcome.sha256] = First(outcome.ref.id, outcome.result or {}, run_id)
+        if sha and done.outcome.status is _OK:
+            firsts[sha] = First(outcome.ref.id, outcome.result or {}, run_id)
         settled.append(done)
     return settled
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from docmill.journal.base import DocumentRecord, RunRecord
@@ -17,23 +18,42 @@ from docmill.journal.policy import Settled, clean
 _ENCODE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
 
 
+def document_rows(
+    settled: Sequence[Settled], *, run_id: int, source: str, fingerprint: str
+) -> list[tuple[Any, ...]]:
+    """The UPSERT parameters of a batch, checked storable as UTF-8 once for the whole batch.
+
+    Cleaning is only for undecodable file names, which are rare: one encode of the batch's text
+    costs less than one per row, and only a batch that fails it is cleaned row by row.
+    """
+    rows = [_raw_row(s, run_id, source, fingerprint) for s in settled]
+    try:
+        "".join([v for row in rows for v in row if isinstance(v, str)]).encode("utf-8")
+    except UnicodeEncodeError:
+        return [_cleaned_row(row) for row in rows]
+    return rows
+
+
 def document_row(settled: Settled, *, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
     """The UPSERT parameters for one settled outcome."""
+    return document_rows([settled], run_id=run_id, source=source, fingerprint=fingerprint)[0]
+
+
+def _raw_row(settled: Settled, run_id: int, source: str, fingerprint: str) -> tuple[Any, ...]:
     o = settled.outcome
-    result = dict(o.result or {})
-    error = o.error
-    row = (
+    result = o.result or {}
+    error, timings = o.error, o.timings
+    return (
         source, o.ref.id, fingerprint, o.sha256, o.ref.size, o.ref.mtime_ns, o.status.value,
         _text(result.get("label")), _number(result.get("score")), _result_json(result),
         error.type if error else None, error.message if error else None, error.traceback if error else None,
         int(bool(error and error.retryable)), o.attempts, settled.failures, settled.duplicate_of,
-        o.timings.worker or None, o.timings.started or None, o.timings.finished or None, run_id,
+        timings.worker or None, timings.started or None, timings.finished or None, run_id,
     )  # fmt: skip
-    try:  # one check per row; cleaning is only for undecodable file names, which are rare
-        "".join(v for v in row if isinstance(v, str)).encode("utf-8")
-    except UnicodeEncodeError:
-        return tuple(clean(v) if isinstance(v, str) else v for v in row)
-    return row
+
+
+def _cleaned_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(clean(v) if isinstance(v, str) else v for v in row)
 
 
 def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ...]:
@@ -42,8 +62,10 @@ def demote_row(settled: Settled, source: str, fingerprint: str) -> tuple[Any, ..
     return (new, new, source, fingerprint, settled.demote, settled.demote)
 
 
-def _result_json(result: dict[str, Any]) -> str:
-    text = _ENCODE(result)
+def _result_json(result: Mapping[str, Any]) -> str:
+    if not result:
+        return "{}"
+    text = _ENCODE(result if isinstance(result, dict) else dict(result))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

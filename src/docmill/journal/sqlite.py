@@ -41,7 +41,7 @@ from docmill.journal.base import (
 from docmill.journal.faults import crash_point
 from docmill.journal.healing import Backoff, Healer
 from docmill.journal.policy import First, Recorded, Settled, clean, pending_in_batches, settle_batch
-from docmill.journal.rows import demote_row, document_record, document_row, run_record
+from docmill.journal.rows import demote_row, document_record, document_rows, run_record
 from docmill.outcome import Outcome
 
 _CHUNK = 500  # refs per pending() lookup and rows per IN (...) query: well under SQLite's variable limit
@@ -168,8 +168,9 @@ class SqliteJournal:
                 quarantine_after=self.quarantine_after,
                 run_id=run_id,
             )
-            rows = [document_row(s, run_id=run_id, source=source, fingerprint=fingerprint) for s in settled]
-            db.executemany(_sql.UPSERT, rows)
+            db.executemany(
+                _sql.UPSERT, document_rows(settled, run_id=run_id, source=source, fingerprint=fingerprint)
+            )
             db.executemany(_sql.DEMOTE, [demote_row(s, source, fingerprint) for s in settled if s.demote])
             return settled
 
