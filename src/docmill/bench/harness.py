@@ -21,6 +21,7 @@ from docmill.bench.emulated import Emulators
 from docmill.bench.isolation import in_child
 from docmill.bench.peers import PEERS
 from docmill.bench.sampler import EMPTY_USAGE, ResourceUsage, TreeSampler
+from docmill.bench.tiny import TINY_DOCS, TINY_WORKLOAD, run_tiny, tiny_job, write_records
 from docmill.bench.workloads import (
     COMPLEXITY_PASSES,
     DEFAULT_WORKLOADS,
@@ -127,12 +128,19 @@ def available_strategies(names: Sequence[str] | None = None) -> tuple[list[str],
     return ready, missing
 
 
-def _execute(case: BenchCase, job: Job, refs: Sequence[DocumentRef]) -> list[Outcome]:
+def _execute(case: BenchCase, job: Job, refs: Sequence[DocumentRef]) -> tuple[int, int]:
+    """(successes, outcomes): ``tiny`` runs whole (journal included), the others the strategy alone."""
+    if case.workload == TINY_WORKLOAD:
+        return run_tiny(case.strategy, case.workers, job, refs)
     peer = PEERS.get(case.strategy)
     if peer is not None:
-        return peer(job, refs, case.workers)
+        return _tally(peer(job, refs, case.workers))
     with get_executor(case.strategy, workers=case.workers) as executor:
-        return list(executor.map_unordered(job, refs))
+        return _tally(list(executor.map_unordered(job, refs)))
+
+
+def _tally(outcomes: Sequence[Outcome]) -> tuple[int, int]:
+    return sum(1 for o in outcomes if o.status.is_success), len(outcomes)
 
 
 def measure_case(
@@ -156,11 +164,11 @@ def measure_case(
         prepare()
     with TreeSampler(clock=clock) as sampler:
         try:
-            outcomes, error = _execute(case, job, refs), ""
+            tally, error = _execute(case, job, refs), ""
         except Exception as exc:  # the strategy itself failed: record why, keep benchmarking
-            outcomes, error = [], f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            tally, error = (0, 0), f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
         usage = sampler.stop()
-    return _row(case, refs, outcomes, usage, error)
+    return _row(case, refs, tally, usage, error)
 
 
 def _measure_positional(
@@ -182,16 +190,16 @@ def run_case(
     try:
         return in_child(_measure_positional, case, job, clock, warmup, prepare, timeout=timeout)
     except DocmillError as exc:
-        return _row(case, [], [], EMPTY_USAGE, f"{type(exc).__name__}: {exc}")
+        return _row(case, [], (0, 0), EMPTY_USAGE, f"{type(exc).__name__}: {exc}")
 
 
 def _row(
-    case: BenchCase, refs: Sequence[DocumentRef], outcomes: list[Outcome], usage: ResourceUsage, error: str
+    case: BenchCase, refs: Sequence[DocumentRef], tally: tuple[int, int], usage: ResourceUsage, error: str
 ) -> BenchRow:
-    ok = sum(1 for o in outcomes if o.status.is_success)
+    ok, count = tally
     nbytes = sum(ref.size or 0 for ref in refs)
     wall = usage.wall_seconds
-    done = bool(outcomes) and not error and wall > 0
+    done = bool(count) and not error and wall > 0
     return BenchRow(
         **{
             f: getattr(case, f)
@@ -201,7 +209,7 @@ def _row(
         wall_s=round(wall, 6),
         ok=ok,
         failed=len(refs) - ok,
-        docs_per_s=len(outcomes) / wall if done else math.nan,
+        docs_per_s=count / wall if done else math.nan,
         mb_per_s=nbytes / 1e6 / wall if done else math.nan,
         cpu_s=round(usage.cpu_seconds, 4),
         cpu_cores_mean=round(usage.cpu_cores_mean, 3),
@@ -260,6 +268,9 @@ class MatrixSpec:
             yield REAL_WORKLOAD, _mean_kb(Path(self.corpus)), REAL_COMPLEXITY
             return
         for workload in self.workloads:
+            if workload == TINY_WORKLOAD:  # records of ~100 bytes, no work to grade: one cell
+                yield workload, 1, self.complexities[0]
+                continue
             for size in self.sizes_kb:
                 for level in self.complexities:
                     yield workload, size, level
@@ -311,6 +322,8 @@ class Bench:
                 classifier=self.spec.classifier,
                 settings=self.spec.settings,
             )
+        if workload == TINY_WORKLOAD:
+            return tiny_job(write_records(self.workdir / "records", n_docs))
         llm = self.emulators.settings(level) if workload in LLM_WORKLOADS else None
         return build_job(self.corpus(size, n_docs), workload, level, settings=llm)
 
@@ -320,6 +333,8 @@ class Bench:
             return self.spec.docs
         if self.spec.corpus is not None:
             return self.job_for(cell, 0).source.count() or 1
+        if cell[0] == TINY_WORKLOAD:
+            return TINY_DOCS  # per-record cost is the point: enough records to swamp start-up
         probe = 4
         job = self.job_for(cell, probe)
         job.setup()

@@ -1,6 +1,7 @@
 """Other libraries' pools running the same work (``Job.run`` per ref), as extra rows of a bench.
 
-Each peer is used the way its documentation recommends for many small tasks: chunked
+``peer:naive`` is the single-process loop a user writes without any framework. Each other peer is
+used the way its documentation recommends for many small tasks: chunked
 ``multiprocessing.Pool.imap_unordered``, ``joblib.Parallel`` (loky, auto-batching, unordered
 generator) and ``mpire.WorkerPool.imap_unordered`` (fork, shared job). Every worker sets the Job
 up once, as docmill's own strategies do.
@@ -89,7 +90,21 @@ def run_mpire(job: Job, refs: Sequence[DocumentRef], workers: int) -> list[Outco
         return list(results)
 
 
+def run_naive(job: Job, refs: Sequence[DocumentRef], workers: int) -> list[Outcome]:
+    """One process, one loop, no framework: the bar docmill's overhead is measured against.
+
+    On the ``tiny`` workload the harness runs ``docmill.bench.tiny``'s loop instead (parse, hash,
+    batched ``INSERT``), which records as a run does; elsewhere this is ``[job.run(ref) for …]``.
+    """
+    job.setup()
+    try:
+        return [job.run(ref) for ref in refs]
+    finally:
+        job.teardown()
+
+
 PEERS: dict[str, PeerRunner] = {
+    "peer:naive": run_naive,
     "peer:pool": run_pool,
     "peer:joblib": run_joblib,
     "peer:mpire": run_mpire,

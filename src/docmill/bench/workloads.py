@@ -11,6 +11,8 @@ users run; only the documents and the processors are synthetic:
 ``io-sim`` the same wait without HTTP: a latency drawn per document (seeded by its hash, so every
            strategy waits exactly as long per document); the sync path blocks, the async awaits
 ``mixed``  a light ``cpu`` pass then the ``io`` call, like extract → classify with an LLM
+``tiny``   200,000 short JSON Lines records, no classifier, through a whole run with its journal,
+           beside ``peer:naive`` (the loop a user writes instead); see ``docmill.bench.tiny``
 =========  ====================================================================================
 
 ``complexity`` scales both: tokenising passes (light 1, medium 4, heavy 16) and the median call
@@ -36,8 +38,8 @@ from docmill.job import Job
 from docmill.pipeline import Pipeline
 from docmill.processors.base import AsyncProcessor, Processor
 
-WORKLOADS = ("cpu", "io", "io-sim", "mixed")
-DEFAULT_WORKLOADS = ("cpu", "io", "mixed")  # io-sim on request
+WORKLOADS = ("cpu", "io", "io-sim", "mixed", "tiny")
+DEFAULT_WORKLOADS = ("cpu", "io", "mixed")  # io-sim and tiny on request
 LLM_WORKLOADS = frozenset({"io", "mixed"})  # need an emulator: settings["base_url"]
 REAL_WORKLOAD = "extract"  # a real folder (--corpus) through ExtractText and an optional classifier
 REAL_COMPLEXITY = "real"
