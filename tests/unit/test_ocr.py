@@ -109,9 +109,7 @@ def _png_header(width: int, height: int) -> bytes:
 def test_a_scan_bomb_image_is_refused_before_decoding(tesseract: None) -> None:
     with pytest.raises(ResourceLimitExceeded, match=r"image too large: Image size \(10000000000 pixels\)"):
         _extract(_png_header(100_000, 100_000), "bomb.png")  # past Pillow's own cap
-    with pytest.raises(
-        ResourceLimitExceeded, match=r"page 1 is 12,000 × 12,000 px \(144 MP\)"
-    ):
+    with pytest.raises(ResourceLimitExceeded, match=r"page 1 is 12,000 × 12,000 px \(144 MP\)"):
         _extract(_png_header(12_000, 12_000), "bomb.png")  # under Pillow's cap, over docmill's
 
 
@@ -181,3 +179,18 @@ def test_ocr_settings_enter_the_fingerprint_only_when_on(tesseract: None) -> Non
 def test_bad_ocr_settings_name_the_key(key: str, value: Any) -> None:
     with pytest.raises(Exception, match=key):
         ExtractOptions(**{key: value})
+
+
+def test_progress_speaks_pages_per_second_once_documents_have_pages() -> None:
+    from docmill.outcome import Outcome, Status, Timings
+    from docmill.progress import Tally
+    from docmill.testing import FakeClock
+
+    clock = FakeClock()
+    tally = Tally(clock)
+    tally.add(Outcome(DocumentRef("a.txt", "u"), Status.OK, "s", {"label": "x"}, timings=Timings(0, 1)))
+    clock.advance(2.0)
+    assert "pages/s" not in tally.line()
+    tally.add(Outcome(DocumentRef("b.pdf", "u"), Status.OK, "s", {"pages": 9}, timings=Timings(0, 1)))
+    clock.advance(1.0)
+    assert tally.pages_per_second == 3.0 and "3.0 pages/s" in tally.line()

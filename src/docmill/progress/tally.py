@@ -14,7 +14,7 @@ class Tally:
         self.clock = clock
         self.started = clock.monotonic()
         self.total: int | None = None
-        self.done = self.ok = self.failed = self.skip = self.bytes = 0
+        self.done = self.ok = self.failed = self.skip = self.bytes = self.pages = 0
         self.cost = 0.0
 
     def add(self, outcome: Outcome) -> None:
@@ -24,7 +24,10 @@ class Tally:
             self.ok += 1
         else:
             self.failed += 1
-        self.cost += float((outcome.result or {}).get("cost") or 0.0)
+        result = outcome.result or {}
+        self.cost += float(result.get("cost") or 0.0)
+        pages = result.get("pages")
+        self.pages += pages if isinstance(pages, int) else 0  # OCR work is counted in pages
 
     @property
     def elapsed(self) -> float:
@@ -37,6 +40,10 @@ class Tally:
     @property
     def mb_per_second(self) -> float:
         return self.bytes / 1e6 / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def remaining(self) -> int | None:
@@ -55,6 +62,8 @@ class Tally:
         position = self.done + self.skip
         total = f"/{self.total} ({100 * position / self.total:.0f}%)" if self.total else ""
         parts = [f"{position}{total}", f"{self.docs_per_second:.1f} docs/s", f"{self.mb_per_second:.2f} MB/s"]
+        if self.pages:
+            parts.insert(2, f"{self.pages_per_second:.1f} pages/s")
         parts += [f"ok {self.ok}", f"failed {self.failed}"]
         if self.skip:
             parts.append(f"already done {self.skip}")
