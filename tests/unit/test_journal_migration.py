@@ -38,6 +38,7 @@ def _check_upgraded(journal: Journal) -> None:
         r.path: (r.pages, r.pages_ocr) for r in journal.documents(Query(run_id=run)) if r.path != "old.pdf"
     }
     assert got == {"new.pdf": (3, None), "note.txt": (None, None)}
+    assert journal.summary(run).pages == 7 + 3  # status's pages/s: the run's scope, old rows too
 
 
 def _version_1_sqlite(path: Path) -> None:

@@ -53,6 +53,8 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "by_label": dict(summary.by_label),
         "failures": failures,
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
+        "pages": summary.pages,
+        "pages_per_second": round(summary.pages_per_second, 3),
         "cost": stats.get("cost", 0.0),
         "live": stats,
         **_liveness(run.state if run else None, run.heartbeat if run else None, stats, summary.total),
@@ -86,6 +88,8 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         f"documents {position} · {data['docs_per_second']:.1f} docs/s · failures {data['failures']}{eta}",
         "status: " + (", ".join(f"{k} {v}" for k, v in sorted(data["by_status"].items())) or "-"),
     ]
+    if data.get("pages"):
+        lines.append(f"pages {data['pages']:,} · {data['pages_per_second']:.2f} pages/s")
     if data["by_label"]:
         lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_label"].items())))
     if data["cost"]:

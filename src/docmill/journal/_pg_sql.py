@@ -118,7 +118,10 @@ COUNT_BY_LABEL = (
     "SELECT label, count(*) AS n FROM docmill_documents {} "
     "GROUP BY label HAVING label IS NOT NULL ORDER BY label"
 )
-SPAN = "SELECT min(started) AS first_started, max(finished) AS last_finished FROM docmill_documents {}"
+SPAN = (
+    "SELECT min(started) AS first_started, max(finished) AS last_finished, "
+    "coalesce(sum(pages), 0) AS pages FROM docmill_documents {}"
+)
 THROUGHPUT = """
 SELECT floor((finished - %s) / %s)::bigint AS b, count(*) AS n FROM docmill_documents
 WHERE run_id = %s AND finished IS NOT NULL GROUP BY b

@@ -50,7 +50,7 @@ ON CONFLICT (source, path, fingerprint) DO UPDATE SET
 
 BY_STATUS = "SELECT status, count(*) FROM documents {where} GROUP BY status ORDER BY status"
 BY_LABEL = "SELECT label, count(*) FROM documents {where} GROUP BY label ORDER BY label"
-SPAN = "SELECT min(started), max(finished) FROM documents {where}"
+SPAN = "SELECT min(started), max(finished), coalesce(sum(pages), 0) FROM documents {where}"
 THROUGHPUT = """
 SELECT CAST((finished - ?) / ? AS INTEGER) AS bucket, count(*) FROM documents
 WHERE run_id = ? AND finished IS NOT NULL GROUP BY bucket

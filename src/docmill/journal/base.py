@@ -111,12 +111,20 @@ class Summary:
     by_label: Mapping[str, int]
     first_started: float | None
     last_finished: float | None
+    pages: int = 0  # PDF pages and image frames of these documents
 
     @property
     def docs_per_second(self) -> float:
+        return self._per_second(self.total)
+
+    @property
+    def pages_per_second(self) -> float:
+        return self._per_second(self.pages)
+
+    def _per_second(self, count: int) -> float:
         if not self.first_started or not self.last_finished or self.last_finished <= self.first_started:
             return 0.0
-        return self.total / (self.last_finished - self.first_started)
+        return count / (self.last_finished - self.first_started)
 
 
 @dataclass(frozen=True, slots=True)

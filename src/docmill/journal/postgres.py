@@ -251,6 +251,7 @@ class PostgresJournal:
             by_label=by_label,
             first_started=span.get("first_started"),
             last_finished=span.get("last_finished"),
+            pages=int(span.get("pages") or 0),
         )
 
     def documents(self, query: Query) -> list[DocumentRecord]:

@@ -212,7 +212,7 @@ class SqliteJournal:
         by_label = {r[0]: int(r[1]) for r in self._read(_sql.BY_LABEL.format(where=labelled), params)}
         span = self._read(_sql.SPAN.format(where=where), params)[0]
         total = sum(by_status.values())
-        return Summary(total, by_status, by_label, span[0], span[1])
+        return Summary(total, by_status, by_label, span[0], span[1], int(span[2]))
 
     def documents(self, query: Query) -> list[DocumentRecord]:
         where, params = self._where(query)
