@@ -35,3 +35,35 @@ def test_bench_tiny_has_the_naive_loop_as_a_row(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert {r["strategy"] for r in rows} == {"sequential", NAIVE_PEER}
     assert all(r["workload"] == "tiny" and r["ok"] == "200" and not r["error"] for r in rows)
+
+
+def test_off_a_terminal_each_case_is_a_line_and_raw_csv_grows(tmp_path: Path) -> None:
+    args = [
+        "--workloads",
+        "tiny",
+        "--docs",
+        "50",
+        "--strategies",
+        f"sequential,{NAIVE_PEER}",
+        "--repeat",
+        "1",
+    ]
+    result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    head, *lines = result.output.splitlines()
+    total = int(head.split()[1])
+    assert head.startswith(f"bench: {total} cases, expected about ")
+    cases = [line.split()[0] for line in lines if line.startswith("[")]
+    assert cases == [f"[{i}/{total}]" for i in range(1, total + 1)]
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "raw.csv").read_text().count("\n") == total + 1
+
+
+def test_max_minutes_reports_the_cases_measured_before_it(tmp_path: Path) -> None:
+    args = ["--workloads", "tiny", "--docs", "50", "--strategies", "sequential", "--max-minutes", "1e-9"]
+    result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert "measured 0 of" in result.output
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "raw.csv").read_text().count("\n") == 1  # the header: nothing was measured
+    assert (folder / "report.md").exists()

@@ -346,16 +346,21 @@ class Bench:
         floor = max(8, 2 * max(self.spec.workers))
         return min(self.spec.max_docs, max(floor, math.ceil(self.spec.cell_seconds / per_doc)))
 
-    def run(self, on_row: ProgressHook | None = None) -> list[BenchRow]:
+    def run(self, on_row: ProgressHook | None = None, *, deadline: float | None = None) -> list[BenchRow]:
+        """Every case, or those that start before ``deadline`` (a ``clock.monotonic()`` time)."""
         with self.emulators:
-            return self._run(on_row)
+            return self._run(on_row, deadline)
 
-    def _run(self, on_row: ProgressHook | None) -> list[BenchRow]:
+    def _run(self, on_row: ProgressHook | None, deadline: float | None) -> list[BenchRow]:
         rows: list[BenchRow] = []
         for cell in self.spec.cells():
+            if deadline is not None and self.clock.monotonic() >= deadline:
+                break
             n_docs = self.calibrate(cell)
             job = self.job_for(cell, n_docs)
             for case in self.spec.cases(cell, n_docs):
+                if deadline is not None and self.clock.monotonic() >= deadline:
+                    break
                 prepare = self.emulators.reset if cell[0] in LLM_WORKLOADS else None
                 row = run_case(
                     case,

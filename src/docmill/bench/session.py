@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,10 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docmill.bench.harness import Bench, BenchRow, MatrixSpec, ProgressHook, available_strategies
+from docmill.bench.harness import (
+    Bench,
+    BenchCase,
+    BenchRow,
+    MatrixSpec,
+    ProgressHook,
+    available_strategies,
+)
 from docmill.bench.peers import PEERS
 from docmill.bench.report import machine, render, write_csv, write_run_json
 from docmill.bench.summary import Summary, summarise
+from docmill.bench.tiny import TINY_DOCS, TINY_WORKLOAD
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
 
@@ -61,6 +71,19 @@ def resolve_strategies(names: Sequence[str]) -> tuple[tuple[str, ...], dict[str,
     return tuple(ready), skipped
 
 
+CASE_START_SECONDS = 1.0  # a forked child, a pool, a warm-up: measured ~0.5–1.5 s on two cores
+
+
+def expected_seconds(spec: MatrixSpec) -> float:
+    """A rough duration, said up front: each case runs about ``cell_seconds`` of sequential work
+    (``tiny``: its records at ~10,000/s) plus its start-up. Parallel cases take less, LLM ones more."""
+    total = 0.0
+    for cell in spec.cells():
+        work = (spec.docs or TINY_DOCS) / 10_000 if cell[0] == TINY_WORKLOAD else spec.cell_seconds
+        total += len(spec.cases(cell, 1)) * (work + CASE_START_SECONDS)
+    return total
+
+
 def run_id(clock: Clock = SYSTEM_CLOCK) -> str:
     return dt.datetime.fromtimestamp(clock.wall(), dt.UTC).strftime("%Y%m%d-%H%M%S")
 
@@ -72,18 +95,43 @@ def run_bench(
     skipped: Mapping[str, str] | None = None,
     on_row: ProgressHook | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    deadline: float | None = None,
 ) -> BenchResult:
-    """Measure ``spec`` and write every output file under a new ``out/<run-id>/``."""
+    """Measure ``spec`` and write every output file under a new ``out/<run-id>/``.
+
+    ``deadline`` (a ``clock.monotonic()`` time): no case starts after it; the report covers the
+    cases measured. raw.csv grows by one row per case as the bench goes.
+    """
     folder = out / run_id(clock)
     while folder.exists():
         folder = folder.with_name(folder.name + "-1")
     folder.mkdir(parents=True)
     facts = machine()
-    with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
-        rows = Bench(spec, Path(work), clock=clock).run(on_row)
-    summaries = summarise(rows, cores=int(facts["cores"]))
-    write_outputs(folder, spec, rows, summaries, facts, skipped or {})
+    rows: list[BenchRow] = []
+    raw = _RawAppender(folder / "raw.csv", rows, on_row)
+    try:
+        with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
+            Bench(spec, Path(work), clock=clock).run(raw, deadline=deadline)
+    finally:  # interrupted (Ctrl-C, SIGTERM) or not, what was measured is reported
+        summaries = summarise(rows, cores=int(facts["cores"]))
+        write_outputs(folder, spec, rows, summaries, facts, skipped or {})
     return BenchResult(folder, rows, summaries, skipped or {})
+
+
+class _RawAppender:
+    """The progress hook that also appends each case's row to raw.csv as soon as it is measured,
+    so a bench that is stopped keeps every case it finished."""
+
+    def __init__(self, path: Path, rows: list[BenchRow], then: ProgressHook | None) -> None:
+        self.path, self.rows, self.then = path, rows, then
+        write_csv(path, [])
+
+    def __call__(self, case: BenchCase, row: BenchRow) -> None:
+        self.rows.append(row)
+        with self.path.open("a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, fieldnames=BenchRow.columns()).writerow(dataclasses.asdict(row))
+        if self.then is not None:
+            self.then(case, row)
 
 
 def write_outputs(

@@ -58,6 +58,9 @@ def bench(
     labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic documents.")] = 0,
     out: Annotated[Path, typer.Option(help="Results folder; a run writes OUT/<run-id>/.")] = Path("results"),
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Start no case after this many minutes; report what was measured.")
+    ] = None,
 ) -> None:
     """Measure every strategy over a matrix of workers, sizes, complexities and workloads."""
     from docmill.bench.harness import MatrixSpec
@@ -81,31 +84,64 @@ def bench(
     fields.update({k: v for k, v in given.items() if v is not None})
     settings = {"labels": str(labels)} if labels else {}
     spec = MatrixSpec(strategies=chosen, seed=seed, settings=settings, **fields)
-    _run_with_progress(spec, out, skipped)
+    if max_minutes is not None and max_minutes <= 0:
+        raise ConfigError(f"--max-minutes must be > 0, got {max_minutes:g}")
+    _run_with_progress(spec, out, skipped, max_minutes)
 
 
-def _run_with_progress(spec: object, out: Path, skipped: dict[str, str]) -> None:
+def _label(case: object, row: object) -> str:
+    from docmill.bench.harness import BenchCase, BenchRow
+
+    assert isinstance(case, BenchCase) and isinstance(row, BenchRow)
+    rate = "failed" if row.error else f"{row.docs_per_s:,.1f} docs/s"
+    return f"{case.workload} {case.size_kb}KB {case.complexity} {case.strategy}×{case.workers}: {rate}"
+
+
+def _run_with_progress(spec: object, out: Path, skipped: dict[str, str], max_minutes: float | None) -> None:
+    """A bar on a terminal; elsewhere (a file, a CI log) one flushed line per case."""
+    import sys
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from docmill.bench.harness import BenchCase, BenchRow, MatrixSpec
-    from docmill.bench.session import run_bench
+    from docmill.bench.session import expected_seconds, run_bench
+    from docmill.clock import SYSTEM_CLOCK
 
     assert isinstance(spec, MatrixSpec)
+    total = spec.n_cases()
+    limit = f"; stopping after {max_minutes:g} min" if max_minutes else ""
+    expected = expected_seconds(spec)
+    about = f"{expected / 60:.0f} min" if expected >= 90 else f"{expected:.0f} s"
+    typer.echo(f"bench: {total} cases, expected about {about}{limit}")
+    deadline = SYSTEM_CLOCK.monotonic() + 60 * max_minutes if max_minutes else None
+    done = [0]
+
+    def line(case: BenchCase, row: BenchRow) -> None:
+        done[0] += 1
+        typer.echo(f"[{done[0]}/{total}] {_label(case, row)}")
+        sys.stdout.flush()
+
+    if not sys.stdout.isatty():
+        result = run_bench(spec, out, skipped=skipped, on_row=line, deadline=deadline)
+        _finished(result.folder, skipped, len(result.rows), total)
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("bench", total=spec.n_cases())
+        task = progress.add_task("bench", total=total)
 
         def advance(case: BenchCase, row: BenchRow) -> None:
-            rate = "failed" if row.error else f"{row.docs_per_s:.1f} docs/s"
-            label = (
-                f"{case.workload} {case.size_kb}KB {case.complexity} {case.strategy}×{case.workers}: {rate}"
-            )
-            progress.update(task, advance=1, description=label)
+            progress.update(task, advance=1, description=_label(case, row))
 
-        result = run_bench(spec, out, skipped=skipped, on_row=advance)
+        result = run_bench(spec, out, skipped=skipped, on_row=advance, deadline=deadline)
+    _finished(result.folder, skipped, len(result.rows), total)
+
+
+def _finished(folder: Path, skipped: dict[str, str], measured: int, total: int) -> None:
     for name, why in skipped.items():
         typer.echo(f"skipped {name}: {why}", err=True)
-    typer.echo(f"wrote {result.folder}/report.md, raw.csv, summary.csv, plots/")
+    if measured < total:
+        typer.echo(f"measured {measured} of {total} cases (--max-minutes)", err=True)
+    typer.echo(f"wrote {folder}/report.md, raw.csv, summary.csv, plots/")
 
 
 def plan(
