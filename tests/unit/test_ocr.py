@@ -194,3 +194,13 @@ def test_progress_speaks_pages_per_second_once_documents_have_pages() -> None:
     tally.add(Outcome(DocumentRef("b.pdf", "u"), Status.OK, "s", {"pages": 9}, timings=Timings(0, 1)))
     clock.advance(1.0)
     assert tally.pages_per_second == 3.0 and "3.0 pages/s" in tally.line()
+
+
+def test_threads_ocr_pdf_pages_and_agree_with_one_thread(tesseract: None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = _saved([_page(), _page("nothing but the truth")], "PDF")
+    alone = _extract(data, "one.pdf").text
+    with ThreadPoolExecutor(4) as pool:  # PDFium's lock is let go during OCR and taken back
+        texts = list(pool.map(lambda i: _extract(data, f"{i}.pdf").text, range(8)))
+    assert texts == [alone] * 8

@@ -10,6 +10,8 @@ a text layer keep it, as OCRmyPDF does. The pixel cap is checked from the page s
 
 PDFium is not thread-safe, not even across different documents: every call into it happens under
 one process-wide lock. Threads therefore read PDFs one at a time; processes read them in parallel.
+Tesseract is not PDFium: a page is rendered under the lock and OCRed outside it, so threads OCR
+pages in parallel (tesserocr releases the GIL while it recognises).
 """
 
 from __future__ import annotations
@@ -102,12 +104,25 @@ def _ocr_page(pdf: Any, index: int, settings: ocr.OcrSettings) -> str:
         width, height = page.get_size()
         ocr.check_pixels(width * scale, height * scale, settings, where)
         bitmap = _render(page, scale, where)
-        return ocr.recognize(bitmap.to_pil(), settings, where).strip()  # the image shares the bitmap's memory
+        image = bitmap.to_pil()  # shares the bitmap's memory: the bitmap is closed after OCR
+        with _lock_released():
+            return ocr.recognize(image, settings, where).strip()
     finally:
         if bitmap is not None:
             bitmap.close()
         if page is not None:
             page.close()
+
+
+@contextmanager
+def _lock_released() -> Iterator[None]:
+    """Let other threads into PDFium while this one runs Tesseract (the caller holds the lock)."""
+    lock = _PDFIUM
+    lock.release()
+    try:
+        yield
+    finally:
+        lock.acquire()
 
 
 def _render(page: Any, scale: float, where: str) -> Any:
