@@ -32,7 +32,7 @@ from docmill.bench.harness import (
 from docmill.bench.peers import PEERS
 from docmill.bench.report import machine, render, write_csv, write_run_json
 from docmill.bench.summary import Summary, summarise
-from docmill.bench.tiny import TINY_DOCS, TINY_WORKLOAD
+from docmill.bench.tiny import NAIVE_PEER, TINY_DOCS, TINY_WORKLOAD
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
 
@@ -58,9 +58,10 @@ class BenchResult:
 
 
 def default_strategies(*, peers: bool = True) -> list[str]:
-    """Every registered strategy that imports (services-only ones excluded), then the peers."""
+    """Every registered strategy that imports (services-only ones excluded), then the peers
+    (``peer:naive`` only when named: it is one loop, a bar for the ``tiny`` workload)."""
     ready, _ = available_strategies()
-    return ready + (list(PEERS) if peers else [])
+    return ready + ([p for p in PEERS if p != NAIVE_PEER] if peers else [])
 
 
 def resolve_strategies(names: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
