@@ -22,7 +22,7 @@ CLI exits with code 2): ``llm.rmp: unknown setting; did you mean rpm?``::
     follow_links: false           # follow folder symlinks leading out of the source folder
     retry: {max_attempts: 3, initial: 1.0, maximum: 30.0, multiplier: 2.0, jitter: 1.0}
     journal:                      # (each key also works at the top level, which wins)
-      commit_every: 500           # journal batch: rows …
+      commit_every: 2000          # journal batch: rows …
       commit_seconds: 1.0         # … or seconds, whichever comes first
       quarantine_after: 3         # failures before a document is set aside
       synchronous: NORMAL         # SQLite: OFF | NORMAL | FULL | EXTRA
@@ -77,7 +77,7 @@ class Parallelization:
 class JournalSettings:
     """The ``journal:`` section: how results are committed and when a document is set aside."""
 
-    commit_every: int = 500  # a batch is committed after this many rows …
+    commit_every: int = 2000  # a batch is committed after this many rows (500 cost ~15 % more per row) …
     commit_seconds: float = 1.0  # … or this many seconds, whichever comes first
     quarantine_after: int = 3  # failures before a document is set aside
     synchronous: str = "NORMAL"  # SQLite's PRAGMA synchronous (PostgreSQL ignores it)

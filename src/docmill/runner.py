@@ -99,7 +99,7 @@ def run(
     reporter: Reporter | None = None,
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
-    commit_every: int = 500,
+    commit_every: int = 2000,
     commit_seconds: float = 1.0,
     retry_failed: bool = False,
     fresh: bool = False,

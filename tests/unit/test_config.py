@@ -15,7 +15,7 @@ from docmill.retry import RetryPolicy
 
 def test_defaults_are_valid_and_frozen() -> None:
     config = RunConfig(strategy="sequential")
-    assert config.db == "docmill.db" and config.commit_every == 500 and config.quarantine_after == 3
+    assert config.db == "docmill.db" and config.commit_every == 2000 and config.quarantine_after == 3
     assert config.parallelization == Parallelization(max_processes=None, max_threads_per_process=4)
     with pytest.raises(AttributeError):
         config.workers = 3  # type: ignore[misc]
@@ -283,7 +283,7 @@ def test_the_settings_listed_in_docs_run_md_load_and_name_every_key() -> None:
     assert block is not None
     data = yaml.safe_load(block.group(1))
     config = RunConfig.from_mapping(data)
-    assert config.llm.rpm == 500.0 and config.journal.commit_every == 500
+    assert config.llm.rpm == 500.0 and config.journal.commit_every == 2000
     for section, kind in (("llm", LLMOptions), ("extract", ExtractOptions), ("journal", JournalSettings)):
         assert sorted(data[section]) == sorted(field_names(kind)), f"docs/run.md's {section}: is incomplete"
 
