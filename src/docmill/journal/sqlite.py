@@ -148,8 +148,9 @@ class SqliteJournal:
 
     def _recorded(self, chunk: list[DocumentRef], *, source: str, fingerprint: str) -> dict[str, Recorded]:
         sql = _sql.RECORDED.format(marks=_marks(len(chunk)))
-        rows = self._read(sql, (source, fingerprint, *(clean(ref.id) for ref in chunk)))
-        return {r["path"]: Recorded(r["status"], r["size"], r["mtime_ns"]) for r in rows}
+        params = (source, fingerprint, *(clean(ref.id) for ref in chunk))
+        rows = self._tuples(sql, params)
+        return {path: Recorded(status, size, mtime) for path, status, size, mtime in rows}
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
@@ -281,6 +282,15 @@ class SqliteJournal:
             cursor = self._db.execute(sql, params)
             cursor.row_factory = sqlite3.Row
             return cursor.fetchall()
+
+        return self._call("cannot read the journal", query)
+
+    def _tuples(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """``_read`` as plain tuples, for lookups made once per document (a resume): no Row objects."""
+
+        def query() -> list[Any]:
+            self._refresh()
+            return self._db.execute(sql, params).fetchall()
 
         return self._call("cannot read the journal", query)
 

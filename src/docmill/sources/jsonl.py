@@ -21,6 +21,15 @@ from docmill.errors import ConfigError, ResourceLimitExceeded, SourceError
 _pid = os.getpid()  # kept current by a fork hook: os.getpid() per line is a system call
 
 
+_DECODE = json.JSONDecoder().decode
+
+
+def _parse(line: bytes) -> Any:
+    """``json.loads(line)`` for a UTF-8 line (a BOM allowed), without its encoding detection: the
+    parent parses every line of the file, so the per-call overhead is a third of the cost."""
+    return _DECODE(line.decode("utf-8-sig"))
+
+
 def _forked() -> None:
     global _pid
     _pid = os.getpid()
@@ -70,7 +79,7 @@ class JsonlSource:
     def _ref(self, line: bytes, number: int, offset: int) -> DocumentRef:
         ref_id = f"line-{number}"
         try:
-            value = json.loads(line).get(self.id_field)
+            value = _parse(line).get(self.id_field)
         except (ValueError, AttributeError):
             value = None
         if value is not None and str(value):
@@ -108,7 +117,7 @@ class JsonlSource:
 
     def _text(self, ref: DocumentRef, line: bytes) -> str:
         try:
-            record: Any = json.loads(line)
+            record: Any = _parse(line)
         except ValueError as exc:
             raise SourceError(f"{ref.uri}: malformed JSON ({exc})", uri=ref.uri) from exc
         if not isinstance(record, dict):
