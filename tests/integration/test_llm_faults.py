@@ -136,7 +136,17 @@ def test_the_api_key_is_never_written_anywhere(tmp_path: Path) -> None:
             (tmp_path / db).parent.mkdir()
             config = tmp_path / f"{db}.yaml"
             config.write_text(f"llm: {{api_key_env: {variable}, max_attempts: 3}}\n")
-            run = [sys.executable, "-m", "docmill", "run", str(corpus), "--classifier", "llm", "--model", "emulated-small"]
+            run = [
+                sys.executable,
+                "-m",
+                "docmill",
+                "run",
+                str(corpus),
+                "--classifier",
+                "llm",
+                "--model",
+                "emulated-small",
+            ]
             run += ["--base-url", f"{server.url}/v1", "--labels", str(tmp_path / "labels.yaml")]
             run += ["--db", str(tmp_path / db), "--config", str(config), "--progress", "log", "-s", "threads"]
             export = [sys.executable, "-m", "docmill", "export", "--db", str(tmp_path / db)]

@@ -22,8 +22,8 @@ import asyncio
 import contextlib
 import email.utils
 import json
-import weakref
 import re
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
