@@ -3,10 +3,13 @@
 Two pieces, both main-thread only (elsewhere they install nothing):
 
 ``graceful_stop(stop, on_first)`` holds for the duration of a run. The first SIGINT/SIGTERM/SIGHUP
-sets ``stop``: the runner stops pulling new refs, lets the documents in flight finish and flushes the
-journal. A second signal, or ``grace`` seconds without the run ending, raises ``KeyboardInterrupt`` in
-the main thread, once: later signals are noted and ignored, and none is raised while the runner is
-writing its last batch and the run's end (``stop.finishing``), so the journal stays consistent.
+sets ``stop``: the runner stops pulling new refs, lets the documents in flight finish and flushes
+the journal. Documents that are only *waiting* (for the LLM provider's rate limit, a Retry-After
+pause or their next attempt) are not made to wait it out: the signal ends those waits at once
+(``docmill.limits.interrupt``), they are not recorded, and the next run redoes them. A second
+signal, or ``grace`` seconds without the run ending, raises ``KeyboardInterrupt`` in the main
+thread, once: later signals are noted and ignored, and none is raised while the runner is writing
+its last batch and the run's end (``stop.finishing``), so the journal stays consistent.
 
 ``ProcessExit`` is installed by the ``docmill`` entry point for the whole process. Outside a run the
 first signal raises ``KeyboardInterrupt`` (the command ends with 130); once the command has returned,
@@ -24,6 +27,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+
+from docmill.limits import interrupt
 
 INTERRUPTED = 130  # the shell's status for "ended by Ctrl-C", used for every interrupted ending
 _process: ProcessExit | None = None  # the entry point's, once installed
@@ -91,6 +96,9 @@ class _Graceful:
         if _process is not None:
             _process.signalled = True  # the command has been interrupted, whatever comes next
         if self.stop.set("interrupted"):
+            # Waits for the provider end now (nothing was spent on them yet). From a thread: the
+            # handler may have interrupted this very thread inside a lock that interrupt() takes.
+            threading.Thread(target=interrupt.interrupt, name="docmill-interrupt", daemon=True).start()
             self._first(signum)
         elif not (self.aborted or self.stop.finishing):
             self.aborted = True
@@ -118,7 +126,8 @@ def graceful_stop(stop: StopFlag, on_first: Callable[[str], None], *, grace: flo
     handler = _Graceful(stop, on_first, grace)
     previous = {sig: signal.signal(sig, handler) for sig in handled_signals()}
     try:
-        yield
+        with interrupt.watching():  # worker processes started by the run watch its flag
+            yield
     finally:
         handler.cancel()
         for sig, old in previous.items():

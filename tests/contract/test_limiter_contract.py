@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,3 +162,32 @@ def test_null_limiter_admits_everything() -> None:
     limiter.pause_for(100)
     assert isinstance(limiter, RateLimiter)
     assert limiter.statistics().level == float("inf")
+
+
+def test_an_unlimited_bucket_admits_at_once_until_it_learns_a_limit(make: Factory) -> None:
+    clock = FakeClock()
+    limiter = make(math.inf, 1.0, clock=clock)
+    assert not limiter.known()
+    assert _admissions(limiter, clock, 20) == [clock.monotonic()] * 20
+    limiter.learn(12)  # 12 per second: burst 1, 10 a second after it
+    assert limiter.known()
+    times = _admissions(limiter, clock, 11)
+    assert times[-1] - times[0] == pytest.approx(1.0)
+    assert limiter.statistics().rate == pytest.approx(10) and limiter.statistics().capacity == 1
+
+
+def test_a_learned_limit_never_raises_the_configured_one(make: Factory) -> None:
+    limiter = make(10, 1.0, burst=2, clock=FakeClock())
+    limiter.learn(1000)
+    assert limiter.statistics().rate == pytest.approx(10) and limiter.statistics().capacity == 2
+    limiter.learn(7)
+    assert limiter.statistics().rate == pytest.approx(5) and limiter.statistics().capacity == 1
+
+
+def test_after_a_pause_callers_go_one_at_a_time(make: Factory) -> None:
+    clock = FakeClock()
+    limiter = make(10, 1.0, burst=5, clock=clock)
+    limiter.pause_for(3.0)
+    start = clock.monotonic()
+    times = [t - start for t in _admissions(limiter, clock, 3)]
+    assert times == [pytest.approx(3.0), pytest.approx(3.1), pytest.approx(3.2)]

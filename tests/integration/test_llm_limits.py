@@ -122,7 +122,8 @@ def test_processes_strategy_shares_the_budget(per_second: EmulatorServer) -> Non
 
 
 def test_retry_after_pauses_every_worker() -> None:
-    config = EmulatorConfig(rpm=3, tpm=0, window=1.0, latency_median=0.0)
+    # no rate-limit headers to learn the real limit from: the first 429 is the first sign of it
+    config = EmulatorConfig(rpm=6, tpm=0, window=1.0, latency_median=0.0, limit_headers="none")
     with EmulatorServer(config) as server:
         clf = classifier(server, ProviderLimits.from_rates(1000, None, per=1.0))  # far above the real limit
         clf.retry = RetryPolicy(max_attempts=30, initial=0.05, maximum=0.5)  # 429s are expected here

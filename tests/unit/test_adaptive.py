@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 
 import pytest
 
-from docmill.errors import ConfigError
+from docmill.errors import ConfigError, RunStoppedError
+from docmill.limits import interrupt
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
 from docmill.testing import FakeClock
 
@@ -21,11 +24,47 @@ def test_grows_by_about_one_per_window_of_successes() -> None:
     assert aimd.current == 5
 
 
-def test_halves_on_429_once_per_cooldown() -> None:
+def test_a_429_halves_the_threshold_and_re_enters_with_one_request() -> None:
     aimd = AIMD(limit=16, cooldown=1.0)
-    assert aimd.on_result(1.0, throttled=True, now=10.0) == 8
-    assert aimd.on_result(1.0, throttled=True, now=10.5) == 8  # same burst of 429s: one decision
-    assert aimd.on_result(1.0, throttled=True, now=11.0) == 4
+    assert aimd.on_result(1.0, throttled=True, now=10.0) == 1  # one request, never the whole pool
+    assert aimd.ssthresh == 8
+    assert aimd.on_result(1.0, throttled=True, now=10.5) == 1  # sent before the cut: same decision
+    assert aimd.ssthresh == 8
+    grown = [aimd.on_result(0.1, throttled=False, now=11.0 + i / 10) for i in range(9)]
+    assert grown[:7] == [2, 3, 4, 5, 6, 7, 8]  # slow start: one more per success, up to the threshold
+    assert grown[7:] == [8, 8]  # then additive increase: one per window of successes
+    assert aimd.on_result(0.1, throttled=True, now=12.5) == 1
+    assert aimd.ssthresh == pytest.approx(aimd.backoff * 8.25, rel=0.05)
+
+
+def test_429s_sent_after_the_cut_count_once_per_cooldown() -> None:
+    aimd = AIMD(limit=16, cooldown=1.0)
+    aimd.on_result(0.1, throttled=True, now=10.0)
+    aimd.on_result(0.1, throttled=False, now=10.2)
+    assert aimd.on_result(0.1, throttled=True, now=10.5) == 2  # within the cooldown: no new cut
+    assert aimd.ssthresh == 8
+
+
+def test_probe_starts_with_one_request_and_slow_start_doubles_per_round_trip() -> None:
+    aimd = AIMD(limit=8)
+    aimd.probe()
+    assert aimd.current == 1
+    in_flight, rounds = 1, []
+    while in_flight < 8:  # each round trip: every request in flight answers once
+        for _ in range(in_flight):
+            aimd.on_result(0.1, throttled=False, now=0.0)
+        in_flight = aimd.current
+        rounds.append(in_flight)
+    assert rounds == [2, 4, 8]
+
+
+def test_once_the_limits_are_known_a_success_jumps_to_the_threshold() -> None:
+    aimd = AIMD(limit=16)
+    aimd.probe()
+    assert aimd.on_result(0.1, throttled=False, now=0.0, informed=True) == 16
+    aimd.on_result(0.1, throttled=True, now=5.0)
+    assert aimd.current == 1  # still one request after a 429...
+    assert aimd.on_result(0.1, throttled=False, now=6.0, informed=True) == 8  # ...until it is answered
 
 
 def test_never_below_minimum_nor_above_maximum() -> None:
@@ -99,4 +138,47 @@ def test_async_gate_shares_the_limit() -> None:
 
 def test_record_feeds_the_controller() -> None:
     gate = ConcurrencyGate(AIMD(limit=8), clock=FakeClock())
-    assert gate.record(1.0, throttled=True) == 4
+    assert gate.record(1.0, throttled=True) == 1 and gate.controller.ssthresh == 4
+
+
+def test_callers_inside_when_a_429_cuts_the_limit_send_one_at_a_time() -> None:
+    gate = ConcurrencyGate(AIMD(limit=4), clock=FakeClock())
+    with contextlib.ExitStack() as stack:
+        slots = [stack.enter_context(gate.hold()) for _ in range(4)]  # all four wait in the limiter
+        gate.record(0.1, throttled=True)  # meanwhile a 429: one request at a time now
+        assert slots[0]._send_ready() and gate.sending == 1
+        assert not any(slot._send_ready() for slot in slots[1:])
+    assert gate.sending == 0 and gate.in_flight == 0  # leaving frees both places
+    with gate.hold() as slot:
+        slot.send()
+        assert gate.sending == 1
+
+
+def test_waits_in_the_gate_end_when_the_run_stops() -> None:
+    gate = ConcurrencyGate(AIMD(limit=1, maximum=1))
+    errors: list[BaseException] = []
+
+    def wait_for_a_place() -> None:
+        try:
+            with gate.hold():
+                pass
+        except RunStoppedError as exc:
+            errors.append(exc)
+
+    async def await_a_place() -> None:
+        async with gate.ahold():
+            pass
+
+    with gate.hold():
+        thread = threading.Thread(target=wait_for_a_place)
+        thread.start()
+        threading.Timer(0.2, interrupt.interrupt).start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(RunStoppedError):
+                asyncio.run(await_a_place())
+            thread.join(5)
+            assert time.monotonic() - started < 1.0
+        finally:
+            interrupt.resume()
+    assert len(errors) == 1

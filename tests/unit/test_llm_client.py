@@ -83,7 +83,8 @@ def test_429_pauses_every_caller_and_raises_with_retry_after() -> None:
         client.complete(MESSAGES, model="m")
     assert info.value.retry_after == 2.5
     assert client.limits.statistics().requests.paused_for == pytest.approx(2.5)
-    assert client.gate.controller.current == 4  # AIMD halved
+    assert client.gate.controller.current == 1  # re-enter with one request...
+    assert client.gate.controller.ssthresh == 4  # ...and the threshold halved
 
 
 def test_429_without_retry_after_still_pauses_a_default() -> None:

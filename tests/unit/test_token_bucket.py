@@ -144,5 +144,6 @@ def test_provider_limits_settle_pause_and_observe() -> None:
 def test_provider_limits_from_rates() -> None:
     limits = ProviderLimits.from_rates(600, None, shared=False)
     assert isinstance(limits.requests, TokenBucket)
-    assert isinstance(limits.tokens, NullLimiter)
+    assert isinstance(limits.tokens, TokenBucket) and not limits.tokens.known()  # learned from replies
+    assert isinstance(ProviderLimits.from_rates(600, None, learn=False).tokens, NullLimiter)
     assert isinstance(ProviderLimits.from_rates(600, 1000).tokens, SharedTokenBucket)

@@ -29,6 +29,12 @@ def emulate(
     gullible: bool = typer.Option(False, help="Obey 'label: X' instructions found in documents."),
     api_key_env: str | None = typer.Option(None, help="Require the key held by this environment variable."),
     seed: int = typer.Option(0, help="Seed of the fault and latency draws."),
+    limit_headers: str = typer.Option(
+        "openai", help="Rate-limit headers on every reply: openai (x-ratelimit-*), anthropic, or none."
+    ),
+    quantize: bool = typer.Option(
+        False, help="Also enforce the request limit per second (rpm/60), as large providers do."
+    ),
 ) -> None:
     """Serve an emulated LLM provider (OpenAI chat completions and Ollama chat) on HOST:PORT."""
     import os
@@ -38,9 +44,10 @@ def emulate(
         rpm=rpm, tpm=tpm, window=window, latency_median=latency_median, latency_sigma=latency_sigma,
         per_token_latency=per_token_latency, max_concurrency=max_concurrency, error_rate=error_rate,
         fail_500=fail_500, fail_503=fail_503, drop=drop, hang=hang, malformed=malformed, truncated=truncated,
-        bad_label=bad_label, gullible=gullible, api_key=key, seed=seed,
+        bad_label=bad_label, gullible=gullible, api_key=key, seed=seed, limit_headers=limit_headers,
+        quantize=quantize,
     )  # fmt: skip
-    limits = f"{rpm} requests and {tpm} tokens per {window:g} s"
+    limits = f"{rpm} requests and {tpm} tokens per {window:g} s" + (", per second too" if quantize else "")
     typer.echo(f"docmill emulator on http://{host}:{port} (OpenAI: /v1, Ollama: /api); {limits}")
     serve_forever(config, host=host, port=port)
 

@@ -1,29 +1,31 @@
 """RedisTokenBucket: one rate-limit budget shared by every process on every host of a run.
 
-The same bucket as ``token_bucket.BucketState`` (reserve into debt, refunds, resync, a global
-Retry-After pause), kept in a Redis hash and changed by one Lua script, so each operation is a
-single atomic round trip. By default "now" is Redis's own ``TIME``: every host then agrees on the
-clock without synchronising theirs. Pass ``redis_time=False`` to take "now" from the injected
-clock instead (tests drive it with ``docmill.testing.FakeClock``); waiting always goes through the
-injected clock.
+The same bucket as ``token_bucket.BucketState`` (reserve into debt, refunds, resync, a global Retry-
+After pause, the limit learned from the provider), kept in a Redis hash and changed by one Lua
+script, so each operation is a single atomic round trip. By default "now" is Redis's own ``TIME``:
+every host then agrees on the clock without synchronising theirs. Pass ``redis_time=False`` to take
+"now" from the injected clock instead (tests drive it with ``docmill.testing.FakeClock``); waiting
+always goes through the injected clock.
 
 The handle is a URL and a key: it pickles to any worker, which connects on first use.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Self
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError, MissingDependencyError, UpstreamError
 from docmill.limits.base import LimiterStats
-from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
-from docmill.limits.token_bucket import BucketLimiter, within_burst
+from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits, token_budget
+from docmill.limits.token_bucket import BucketLimiter, BucketState, learned_pace, within_burst
 
 _SCRIPT = """
 local key, op = KEYS[1], ARGV[1]
-local rate, capacity, arg = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local crate, ccap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local arg, arg2 = tonumber(ARGV[4]), tonumber(ARGV[7])
 local now
 if ARGV[5] == '' then
   local t = redis.call('TIME')
@@ -31,33 +33,61 @@ if ARGV[5] == '' then
 else
   now = tonumber(ARGV[5])
 end
-local f = {'level', 'stamp', 'paused_until', 'acquired', 'refunded', 'waits', 'waited', 'pauses'}
+local f = {'level', 'stamp', 'paused_until', 'acquired', 'refunded', 'waits', 'waited', 'pauses',
+           'learned_rate', 'learned_capacity'}
 local raw = redis.call('HMGET', key, unpack(f))
 local s = {}
 for i, name in ipairs(f) do s[name] = tonumber(raw[i]) or 0 end
-if raw[1] == false then s.level = capacity; s.stamp = now end
+if raw[1] == false then s.level = ccap; s.stamp = now end
+-- rate and capacity in force: the configured ones (0 = none) lowered by the learned ones (0 = none)
+local function effective()
+  local r, c = crate, ccap
+  if s.learned_rate > 0 and (r == 0 or s.learned_rate < r) then r = s.learned_rate end
+  if s.learned_capacity > 0 and (c == 0 or s.learned_capacity < c) then c = s.learned_capacity end
+  return r, c
+end
+local rate, capacity = effective()
 if now > s.stamp then
-  s.level = math.min(capacity, s.level + (now - s.stamp) * rate)
+  if rate > 0 then s.level = math.min(capacity, s.level + (now - s.stamp) * rate) end
   s.stamp = now
+end
+local function reserve(cost, again)
+  local wait = math.max(0, s.stamp - now)
+  if rate > 0 then
+    s.level = s.level - cost
+    if s.level < 0 then wait = wait + (-s.level) / rate end
+  end
+  if not again then s.acquired = s.acquired + cost end
+  if wait > 0 then s.waits = s.waits + 1; s.waited = s.waited + wait end
+  return wait
 end
 local out = 0
 if op == 'reserve' then
-  s.level = s.level - arg
-  s.acquired = s.acquired + arg
-  local debt = 0
-  if s.level < 0 then debt = -s.level / rate end
-  out = math.max(debt, s.paused_until - now)
-  if out > 0 then s.waits = s.waits + 1; s.waited = s.waited + out end
-elseif op == 'pause_left' then
-  out = s.paused_until - now
+  out = reserve(arg, false)
+elseif op == 'recheck' then
+  if s.pauses ~= arg2 then out = reserve(arg, true) end
 elseif op == 'refund' then
-  s.level = math.min(capacity, s.level + arg)
+  if rate > 0 then s.level = math.min(capacity, s.level + arg) end
   s.refunded = s.refunded + arg
 elseif op == 'pause' then
   s.paused_until = math.max(s.paused_until, now + math.max(0, arg))
+  s.stamp = math.max(s.stamp, s.paused_until)
+  s.level = 1
+  if rate > 0 then s.level = math.min(capacity, 1) end
   s.pauses = s.pauses + 1
 elseif op == 'resync' then
-  s.level = math.min(s.level, arg)
+  if rate > 0 then s.level = math.min(s.level, arg) end
+elseif op == 'learn' then
+  local before = rate
+  s.learned_rate = arg
+  s.learned_capacity = arg2
+  rate, capacity = effective()
+  if before == 0 and rate > 0 then
+    s.level = capacity
+    s.stamp = math.max(s.stamp, now)
+  elseif rate > 0 then
+    s.level = math.min(s.level, capacity)
+  end
 end
 local flat, reply = {}, {string.format('%.17g', out)}
 for _, name in ipairs(f) do
@@ -71,6 +101,12 @@ return reply
 """
 
 _IDLE_TTL_MS = 24 * 3600 * 1000  # a bucket nobody touched for a day is forgotten
+_PAUSES, _LEARNED_RATE = 8, 9  # positions in the script's reply: out, then the fields in order
+
+
+def _finite(value: float) -> str:
+    """A rate or capacity for the script: 0 stands for "no limit" (Lua 5.1 reads no "inf")."""
+    return repr(value) if math.isfinite(value) else "0"
 
 
 class RedisTokenBucket(BucketLimiter):
@@ -114,9 +150,10 @@ class RedisTokenBucket(BucketLimiter):
     def _apply(self, op: Any) -> Any:  # pragma: no cover - every operation runs in Lua instead
         raise NotImplementedError("RedisTokenBucket runs its operations in Redis")
 
-    def _call(self, op: str, arg: float = 0.0) -> list[float]:
+    def _call(self, op: str, arg: float = 0.0, arg2: float = 0.0) -> list[float]:
         now = "" if self.redis_time else repr(self.clock.monotonic())
-        args = (op, repr(self.rate), repr(self.capacity), repr(float(arg)), now, _IDLE_TTL_MS)
+        rate, capacity = (_finite(v) for v in (self.rate, self.capacity))
+        args = (op, rate, capacity, repr(float(arg)), now, _IDLE_TTL_MS, repr(float(arg2)))
         try:
             reply = self._connected()(keys=[self.key], args=args)
         except Exception as exc:  # redis.RedisError and socket errors alike
@@ -134,11 +171,13 @@ class RedisTokenBucket(BucketLimiter):
             self._pid = os.getpid()
         return self._script
 
-    def _reserve(self, cost: float) -> float:
-        return self._call("reserve", cost)[0]
+    def _reserve(self, cost: float) -> tuple[float, float]:
+        reply = self._call("reserve", cost)
+        return reply[0], reply[_PAUSES]
 
-    def _pause_left(self) -> float:
-        return self._call("pause_left")[0]
+    def _recheck(self, cost: float, epoch: float) -> tuple[float, float]:
+        reply = self._call("recheck", cost, epoch)
+        return reply[0], reply[_PAUSES]
 
     def refund(self, cost: float) -> None:
         self._call("refund", cost)
@@ -149,12 +188,22 @@ class RedisTokenBucket(BucketLimiter):
     def resync(self, remaining: float) -> None:
         self._call("resync", remaining)
 
+    def learn(self, limit: float, *, burst: float | None = None) -> None:
+        if limit > 0 and math.isfinite(limit):
+            self._call("learn", *learned_pace(limit, self.per, burst))
+
+    def known(self) -> bool:
+        return math.isfinite(self.rate) or self._call("stats")[_LEARNED_RATE] > 0
+
     def statistics(self) -> LimiterStats:
-        _, level, _, paused_until, acquired, refunded, waits, waited, pauses, now = self._call("stats")
+        reply = self._call("stats")
+        _, level, _, paused_until, acquired, refunded, waits, waited, pauses, learned, burst, now = reply
+        state = BucketState(level, 0.0, learned_rate=learned, learned_capacity=burst)
+        rate, capacity = state.effective(self.rate, self.capacity)
         return LimiterStats(
-            rate=self.rate,
-            capacity=self.capacity,
-            level=level,
+            rate=rate,
+            capacity=capacity,
+            level=level if math.isfinite(rate) else math.inf,
             acquired=acquired,
             refunded=refunded,
             waits=int(waits),
@@ -184,12 +233,16 @@ def redis_provider_limits(
     per: float = 60.0,
     margin: float = DEFAULT_MARGIN,
 ) -> ProviderLimits:
-    """RPM and TPM budgets shared through Redis by every worker of every host naming ``name``."""
+    """RPM and TPM budgets shared through Redis by every worker of every host naming ``name``.
 
-    def bucket(limit: float, kind: str) -> RedisTokenBucket:
+    A budget not configured is learned from the provider's headers; what one worker learns is in
+    the shared hash, so every other worker paces by it from its next request.
+    """
+
+    def bucket(limit: float | None, kind: str) -> RedisTokenBucket:
         key = f"docmill:limit:{name}:{kind}"
+        if not limit:
+            return RedisTokenBucket.unlimited(per, margin=margin, url=url, key=key)
         return RedisTokenBucket.within(limit, per, margin=margin, url=url, key=key)
 
-    requests = bucket(rpm, "requests") if rpm else None
-    tokens = bucket(tpm, "tokens") if tpm else None
-    return ProviderLimits(requests, tokens)
+    return ProviderLimits(bucket(rpm, "requests"), bucket(tpm and token_budget(tpm), "tokens"))

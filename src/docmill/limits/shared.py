@@ -1,14 +1,14 @@
 """SharedTokenBucket: one budget for every process on this host.
 
-The bucket's state is 64 bytes in a small file (under /dev/shm when there is one, so it lives in
-memory) and every operation holds ``flock`` on that file while it reads, updates and writes the
-state. The handle is just a path: it pickles anywhere (fork, spawn, forkserver, through a queue)
-and two unrelated ``docmill`` processes can even share one budget by naming the same path. A
-``multiprocessing`` Lock + shared array is faster but only survives being inherited at process
-start. ``benchmarks/bench_llm.py --limiter`` measured, on a busy 2-core machine, ~50 k operations/s
-for this file form (~70 k in all from 2 processes) against ~570 k for a Lock + RawArray: both
-thousands of times above a provider's request rate (600 RPM is 10 requests/s), so we keep the
-form that pickles anywhere.
+The bucket's state is 80 bytes (10 doubles, the limit learned from the provider included) in a small
+file (under /dev/shm when there is one, so it lives in memory) and every operation holds ``flock``
+on that file while it reads, updates and writes the state. The handle is just a path: it pickles
+anywhere (fork, spawn, forkserver, through a queue) and two unrelated ``docmill`` processes can even
+share one budget by naming the same path. A ``multiprocessing`` Lock + shared array is faster but
+only survives being inherited at process start. ``benchmarks/bench_llm.py --limiter`` measured, on a
+busy 2-core machine, ~50 k operations/s for this file form (~70 k in all from 2 processes) against
+~570 k for a Lock + RawArray: both thousands of times above a provider's request rate (600 RPM is 10
+requests/s), so we keep the form that pickles anywhere.
 
 ``time.monotonic`` is one system-wide clock on Linux and macOS, so processes agree on "now".
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.limits.token_bucket import BucketLimiter, BucketState, Operation, T
 
-_FORMAT = struct.Struct("8d")
+_FORMAT = struct.Struct("10d")
 
 
 def _default_dir() -> Path:
@@ -105,6 +105,8 @@ def _fields(state: BucketState) -> tuple[float, ...]:
         state.waits,
         state.waited,
         state.pauses,
+        state.learned_rate,
+        state.learned_capacity,
     )
 
 

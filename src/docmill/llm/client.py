@@ -3,13 +3,15 @@
 Layers of one call, outermost first (sync ``complete`` and async ``acomplete`` are thin drivers
 around the same ``_prepare`` and ``_finish``)::
 
-    ConcurrencyGate.hold → ProviderLimits.acquire(estimate) → httpx send (no retries of its own)
-    within the tail-aware timeout (``LatencyTracker``: multiplier × the recent p99, the configured
-    timeout as ceiling; async calls in flight are re-timed as replies come in)
+    ConcurrencyGate.hold → ProviderLimits.acquire(estimate) → Slot.send → httpx send (no retries
+    of its own) within the tail-aware timeout (``LatencyTracker``: multiplier × the recent p99, the
+    configured timeout as ceiling; async calls in flight are re-timed as replies come in)
     → _finish: 429 → pause every caller + RateLimitedError(retry_after); 5xx, timeouts, dropped
       connections, garbled bodies → UpstreamError (refused connections, DNS failures →
       UnreachableError); 401/403 → AuthRefusedError; other 4xx → PermanentError; 200 → settle the
-      token estimate with the real usage and re-synchronise with x-ratelimit-remaining-*.
+      token estimate with the real usage. Every reply's rate-limit headers (OpenAI or Anthropic,
+      ``docmill.limits.headers``) teach the limits and what is left; with no limits known yet the
+      gate starts with one probe request, and a 429 with none announced teaches the pace.
 
 Retrying is the caller's business (``LLMClassifier`` with a ``RetryPolicy``). The API key lives
 only in this object's memory and in the Authorization header; it is never pickled (clients are
@@ -22,7 +24,6 @@ import asyncio
 import contextlib
 import email.utils
 import json
-import re
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,14 +34,14 @@ import httpx
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import AuthRefusedError, PermanentError, RateLimitedError, UnreachableError, UpstreamError
 from docmill.limits.adaptive import ConcurrencyGate
+from docmill.limits.headers import parse_duration as parse_duration  # re-exported: part of this API
+from docmill.limits.headers import read_headers
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.latency import LatencyTracker
 from docmill.llm.prompt import Message, count_prompt_tokens
 from docmill.llm.providers import Completion, Provider, get_provider
 
 DEFAULT_RETRY_AFTER = 1.0  # seconds to pause on a 429 that does not say how long
-_DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|h|m|s)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,8 @@ class LLMClient:
         self.url = base_url.rstrip("/") + self.provider.path
         self.limits = limits or ProviderLimits()
         self.gate = gate or ConcurrencyGate(clock=clock)
+        if not self.limits.known:  # nothing configured nor learned yet: one probe request first
+            self.gate.probe()
         self.clock = clock
         self.latency = latency or LatencyTracker(ceiling=timeout, clock=clock)
         self._in_flight: dict[asyncio.Timeout, tuple[asyncio.AbstractEventLoop, float]] = {}
@@ -106,14 +109,16 @@ class LLMClient:
     ) -> LLMReply:
         """One call, blocking. Raises RateLimitedError, UpstreamError or PermanentError."""
         request, estimate = self._prepare(messages, model, max_tokens, schema)
-        with self.gate.hold() as concurrency:
-            self.limits.acquire(estimate)
+        with self.gate.hold() as slot:
+            ticket = self.limits.acquire(estimate)
+            if slot.send():  # a 429 cut the limit: those already inside go one at a time...
+                self.limits.confirm(estimate, ticket)  # ...and none before its pause ends
             started = self.clock.monotonic()
             request.extensions["timeout"] = httpx.Timeout(self.latency.timeout()).as_dict()
             with self._mapped():
                 response = self._http.send(request)
                 response.read()
-        return self._finish(response, estimate, started, concurrency)
+        return self._finish(response, estimate, started, slot.limit)
 
     async def acomplete(
         self,
@@ -126,14 +131,16 @@ class LLMClient:
         """One call, awaited."""
         request, estimate = self._prepare(messages, model, max_tokens, schema)
         http = self._async_http()
-        async with self.gate.ahold() as concurrency:
-            await self.limits.aacquire(estimate)
+        async with self.gate.ahold() as slot:
+            ticket = await self.limits.aacquire(estimate)
+            if await slot.asend():
+                await self.limits.aconfirm(estimate, ticket)
             started = self.clock.monotonic()
             with self._mapped():
                 async with self._deadline(started):
                     response = await http.send(request)
                     await response.aread()
-        return self._finish(response, estimate, started, concurrency)
+        return self._finish(response, estimate, started, slot.limit)
 
     @contextlib.asynccontextmanager
     async def _deadline(self, started: float) -> AsyncIterator[None]:
@@ -197,6 +204,7 @@ class LLMClient:
         latency = self.clock.monotonic() - started
         if self.latency.observe(latency):
             self._retime()
+        self.limits.answered(started, throttled=response.status_code == 429, now=started + latency)
         if response.status_code != 200:
             self._observe(response)
             if response.status_code == 429:
@@ -205,7 +213,7 @@ class LLMClient:
         completion = self._completion(response)
         self.limits.settle(estimate, completion.tokens_in + completion.tokens_out)
         self._observe(response)  # after settling: the provider's count already has the real usage
-        self.gate.record(latency, throttled=False)
+        self.gate.record(latency, throttled=False, informed=self.limits.known)
         return LLMReply(
             completion.text,
             completion.tokens_in,
@@ -216,10 +224,8 @@ class LLMClient:
         )
 
     def _observe(self, response: httpx.Response) -> None:
-        self.limits.observe(
-            requests_left=_number(response.headers.get("x-ratelimit-remaining-requests")),
-            tokens_left=_number(response.headers.get("x-ratelimit-remaining-tokens")),
-        )
+        """Learn the limits the reply announces (OpenAI or Anthropic headers) and what is left."""
+        self.limits.observe(read_headers(response.headers, now=self.clock.wall()))
 
     def _throttled(self, response: httpx.Response, latency: float) -> None:
         wait = retry_after(response.headers, now=self.clock.wall())
@@ -281,18 +287,6 @@ def retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
     resets = [parse_duration(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
     known = [r for r in resets if r is not None]
     return max(known) if known else None
-
-
-def parse_duration(text: str | None) -> float | None:
-    """``"1m30.5s"`` → 90.5, ``"250ms"`` → 0.25, ``"2"`` → 2.0; None if unreadable."""
-    if not text:
-        return None
-    if (plain := _number(text)) is not None:
-        return plain
-    parts = list(_DURATION.finditer(text.strip()))
-    if not parts or "".join(p.group(0) for p in parts) != text.strip():
-        return None
-    return sum(float(p["value"]) * _UNITS[p["unit"]] for p in parts)
 
 
 def _number(text: str | None) -> float | None:

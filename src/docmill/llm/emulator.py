@@ -5,10 +5,16 @@ serves it on loopback (``docmill emulate``, or ``EmulatorServer`` in tests). It 
 provider where it matters to a client:
 
 * **Limits** over a sliding window (60 s by default): more than ``rpm`` requests or ``tpm``
-  tokens → 429 with ``Retry-After`` (whole seconds), ``retry-after-ms`` and the
-  ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` headers (also sent on every success).
-  Every request counts against ``rpm``, rejected and failed ones included. Tokens are charged at
-  admission as prompt + ``max_tokens`` and corrected to the real usage when the reply is made.
+  tokens → 429 with ``Retry-After`` (whole seconds) and ``retry-after-ms`` (the time until one
+  more fits). Every request counts against ``rpm``, rejected and failed ones included. Tokens are
+  charged at admission as prompt + ``max_tokens`` and corrected to the real usage when the reply
+  is made. ``quantize`` enforces the limits per ``window / 60`` as well (per second of a minute, at
+  ``ceil(rpm / 60)`` requests), as large providers do, so a burst that fits the minute still gets 429s.
+* **Limit headers** on every reply, 429s included (``limit_headers``): ``openai`` sends
+  ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets in Go's duration notation
+  (``59.731s``, ``1m0s``); ``anthropic`` sends ``anthropic-ratelimit-{requests,tokens}-{limit,
+  remaining,reset}``, resets as RFC 3339 times; ``none`` sends neither (``Retry-After`` stays). A
+  reset is the time until the budget is whole again: until the newest request leaves the window.
 * **Latency**: lognormal around ``latency_median`` with spread ``latency_sigma``, plus
   ``per_token_latency`` per output token; at most ``max_concurrency`` requests are worked on at
   once (the rest queue, so latency rises under overload).
@@ -31,14 +37,17 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
+from docmill.limits.headers import format_duration
 from docmill.llm import emulator_schema
 from docmill.llm.prompt import count_prompt_tokens, estimate_tokens
 
 FAULTS = ("fail_500", "fail_503", "drop", "hang", "malformed", "truncated", "bad_label")
+LIMIT_HEADERS = ("openai", "anthropic", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,8 @@ class EmulatorConfig:
     malformed: float = 0.0
     truncated: float = 0.0
     bad_label: float = 0.0
+    limit_headers: str = "openai"  # openai | anthropic | none
+    quantize: bool = False  # also enforce the limits per window / 60 (per second of a minute)
 
     def __post_init__(self) -> None:
         rates = [getattr(self, name) for name in FAULTS]
@@ -72,6 +83,10 @@ class EmulatorConfig:
             raise ConfigError("fault and error rates must be within [0, 1] and sum to at most 1")
         if self.rpm < 0 or self.tpm < 0 or self.window <= 0 or self.latency_median < 0:
             raise ConfigError("rpm, tpm and latency must be >= 0 and window > 0")
+        if self.limit_headers not in LIMIT_HEADERS:
+            raise ConfigError(
+                f"limit_headers must be one of {', '.join(LIMIT_HEADERS)}, got {self.limit_headers!r}"
+            )
 
 
 @dataclass(slots=True)
@@ -117,7 +132,8 @@ class _Window:
         return 0.0 if excess <= 0 else self.window
 
     def reset_in(self, now: float) -> float:
-        return self.entries[0][0] + self.window - now if self.entries else 0.0
+        """Seconds until the budget is whole again: the newest entry leaves the window."""
+        return max(0.0, self.entries[-1][0] + self.window - now) if self.entries else 0.0
 
 
 class Emulator:
@@ -133,6 +149,8 @@ class Emulator:
         cfg = self.config
         self._requests = _Window(cfg.rpm, cfg.window)
         self._tokens = _Window(cfg.tpm, cfg.window)
+        quantum = cfg.window / 60  # the "second" of the window's "minute"
+        self._quantum = _Window(math.ceil(cfg.rpm / 60), quantum) if cfg.quantize and cfg.rpm else None
         self._rng = random.Random(cfg.seed)
         self._slots = asyncio.Semaphore(cfg.max_concurrency) if cfg.max_concurrency else None
         self.arrivals: list[float] = []
@@ -208,10 +226,14 @@ class Emulator:
     def _admit(self, now: float, tokens: int) -> Reply | None:
         """Charge the windows; a 429 reply if either budget is spent (the request counts anyway)."""
         cfg = self.config
-        for window in (self._requests, self._tokens):
-            window.prune(now)
+        for window in (self._requests, self._tokens, self._quantum):
+            if window is not None:
+                window.prune(now)
         wait_requests = self._requests.wait_for(1, now) if cfg.rpm else 0.0
         self._requests.entries.append([now, 1.0])
+        if self._quantum is not None:
+            wait_requests = max(wait_requests, self._quantum.wait_for(1, now))
+            self._quantum.entries.append([now, 1.0])
         wait_tokens = self._tokens.wait_for(tokens, now) if cfg.tpm else 0.0
         if wait_requests <= 0 and wait_tokens <= 0:
             if cfg.tpm:
@@ -221,7 +243,9 @@ class Emulator:
         wait = max(wait_requests, wait_tokens)
         self.throttled.append((now, wait))
         kind = "requests" if wait_requests >= wait_tokens else "tokens"
-        headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+        headers = {"retry-after": str(math.ceil(wait))}
+        if cfg.limit_headers != "anthropic":  # an OpenAI extension
+            headers["retry-after-ms"] = str(math.ceil(wait * 1000))
         headers.update(self.limit_headers(now))
         message = f"Rate limit reached for {kind} per {cfg.window:g} s. Please try again in {wait:.3f}s."
         return Reply.json(
@@ -229,14 +253,24 @@ class Emulator:
         )
 
     def limit_headers(self, now: float) -> dict[str, str]:
-        """The ``x-ratelimit-*`` headers describing both budgets now."""
-        headers = {}
+        """The rate-limit headers describing both budgets now, in the configured style."""
+        style = self.config.limit_headers
+        headers: dict[str, str] = {}
+        if style == "none":
+            return headers
         for kind, window in (("requests", self._requests), ("tokens", self._tokens)):
             if window.limit:
                 window.prune(now)
-                headers[f"x-ratelimit-limit-{kind}"] = str(window.limit)
-                headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, int(window.limit - window.used())))
-                headers[f"x-ratelimit-reset-{kind}"] = f"{max(0.0, window.reset_in(now)):.3f}s"
+                limit, left = str(window.limit), str(max(0, int(window.limit - window.used())))
+                if style == "openai":
+                    headers[f"x-ratelimit-limit-{kind}"] = limit
+                    headers[f"x-ratelimit-remaining-{kind}"] = left
+                    headers[f"x-ratelimit-reset-{kind}"] = format_duration(window.reset_in(now))
+                else:
+                    reset = self.clock.wall() + window.reset_in(now)
+                    headers[f"anthropic-ratelimit-{kind}-limit"] = limit
+                    headers[f"anthropic-ratelimit-{kind}-remaining"] = left
+                    headers[f"anthropic-ratelimit-{kind}-reset"] = _rfc3339(reset)
         return headers
 
     async def _work(
@@ -329,6 +363,11 @@ class Emulator:
             result["arrivals"] = [t - self.started for t in self.arrivals]
             result["throttled"] = [(t - self.started, wait) for t, wait in self.throttled]
         return result
+
+
+def _rfc3339(wall: float) -> str:
+    stamp = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
 
 
 def max_in_window(times: list[float], window: float) -> int:

@@ -14,7 +14,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     response_format: json_schema         # json_schema | json_object | none
     max_tokens_in: 2000                  # the document is cut to this many prompt tokens
     max_tokens_out: 100
-    rpm: 500                             # requests per minute allowed (none = unlimited)
+    rpm: 500                             # requests per minute allowed (none = learned from replies)
     tpm: 200000                          # tokens per minute allowed
     rate_window: 60                      # seconds the rpm/tpm budgets refill over
     rate_margin: 0.5                     # seconds of clock skew the budgets absorb

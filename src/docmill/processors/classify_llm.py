@@ -31,6 +31,7 @@ from typing import Any
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document
 from docmill.errors import ConfigError, InvalidModelOutput, ProcessingError
+from docmill.limits import interrupt
 from docmill.limits.adaptive import AIMD, ConcurrencyGate
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.attempts import RETRIED, Tally, after_failure
@@ -167,7 +168,7 @@ class LLMClassifier(AsyncProcessor):
                     return self._answered(doc, reply, tally)
                 except RETRIED as exc:
                     wait = self._after_failure(tally, exc)
-                self.clock.sleep(wait)
+                interrupt.sleep(self.clock, wait)  # cut short when the run stops
         except ProcessingError as exc:
             self._bill(exc, tally)
             raise
@@ -190,7 +191,7 @@ class LLMClassifier(AsyncProcessor):
                     return self._answered(doc, reply, tally)
                 except RETRIED as exc:
                     wait = self._after_failure(tally, exc)
-                await self.clock.asleep(wait)
+                await interrupt.asleep(self.clock, wait)
         except ProcessingError as exc:
             self._bill(exc, tally)
             raise
