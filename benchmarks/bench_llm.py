@@ -4,9 +4,10 @@
     python benchmarks/bench_llm.py --docs 300      # a quicker look
     python benchmarks/bench_llm.py --limiter       # limiter operations per second (in-memory, file, mp.Lock)
     python benchmarks/bench_llm.py --faults --docs 300   # clean vs 5 % 500 + 5 % 503 + 2 % hangs: wall ratio
+    python benchmarks/bench_llm.py --learned       # limits learned vs configured: 600 docs at 300 RPM
 
-Each variant gets its own emulator (600 RPM, 200,000 TPM, lognormal latency with a 1 s median) in
-its own process, and the three run at the same time (they are I/O-bound):
+Each variant gets its own emulator (``--rpm``, 600 by default; 200,000 TPM; lognormal latency with a
+1 s median) in its own process, and the variants run at the same time (they are I/O-bound):
 
 * ``docmill``        LLMClassifier (shared RPM + TPM buckets, AIMD concurrency) on the asyncio strategy
 * ``docmill+faults`` the same with 10 % of requests answered 500 and 2 % hanging (10 s client timeout)
@@ -15,9 +16,17 @@ its own process, and the three run at the same time (they are I/O-bound):
 * ``docmill+tail``   (``--faults``) 5 % 500 + 5 % 503 + 2 % hangs with the default 60 s timeout, as a
                      user would leave it: the tail-aware timeout must cut the hangs, so the wall
                      time stays within 1.15 x the clean ``docmill`` run beside it
+* ``learned``        (``--learned``) no ``rpm``/``tpm`` configured, as ``docmill run`` without
+                     ``--rpm``: one probe request, then the limits the emulator's ``x-ratelimit-*``
+                     headers announce; beside ``docmill`` told the limits, at 300 RPM on 600 documents
+                     (the issue 14 case, ~2 minutes each)
+* ``noheaders``      the same against an emulator that sends no rate-limit headers at all: slow
+                     start, then the pace the first 429 taught
+* ``quantized``      ``learned`` against an emulator that also enforces RPM/60 per second
+                     (``docmill emulate --quantize``), as large providers do
 
 Documents are the man pages of the shared test data (txt and md), cycled to reach ``--docs``.
-The ceiling is the limit that binds: min(600, 200,000 / tokens per call). Figures: requests/min
+The ceiling is the limit that binds: min(RPM, 200,000 / tokens per call). Figures: requests/min
 the provider accepted over the whole run (``ceiling_share`` = that / the ceiling; the last
 replies' latency is included), the request rate between the first and the last arrival
 (``paced_share``: how close the pacing runs to the ceiling, 429s included), documents/min,
@@ -109,12 +118,19 @@ FAULTS = {
 TIMEOUTS = {"docmill+tail": 60.0}  # the default: only the tail-aware limit cuts a hang
 
 
-def emulator_config(name: str) -> EmulatorConfig:
-    extra = FAULTS.get(name, {})
-    return EmulatorConfig(rpm=RPM, tpm=TPM, latency_median=1.0, latency_sigma=0.3, seed=1, **extra)  # type: ignore[arg-type]
+LEARNED = ("learned", "noheaders", "quantized")  # no limits configured: learned from the replies
 
 
-def run_docmill(server: EmulatorServer, n: int, name: str, max_in: int) -> dict[str, Any]:
+def emulator_config(name: str, rpm: int = RPM) -> EmulatorConfig:
+    extra: dict[str, Any] = dict(FAULTS.get(name, {}))
+    if name == "noheaders":
+        extra["limit_headers"] = "none"
+    if name == "quantized":
+        extra["quantize"] = True
+    return EmulatorConfig(rpm=rpm, tpm=TPM, latency_median=1.0, latency_sigma=0.3, seed=1, **extra)
+
+
+def run_docmill(server: EmulatorServer, n: int, name: str, max_in: int, rpm: int = RPM) -> dict[str, Any]:
     settings = LLMSettings(
         base_url=f"{server.url}/v1",
         model="emulated-small",
@@ -122,7 +138,7 @@ def run_docmill(server: EmulatorServer, n: int, name: str, max_in: int) -> dict[
         max_tokens_in=max_in,
         max_tokens_out=MAX_TOKENS_OUT,
     )
-    limits = ProviderLimits.from_rates(RPM, TPM)
+    limits = ProviderLimits.from_rates(None, None) if name in LEARNED else ProviderLimits.from_rates(rpm, TPM)
     retry = RetryPolicy(max_attempts=8, initial=0.5, maximum=10.0)
     clf = LLMClassifier(LABELS, settings, limits=limits, retry=retry, concurrency=AIMD(limit=16, maximum=64))
     job = Job(Pages(n), clf)
@@ -159,13 +175,13 @@ def run_naive(server: EmulatorServer, n: int, max_in: int) -> dict[str, Any]:
     return {"statuses": {"ok": ok, "failed": n - ok}, "failed": n - ok}
 
 
-def variant(name: str, n: int, max_in: int, out: multiprocessing.Queue[dict[str, Any]]) -> None:
-    with EmulatorServer(emulator_config(name)) as server:
+def variant(name: str, n: int, max_in: int, rpm: int, out: multiprocessing.Queue[dict[str, Any]]) -> None:
+    with EmulatorServer(emulator_config(name, rpm)) as server:
         started = time.monotonic()
         if name == "naive":
             result = run_naive(server, n, max_in)
         else:
-            result = run_docmill(server, n, name, max_in)
+            result = run_docmill(server, n, name, max_in, rpm)
         elapsed = time.monotonic() - started
         stats = server.stats(arrivals=True)
     accepted = stats["requests"] - stats["rate_limited"]
@@ -179,29 +195,30 @@ def variant(name: str, n: int, max_in: int, out: multiprocessing.Queue[dict[str,
             "seconds": round(elapsed, 1),
             "requests": stats["requests"],
             "accepted_per_min": round(accepted / elapsed * 60, 1),
-            "ceiling_share": round(accepted / elapsed * 60 / min(RPM, TPM / tokens_per_call), 3),
-            "paced_share": round((stats["requests"] - 1) / span * 60 / min(RPM, TPM / tokens_per_call), 3),
+            "ceiling_share": round(accepted / elapsed * 60 / min(rpm, TPM / tokens_per_call), 3),
+            "paced_share": round((stats["requests"] - 1) / span * 60 / min(rpm, TPM / tokens_per_call), 3),
             "docs_ok_per_min": round((n - result["failed"]) / elapsed * 60, 1),
             "rate_limited": stats["rate_limited"],
             "failed_docs": result["failed"],
             "busiest_60s": stats["max_requests_per_window"],
             "faults": {k: v for k, v in stats["faults"].items() if v},
             "tokens": stats["tokens_in"] + stats["tokens_out"],
-            "ceiling_per_min": round(min(RPM, TPM / tokens_per_call), 1),
+            "ceiling_per_min": round(min(rpm, TPM / tokens_per_call), 1),
+            "first_gap": round(arrivals[1] - arrivals[0], 3) if len(arrivals) > 1 else None,
         }
     )
 
 
-def bench_variants(n: int, names: list[str], max_in: int) -> None:
+def bench_variants(n: int, names: list[str], max_in: int, rpm: int = RPM) -> None:
     out: multiprocessing.Queue[dict[str, Any]] = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=variant, args=(name, n, max_in, out)) for name in names]
+    procs = [multiprocessing.Process(target=variant, args=(name, n, max_in, rpm, out)) for name in names]
     for proc in procs:
         proc.start()
     rows = [out.get() for _ in procs]
     for proc in procs:
         proc.join()
     print(
-        f"{n} documents per variant; provider: {RPM} RPM, {TPM} TPM, 1.0 s median latency; run side by side"
+        f"{n} documents per variant; provider: {rpm} RPM, {TPM} TPM, 1.0 s median latency; run side by side"
     )
     head = ["variant", "seconds", "ceiling_per_min", "accepted_per_min", "ceiling_share", "paced_share"]
     head += ["docs_ok_per_min", "rate_limited", "failed_docs", "busiest_60s", "requests"]
@@ -271,20 +288,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument(
+        "--docs", type=int, default=None, help="documents per variant (2,000; --learned: 600)"
+    )
+    parser.add_argument(
+        "--rpm", type=int, default=None, help="the emulator's request limit (600; --learned: 300)"
+    )
     parser.add_argument("--max-tokens-in", type=int, default=24, help="token budget of each page's text")
     parser.add_argument("--variants", default="docmill,docmill+faults,naive")
     parser.add_argument(
         "--limiter", action="store_true", help="measure limiter operations per second instead"
     )
     parser.add_argument("--faults", action="store_true", help="clean vs faults + hangs (default timeout)")
+    parser.add_argument("--learned", action="store_true", help="learned vs configured limits, 300 RPM")
     args = parser.parse_args()
+    docs, rpm = args.docs or 2000, args.rpm or RPM
     if args.faults:
         args.variants = "docmill,docmill+tail"
+    if args.learned:
+        if args.variants == parser.get_default("variants"):
+            args.variants = "learned,docmill"  # add noheaders with --variants learned,docmill,noheaders
+        docs, rpm = args.docs or 600, args.rpm or 300
     if args.limiter:
         bench_limiter()
     else:
-        bench_variants(args.docs, args.variants.split(","), args.max_tokens_in)
+        bench_variants(docs, args.variants.split(","), args.max_tokens_in, rpm)
 
 
 if __name__ == "__main__":
