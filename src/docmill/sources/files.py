@@ -171,13 +171,18 @@ class DirectorySource:
         yield DocumentRef(id=posix_id(rel), uri=entry.path, size=size, mtime_ns=mtime)
 
     def _selected(self, rel: str) -> bool:
-        name = rel.rsplit("/", 1)[-1]
-        if self.include and not _matches(rel, name, self.include):
-            return False
-        return not _matches(rel, name, self.exclude)
+        return selected(rel, self.include, self.exclude)
 
     def __repr__(self) -> str:
         return f"DirectorySource({self.root!r})"
+
+
+def selected(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether the relative path ``rel`` passes the include (when any) and exclude globs."""
+    name = rel.rsplit("/", 1)[-1]
+    if include and not _matches(rel, name, include):
+        return False
+    return not _matches(rel, name, exclude)
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -195,12 +195,9 @@ class S3Source:
         return load_object(ref, self.max_bytes)
 
     def _selected(self, rel: str) -> bool:
-        from docmill.sources.files import _matches
+        from docmill.sources.files import selected
 
-        name = rel.rsplit("/", 1)[-1]
-        if self.include and not _matches(rel, name, self.include):
-            return False
-        return not _matches(rel, name, self.exclude)
+        return selected(rel, self.include, self.exclude)
 
     def __repr__(self) -> str:
         return f"S3Source({self.root!r})"
