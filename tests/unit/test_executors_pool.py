@@ -202,8 +202,9 @@ def test_auto_picks_staged_for_cpu_then_async_and_hybrid_otherwise() -> None:
 def test_auto_explains_and_yields_its_probe_outcomes() -> None:
     executor = AutoExecutor(workers=2, sample=4)
     assert "not run yet" in executor.explain()
-    # 50 ms: at 20 ms a cold worker's first document sits on the asyncio/hybrid boundary
-    job = Job(MemorySource(), AsyncSleepProcessor(0.05))
+    # 250 ms: one loop must sustain 32 / 0.25 = 128 docs/s, i.e. up to 7.8 ms of CPU per document,
+    # which a cold worker's first document on a busy machine stays under (at 50 ms it did not)
+    job = Job(MemorySource(), AsyncSleepProcessor(0.25))
     outcomes = list(executor.map_unordered(job, make_refs(40)))
     executor.close()
     assert sorted(o.ref.id for o in outcomes) == [r.id for r in make_refs(40)]

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS replies "
@@ -62,21 +66,27 @@ class ResponseCache:
             db = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            db.execute(_CLAIMS)
+            _prepare(db, self.busy_timeout)
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._db().execute("SELECT answer FROM replies WHERE key = ?", (key,)).fetchone()
+        """The answer for ``key``; a miss too when the cache cannot be read (it costs money, not results)."""
+        try:
+            row = self._db().execute("SELECT answer FROM replies WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            _unusable(self.path, exc)
+            return None
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, answer: Mapping[str, Any]) -> None:
-        self._db().execute(
-            "INSERT OR REPLACE INTO replies (key, answer) VALUES (?, ?)", (key, json.dumps(dict(answer)))
-        )
+        """Remember ``answer``; an unwritable cache is reported once (the journal keeps the answer)."""
+        try:
+            self._db().execute(
+                "INSERT OR REPLACE INTO replies (key, answer) VALUES (?, ?)", (key, json.dumps(dict(answer)))
+            )
+        except sqlite3.Error as exc:
+            _unusable(self.path, exc)
 
     def __len__(self) -> int:
         return int(self._db().execute("SELECT count(*) FROM replies").fetchone()[0])
@@ -120,6 +130,34 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
+
+
+def _prepare(db: sqlite3.Connection, patience: float) -> None:
+    """WAL mode and the tables. Switching a new file to WAL takes an exclusive lock that SQLite
+    refuses at once, without waiting, to a connection racing another one doing the same (threads of
+    a run opening the cache together): that race is retried here, for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            db.execute(_CLAIMS)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+_warned: set[Path] = set()
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("response cache %s unusable (%s): answers are asked again", path, exc)
 
 
 class NullCache:
