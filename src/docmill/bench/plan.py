@@ -112,6 +112,28 @@ class Projection:
         return deadline_s is None or self.wall_s <= deadline_s
 
 
+LLM_CLASSIFIERS = frozenset({"llm"})  # the classifiers that make one LLM request per document
+
+
+def llm_stage(classifier: str | None, flag: bool | None = None) -> bool:
+    """Whether the run makes one LLM request per document: the classifier decides, when one is given.
+
+    ``--classifier llm[:…]`` does; ``keywords``, ``model:F``, ``none`` (any other) do not. Without a
+    classifier, ``--llm`` (the default) or ``--no-llm`` decides. A flag contradicting the
+    classifier is refused.
+    """
+    if classifier is None:
+        return True if flag is None else flag
+    uses = classifier.partition(":")[0] in LLM_CLASSIFIERS
+    if flag is not None and flag != uses:
+        given = "--llm" if flag else "--no-llm"
+        raise ConfigError(
+            f"{given} contradicts --classifier {classifier}, which makes "
+            f"{'one LLM request' if uses else 'no LLM requests'} per document"
+        )
+    return uses
+
+
 def parse_duration(text: str) -> float:
     """``7d``, ``12h``, ``90m``, ``45s`` or plain seconds → seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
@@ -252,7 +274,7 @@ def _strategy_rows(profile: Profile, inputs: PlanInputs) -> list[tuple[str, ...]
 
 def _llm_lines(profile: Profile, inputs: PlanInputs, best: Projection) -> list[str]:
     if not inputs.llm:
-        return ["No LLM stage (--no-llm)."]
+        return ["No LLM stage: no requests, tokens or rate limits counted."]
     tokens_in, tokens_out = tokens_per_doc(profile)
     unconstrained = min(v for k, v in best.limits.items() if not k.startswith("rate limit"))
     rpm_needed, tpm_needed = unconstrained * 60, unconstrained * 60 * (tokens_in + tokens_out)

@@ -25,7 +25,7 @@ import psutil
 
 from docmill.bench.harness import available_strategies, needs_services
 from docmill.bench.isolation import in_child
-from docmill.bench.plan import Profile, Scaling
+from docmill.bench.plan import Profile, Scaling, llm_stage
 from docmill.bench.report import read_raw
 from docmill.bench.sampler import ResourceUsage, TreeSampler
 from docmill.bench.summary import Summary, fit_serial_fraction, summarise
@@ -134,13 +134,11 @@ def measure_profile(
 ) -> Profile:
     """Run the real pipeline over ``sample`` sequentially and with each strategy; fit the costs.
 
-    A sample taking less than ``min_seconds`` sequentially is measured over several rounds.
+    A sample taking less than ``min_seconds`` sequentially is measured over several rounds. An
+    LLM classifier is not run (it would spend the quota): plan models its stage instead.
     """
-    if classifier and classifier.split(":")[0] == "llm":
-        raise ConfigError(
-            "plan models the LLM stage (--rpm, --tpm, --latency, prices); measure with a local "
-            "classifier or none"
-        )
+    if llm_stage(classifier):
+        classifier = None
     job = build_job(sample, REAL_WORKLOAD, REAL_COMPLEXITY, classifier=classifier, settings=settings)
     refs = list(job.source)
     if not refs:

@@ -154,18 +154,26 @@ def plan(
     price_in: Annotated[float, typer.Option(help="USD per 1M input tokens.")] = 0.0,
     price_out: Annotated[float, typer.Option(help="USD per 1M output tokens.")] = 0.0,
     budget: Annotated[float | None, typer.Option(help="USD available.")] = None,
-    llm: Annotated[bool, typer.Option(help="Count one LLM classification request per document.")] = True,
+    llm: Annotated[
+        bool | None,
+        typer.Option(
+            "--llm/--no-llm",
+            help="Count one LLM request per document [yes; with --classifier: whether it is llm].",
+        ),
+    ] = None,
     latency: Annotated[float, typer.Option(help="Seconds per LLM request.")] = 1.0,
     hosts: Annotated[int, typer.Option(help="Hosts to project for.")] = 1,
     hosts_cores: Annotated[int | None, typer.Option(help="Cores per host [this machine's].")] = None,
     hosts_memory_gb: Annotated[float | None, typer.Option(help="Memory per host [this machine's].")] = None,
     strategies: Annotated[str | None, typer.Option(help="Strategies to measure with --sample.")] = None,
-    classifier: Annotated[str | None, typer.Option(help="With --sample: classifier spec to include.")] = None,
+    classifier: Annotated[
+        str | None, typer.Option(help="The run's classifier: local ones are measured, llm is modelled.")
+    ] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
     cell: Annotated[str | None, typer.Option(help="With --from: workload:size:complexity to use.")] = None,
 ) -> None:
     """Project wall time, workers/hosts, LLM rate and cost of a run over DOCS documents."""
-    from docmill.bench.plan import PlanInputs, parse_duration, plan_report
+    from docmill.bench.plan import PlanInputs, llm_stage, parse_duration, plan_report
     from docmill.bench.profile import measure_profile, profile_from_run
 
     if (sample is None) == (from_run is None):
@@ -178,7 +186,7 @@ def plan(
         price_in=price_in,
         price_out=price_out,
         budget=budget,
-        llm=llm,
+        llm=llm_stage(classifier, llm),
         llm_latency_s=latency,
         hosts=hosts,
         cores=hosts_cores,
