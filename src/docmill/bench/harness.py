@@ -19,6 +19,7 @@ from typing import Any
 
 from docmill.bench.emulated import Emulators
 from docmill.bench.isolation import in_child
+from docmill.bench.measured import MeasuredCases
 from docmill.bench.peers import PEERS
 from docmill.bench.sampler import EMPTY_USAGE, ResourceUsage, TreeSampler
 from docmill.bench.tiny import TINY_DOCS, TINY_WORKLOAD, run_tiny, tiny_job, write_records
@@ -346,19 +347,31 @@ class Bench:
         floor = max(8, 2 * max(self.spec.workers))
         return min(self.spec.max_docs, max(floor, math.ceil(self.spec.cell_seconds / per_doc)))
 
-    def run(self, on_row: ProgressHook | None = None, *, deadline: float | None = None) -> list[BenchRow]:
-        """Every case, or those that start before ``deadline`` (a ``clock.monotonic()`` time)."""
+    def run(
+        self,
+        on_row: ProgressHook | None = None,
+        *,
+        deadline: float | None = None,
+        measured: MeasuredCases | None = None,
+    ) -> list[BenchRow]:
+        """Every case not already ``measured`` (by an earlier, stopped run of the same matrix), or
+        those of them that start before ``deadline`` (a ``clock.monotonic()`` time)."""
         with self.emulators:
-            return self._run(on_row, deadline)
+            return self._run(on_row, deadline, measured or MeasuredCases())
 
-    def _run(self, on_row: ProgressHook | None, deadline: float | None) -> list[BenchRow]:
+    def _run(
+        self, on_row: ProgressHook | None, deadline: float | None, measured: MeasuredCases
+    ) -> list[BenchRow]:
         rows: list[BenchRow] = []
         for cell in self.spec.cells():
             if deadline is not None and self.clock.monotonic() >= deadline:
                 break
-            n_docs = self.calibrate(cell)
+            n_docs = measured.n_docs(cell) or self.calibrate(cell)
+            cases = measured.remaining(self.spec.cases(cell, n_docs))
+            if not cases:
+                continue
             job = self.job_for(cell, n_docs)
-            for case in self.spec.cases(cell, n_docs):
+            for case in cases:
                 if deadline is not None and self.clock.monotonic() >= deadline:
                     break
                 prepare = self.emulators.reset if cell[0] in LLM_WORKLOADS else None

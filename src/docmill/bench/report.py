@@ -49,12 +49,15 @@ def write_csv(path: Path, rows: Sequence[Any]) -> None:
 
 
 def read_raw(path: Path) -> list[BenchRow]:
-    """raw.csv → BenchRows (the inverse of write_csv)."""
+    """raw.csv → BenchRows (the inverse of write_csv); a line cut short (the bench killed while
+    appending it) is left out."""
     types = {f.name: f.type for f in dataclasses.fields(BenchRow)}
     casts = {"int": int, "float": float, "str": str}
     with path.open(newline="", encoding="utf-8") as fh:
         return [
-            BenchRow(**{k: casts[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(fh)
+            BenchRow(**{k: casts[str(types[k])](v) for k, v in rec.items()})
+            for rec in csv.DictReader(fh)
+            if None not in rec.values()
         ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from docmill.bench.harness import (
     ProgressHook,
     available_strategies,
 )
+from docmill.bench.measured import MeasuredCases
 from docmill.bench.peers import PEERS
-from docmill.bench.report import machine, render, write_csv, write_run_json
+from docmill.bench.report import machine, read_raw, render, write_csv, write_run_json
 from docmill.bench.summary import Summary, summarise
 from docmill.bench.tiny import NAIVE_PEER, TINY_DOCS, TINY_WORKLOAD
 from docmill.clock import SYSTEM_CLOCK, Clock
@@ -107,16 +109,54 @@ def run_bench(
     while folder.exists():
         folder = folder.with_name(folder.name + "-1")
     folder.mkdir(parents=True)
+    return _measure(folder, spec, [], skipped or {}, on_row, clock, deadline)
+
+
+def load_run(folder: Path) -> tuple[MatrixSpec, dict[str, str], list[BenchRow]]:
+    """(matrix, skipped strategies, rows measured) of the bench run in ``folder``."""
+    try:
+        body = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in body["spec"].items()}
+        spec = MatrixSpec(**fields)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--resume: {folder} is not a bench run ({type(exc).__name__}: {exc})") from exc
+    path = folder / "raw.csv"
+    return spec, dict(body.get("skipped", {})), read_raw(path) if path.exists() else []
+
+
+def resume_bench(
+    folder: Path,
+    *,
+    on_row: ProgressHook | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    deadline: float | None = None,
+) -> BenchResult:
+    """Finish the bench run in ``folder`` (stopped by Ctrl-C, SIGTERM or ``deadline``): measure
+    the cases its raw.csv lacks, with the same document counts, and report them all."""
+    spec, skipped, rows = load_run(folder)
+    return _measure(folder, spec, rows, skipped, on_row, clock, deadline)
+
+
+def _measure(
+    folder: Path,
+    spec: MatrixSpec,
+    rows: list[BenchRow],
+    skipped: Mapping[str, str],
+    on_row: ProgressHook | None,
+    clock: Clock,
+    deadline: float | None,
+) -> BenchResult:
     facts = machine()
-    rows: list[BenchRow] = []
+    write_run_json(folder / "run.json", spec, facts, skipped)  # resumable even if killed outright
+    measured = MeasuredCases(rows)
     raw = _RawAppender(folder / "raw.csv", rows, on_row)
     try:
         with tempfile.TemporaryDirectory(prefix="docmill-bench-") as work:
-            Bench(spec, Path(work), clock=clock).run(raw, deadline=deadline)
+            Bench(spec, Path(work), clock=clock).run(raw, deadline=deadline, measured=measured)
     finally:  # interrupted (Ctrl-C, SIGTERM) or not, what was measured is reported
         summaries = summarise(rows, cores=int(facts["cores"]))
-        write_outputs(folder, spec, rows, summaries, facts, skipped or {})
-    return BenchResult(folder, rows, summaries, skipped or {})
+        write_outputs(folder, spec, rows, summaries, facts, skipped)
+    return BenchResult(folder, rows, summaries, skipped)
 
 
 class _RawAppender:
@@ -125,7 +165,7 @@ class _RawAppender:
 
     def __init__(self, path: Path, rows: list[BenchRow], then: ProgressHook | None) -> None:
         self.path, self.rows, self.then = path, rows, then
-        write_csv(path, [])
+        write_csv(path, rows)
 
     def __call__(self, case: BenchCase, row: BenchRow) -> None:
         self.rows.append(row)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from docmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from docmill.bench.harness import MatrixSpec, ProgressHook
+    from docmill.bench.session import BenchResult
+
+    Launch = Callable[[ProgressHook, float | None], BenchResult]
 
 T = TypeVar("T")
 
@@ -61,11 +67,23 @@ def bench(
     max_minutes: Annotated[
         float | None, typer.Option(help="Start no case after this many minutes; report what was measured.")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish the stopped run results/<run-id>: measure the cases its raw.csv lacks."),
+    ] = None,
 ) -> None:
     """Measure every strategy over a matrix of workers, sizes, complexities and workloads."""
     from docmill.bench.harness import MatrixSpec
     from docmill.bench.session import QUICK, default_strategies, resolve_strategies
 
+    if max_minutes is not None and max_minutes <= 0:
+        raise ConfigError(f"--max-minutes must be > 0, got {max_minutes:g}")
+    if resume is not None:
+        matrix = (strategies, workers, sizes, complexity, workloads, repeat, docs, cell_seconds, corpus)
+        if quick or any(v is not None for v in (*matrix, classifier, labels, warmup)):
+            raise ConfigError("--resume: the matrix is the stopped run's (run.json); give no matrix options")
+        _resume_with_progress(resume, max_minutes)
+        return
     names = _split(strategies, str, "--strategies") or tuple(default_strategies(peers=peers))
     chosen, skipped = resolve_strategies(names)
     fields = dict(QUICK) if quick else {}
@@ -84,8 +102,6 @@ def bench(
     fields.update({k: v for k, v in given.items() if v is not None})
     settings = {"labels": str(labels)} if labels else {}
     spec = MatrixSpec(strategies=chosen, seed=seed, settings=settings, **fields)
-    if max_minutes is not None and max_minutes <= 0:
-        raise ConfigError(f"--max-minutes must be > 0, got {max_minutes:g}")
     _run_with_progress(spec, out, skipped, max_minutes)
 
 
@@ -97,24 +113,48 @@ def _label(case: object, row: object) -> str:
     return f"{case.workload} {case.size_kb}KB {case.complexity} {case.strategy}×{case.workers}: {rate}"
 
 
-def _run_with_progress(spec: object, out: Path, skipped: dict[str, str], max_minutes: float | None) -> None:
-    """A bar on a terminal; elsewhere (a file, a CI log) one flushed line per case."""
+def _run_with_progress(
+    spec: MatrixSpec, out: Path, skipped: dict[str, str], max_minutes: float | None
+) -> None:
+    from docmill.bench.session import run_bench
+
+    def launch(hook: ProgressHook, end: float | None) -> BenchResult:
+        return run_bench(spec, out, skipped=skipped, on_row=hook, deadline=end)
+
+    result = _with_progress(spec, 0, max_minutes, launch)
+    _finished(result.folder, skipped, len(result.rows), spec.n_cases())
+
+
+def _resume_with_progress(folder: Path, max_minutes: float | None) -> None:
+    from docmill.bench.session import load_run, resume_bench
+
+    spec, skipped, rows = load_run(folder)
+    result = _with_progress(
+        spec, len(rows), max_minutes, lambda hook, end: resume_bench(folder, on_row=hook, deadline=end)
+    )
+    _finished(result.folder, skipped, len(result.rows), spec.n_cases())
+
+
+def _with_progress(spec: MatrixSpec, already: int, max_minutes: float | None, launch: Launch) -> BenchResult:
+    """``launch(on_row, deadline)`` with a bar on a terminal; elsewhere (a file, a CI log) one
+    flushed line per case. ``already``: cases measured by the run being resumed."""
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from docmill.bench.harness import BenchCase, BenchRow, MatrixSpec
-    from docmill.bench.session import expected_seconds, run_bench
+    from docmill.bench.harness import BenchCase, BenchRow
+    from docmill.bench.session import expected_seconds
     from docmill.clock import SYSTEM_CLOCK
 
-    assert isinstance(spec, MatrixSpec)
     total = spec.n_cases()
+    left = max(0, total - already)
     limit = f"; stopping after {max_minutes:g} min" if max_minutes else ""
-    expected = expected_seconds(spec)
+    expected = expected_seconds(spec) * left / max(1, total)
     about = f"{expected / 60:.0f} min" if expected >= 90 else f"{expected:.0f} s"
-    typer.echo(f"bench: {total} cases, expected about {about}{limit}")
+    resumed = f" ({already} measured before)" if already else ""
+    typer.echo(f"bench: {total} cases{resumed}, expected about {about}{limit}")
     deadline = SYSTEM_CLOCK.monotonic() + 60 * max_minutes if max_minutes else None
-    done = [0]
+    done = [already]
 
     def line(case: BenchCase, row: BenchRow) -> None:
         done[0] += 1
@@ -122,25 +162,22 @@ def _run_with_progress(spec: object, out: Path, skipped: dict[str, str], max_min
         sys.stdout.flush()
 
     if not sys.stdout.isatty():
-        result = run_bench(spec, out, skipped=skipped, on_row=line, deadline=deadline)
-        _finished(result.folder, skipped, len(result.rows), total)
-        return
+        return launch(line, deadline)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task("bench", total=total)
+        task = progress.add_task("bench", total=total, completed=already)
 
         def advance(case: BenchCase, row: BenchRow) -> None:
             progress.update(task, advance=1, description=_label(case, row))
 
-        result = run_bench(spec, out, skipped=skipped, on_row=advance, deadline=deadline)
-    _finished(result.folder, skipped, len(result.rows), total)
+        return launch(advance, deadline)
 
 
 def _finished(folder: Path, skipped: dict[str, str], measured: int, total: int) -> None:
     for name, why in skipped.items():
         typer.echo(f"skipped {name}: {why}", err=True)
     if measured < total:
-        typer.echo(f"measured {measured} of {total} cases (--max-minutes)", err=True)
+        typer.echo(f"measured {measured} of {total} cases (finish with --resume {folder})", err=True)
     typer.echo(f"wrote {folder}/report.md, raw.csv, summary.csv, plots/")
 
 
