@@ -35,8 +35,11 @@ def emulate(
     quantize: bool = typer.Option(
         False, help="Also enforce the request limit per second (rpm/60), as large providers do."
     ),
+    batch_seconds: float = typer.Option(30.0, help="Batch API: seconds a batch takes to complete."),
+    batch_window: float = typer.Option(86_400.0, help="Batch API: a batch not done this long expires."),
+    batch_expire_first: int = typer.Option(0, help="Batch API: the first N batches expire, half done."),
 ) -> None:
-    """Serve an emulated LLM provider (OpenAI chat completions and Ollama chat) on HOST:PORT."""
+    """Serve an emulated LLM provider (OpenAI chat completions and Batch API, Ollama chat) on HOST:PORT."""
     import os
 
     key = os.environ.get(api_key_env) if api_key_env else None
@@ -45,7 +48,8 @@ def emulate(
         per_token_latency=per_token_latency, max_concurrency=max_concurrency, error_rate=error_rate,
         fail_500=fail_500, fail_503=fail_503, drop=drop, hang=hang, malformed=malformed, truncated=truncated,
         bad_label=bad_label, gullible=gullible, api_key=key, seed=seed, limit_headers=limit_headers,
-        quantize=quantize,
+        quantize=quantize, batch_seconds=batch_seconds, batch_window=batch_window,
+        batch_expire_first=batch_expire_first,
     )  # fmt: skip
     limits = f"{rpm} requests and {tpm} tokens per {window:g} s" + (", per second too" if quantize else "")
     typer.echo(f"docmill emulator on http://{host}:{port} (OpenAI: /v1, Ollama: /api); {limits}")

@@ -23,6 +23,8 @@ provider where it matters to a client:
 * **Answers**: keyword scoring of the prompt's labels (``emulator_model``), deterministic, with a
   seeded ``error_rate`` of wrong labels; shaped by the requested JSON schema (``emulator_schema``:
   it always validates, labels come from its ``enum``), and strict schemas OpenAI refuses get 400.
+* **Batch API** (``emulator_batch``): ``/v1/files`` and ``/v1/batches``; a batch takes
+  ``batch_seconds``, outside the rate limits, its lines drawing the same faults and answers.
 
 ``GET /emulator/stats`` reports the provider's view; ``POST /emulator/reset`` clears it.
 """
@@ -33,19 +35,30 @@ import asyncio
 import json
 import math
 import random
-import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
 from docmill.limits.headers import format_duration
 from docmill.llm import emulator_schema
+from docmill.llm.emulator_replies import (
+    Reply,
+    Window,
+    invalid,
+    max_in_window,
+    max_tokens,
+    ollama_reply,
+    openai_reply,
+    rfc3339,
+)
 from docmill.llm.prompt import count_prompt_tokens, estimate_tokens
 
+if TYPE_CHECKING:
+    from docmill.llm.emulator_batch import BatchDesk
+
+__all__ = ["FAULTS", "Emulator", "EmulatorConfig", "Reply", "max_in_window"]
 FAULTS = ("fail_500", "fail_503", "drop", "hang", "malformed", "truncated", "bad_label")
 LIMIT_HEADERS = ("openai", "anthropic", "none")
 
@@ -76,6 +89,9 @@ class EmulatorConfig:
     bad_label: float = 0.0
     limit_headers: str = "openai"  # openai | anthropic | none
     quantize: bool = False  # also enforce the limits per window / 60 (per second of a minute)
+    batch_seconds: float = 30.0  # how long a batch takes to complete
+    batch_window: float = 86_400.0  # a batch not done this long after it was created expires
+    batch_expire_first: int = 0  # the first N batches expire at batch_seconds, half their lines done
 
     def __post_init__(self) -> None:
         rates = [getattr(self, name) for name in FAULTS]
@@ -83,57 +99,12 @@ class EmulatorConfig:
             raise ConfigError("fault and error rates must be within [0, 1] and sum to at most 1")
         if self.rpm < 0 or self.tpm < 0 or self.window <= 0 or self.latency_median < 0:
             raise ConfigError("rpm, tpm and latency must be >= 0 and window > 0")
+        if self.batch_seconds < 0 or self.batch_window <= 0 or self.batch_expire_first < 0:
+            raise ConfigError("batch_seconds and batch_expire_first must be >= 0 and batch_window > 0")
         if self.limit_headers not in LIMIT_HEADERS:
             raise ConfigError(
                 f"limit_headers must be one of {', '.join(LIMIT_HEADERS)}, got {self.limit_headers!r}"
             )
-
-
-@dataclass(slots=True)
-class Reply:
-    """What to send back. ``action``: ``send``; ``drop`` (close, no reply); ``truncate`` (half a body)."""
-
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    action: str = "send"
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
-        return cls(
-            status, json.dumps(payload).encode(), {"content-type": "application/json", **(headers or {})}
-        )
-
-
-@dataclass(slots=True)
-class _Window:
-    """Sliding-window accounting of one budget: [arrival, amount] entries younger than ``window``."""
-
-    limit: int
-    window: float
-    entries: deque[list[float]] = field(default_factory=deque)
-
-    def prune(self, now: float) -> None:
-        while self.entries and self.entries[0][0] <= now - self.window:
-            self.entries.popleft()
-
-    def used(self) -> float:
-        return sum(entry[1] for entry in self.entries)
-
-    def wait_for(self, amount: float, now: float) -> float:
-        """Seconds until ``amount`` more fits (0 if it fits now)."""
-        excess = self.used() + amount - self.limit
-        for arrival, value in self.entries:
-            if excess <= 0:
-                break
-            excess -= value
-            if excess <= 0:
-                return arrival + self.window - now
-        return 0.0 if excess <= 0 else self.window
-
-    def reset_in(self, now: float) -> float:
-        """Seconds until the budget is whole again: the newest entry leaves the window."""
-        return max(0.0, self.entries[-1][0] + self.window - now) if self.entries else 0.0
 
 
 class Emulator:
@@ -142,15 +113,25 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config or EmulatorConfig()
         self.clock = clock
+        self._desk: BatchDesk | None = None
         self.reset()
+
+    @property
+    def batches(self) -> BatchDesk:
+        """The Batch API's files and batches (``emulator_batch``), kept until ``reset``."""
+        from docmill.llm.emulator_batch import BatchDesk
+
+        if self._desk is None:
+            self._desk = BatchDesk(self)
+        return self._desk
 
     def reset(self) -> None:
         """Forget all traffic: windows, statistics and the random stream."""
         cfg = self.config
-        self._requests = _Window(cfg.rpm, cfg.window)
-        self._tokens = _Window(cfg.tpm, cfg.window)
+        self._requests = Window(cfg.rpm, cfg.window)
+        self._tokens = Window(cfg.tpm, cfg.window)
         quantum = cfg.window / 60  # the "second" of the window's "minute"
-        self._quantum = _Window(math.ceil(cfg.rpm / 60), quantum) if cfg.quantize and cfg.rpm else None
+        self._quantum = Window(math.ceil(cfg.rpm / 60), quantum) if cfg.quantize and cfg.rpm else None
         self._rng = random.Random(cfg.seed)
         self._slots = asyncio.Semaphore(cfg.max_concurrency) if cfg.max_concurrency else None
         self.arrivals: list[float] = []
@@ -161,7 +142,12 @@ class Emulator:
             "rate_limited": 0,
             "tokens_in": 0,
             "tokens_out": 0,
+            "batches": 0,  # batches created (Batch API)
+            "batch_requests": 0,  # request lines received across all batches
+            "batch_tokens_in": 0,
+            "batch_tokens_out": 0,
         }
+        self._desk = None
         self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -179,6 +165,8 @@ class Emulator:
             return self._refused(headers) or Reply.json(200, self._models(ollama=route[1] == "/api/tags"))
         if route in (("POST", "/v1/chat/completions"), ("POST", "/api/chat")):
             return await self._chat(headers, body, ollama=route[1] == "/api/chat")
+        if route[1].startswith(("/v1/files", "/v1/batches")):
+            return self._refused(headers) or self.batches.handle(method, path, headers, body)
         return Reply.json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
 
     def _refused(self, headers: Mapping[str, str]) -> Reply | None:
@@ -207,11 +195,11 @@ class Emulator:
             request = json.loads(body)
             messages = list(request["messages"])
         except (ValueError, KeyError, TypeError):
-            return _invalid("body must be JSON with messages")
+            return invalid("body must be JSON with messages")
         if not ollama and (problem := emulator_schema.strict_schema_problem(request)):
-            return _invalid(f"Invalid schema for response_format: {problem}")
+            return invalid(f"Invalid schema for response_format: {problem}")
         prompt_tokens = count_prompt_tokens(messages)
-        max_out = _max_tokens(request, ollama=ollama)
+        max_out = max_tokens(request, ollama=ollama)
         throttled = self._admit(now, prompt_tokens + max_out)
         if throttled is not None:
             return throttled
@@ -270,7 +258,7 @@ class Emulator:
                     reset = self.clock.wall() + window.reset_in(now)
                     headers[f"anthropic-ratelimit-{kind}-limit"] = limit
                     headers[f"anthropic-ratelimit-{kind}-remaining"] = left
-                    headers[f"anthropic-ratelimit-{kind}-reset"] = _rfc3339(reset)
+                    headers[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(reset)
         return headers
 
     async def _work(
@@ -283,7 +271,28 @@ class Emulator:
         *,
         ollama: bool,
     ) -> Reply:
-        fault = self._draw_fault()
+        fault = self.draw_fault()
+        payload, usage = self.compose(request, messages, prompt_tokens, max_out, fault, ollama=ollama)
+        entry[1] = float(sum(usage))  # correct the admission charge to real usage
+        await self._latency(usage[1])
+        if fault is not None and fault != "bad_label":
+            return await self._fault(fault, prompt_tokens, entry)
+        self.counts["ok"] += 1
+        self.counts["tokens_in"] += usage[0]
+        self.counts["tokens_out"] += usage[1]
+        return Reply.json(200, payload, self.limit_headers(self.clock.monotonic()))
+
+    def compose(
+        self,
+        request: Mapping[str, Any],
+        messages: list[Any],
+        prompt_tokens: int,
+        max_out: int,
+        fault: str | None,
+        *,
+        ollama: bool = False,
+    ) -> tuple[dict[str, Any], tuple[int, int]]:
+        """The reply body to ``request`` and its (prompt, completion) tokens; online and in batches."""
         cfg = self.config
         content = emulator_schema.answer(
             request, messages, ollama=ollama, seed=cfg.seed, error_rate=cfg.error_rate,
@@ -292,23 +301,12 @@ class Emulator:
         finish = "stop"
         if estimate_tokens(content) > max_out:
             content, finish = content[: max_out * 4], "length"
-        completion_tokens = estimate_tokens(content)
-        entry[1] = float(prompt_tokens + completion_tokens)  # correct the admission charge to real usage
-        await self._latency(completion_tokens)
-        if fault is not None and fault != "bad_label":
-            return await self._fault(fault, prompt_tokens, entry)
-        self.counts["ok"] += 1
-        self.counts["tokens_in"] += prompt_tokens
-        self.counts["tokens_out"] += completion_tokens
-        usage = (prompt_tokens, completion_tokens)
-        payload = (
-            _ollama_reply(request, content, usage)
-            if ollama
-            else _openai_reply(request, content, usage, finish)
-        )
-        return Reply.json(200, payload, self.limit_headers(self.clock.monotonic()))
+        usage = (prompt_tokens, estimate_tokens(content))
+        if ollama:
+            return ollama_reply(request, content, usage), usage
+        return openai_reply(request, content, usage, finish), usage
 
-    def _draw_fault(self) -> str | None:
+    def draw_fault(self) -> str | None:
         draw = self._rng.random()
         for name in FAULTS:
             draw -= getattr(self.config, name)
@@ -363,57 +361,3 @@ class Emulator:
             result["arrivals"] = [t - self.started for t in self.arrivals]
             result["throttled"] = [(t - self.started, wait) for t, wait in self.throttled]
         return result
-
-
-def _rfc3339(wall: float) -> str:
-    stamp = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most events in any half-open interval [t, t + window) (``times`` ascending)."""
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def _max_tokens(request: Mapping[str, Any], *, ollama: bool) -> int:
-    if ollama:
-        value = (request.get("options") or {}).get("num_predict")
-    else:
-        value = request.get("max_completion_tokens") or request.get("max_tokens")
-    return int(value) if isinstance(value, int) and value > 0 else 256
-
-
-def _invalid(message: str) -> Reply:
-    return Reply.json(400, {"error": {"message": message, "type": "invalid_request_error"}})
-
-
-def _openai_reply(
-    request: Mapping[str, Any], content: str, usage: tuple[int, int], finish: str
-) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{random.getrandbits(48):012x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": request.get("model", "emulated-small"),
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-        ],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-    }
-
-
-def _ollama_reply(request: Mapping[str, Any], content: str, usage: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "model": request.get("model", "emulated-small"),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "message": {"role": "assistant", "content": content},
-        "done": True,
-        "done_reason": "stop",
-        "prompt_eval_count": usage[0],
-        "eval_count": usage[1],
-    }
