@@ -12,7 +12,7 @@ Our exception hierarchy::
     │   └── EndpointError                              the check before a run: nothing answers, key
     │                                                  refused, unknown model (LLM probe)
     ├── MissingDependencyError(ImportError)            carries the `pip install docmill[extra]` hint
-    ├── SourceError                                    cannot list or load; carries uri
+    ├── SourceError                                    cannot list or load; carries uri, .retryable
     ├── ProcessingError                                raised inside processors; carries doc id
     │   ├── RetryableError                             worth another attempt
     │   │   ├── RateLimitedError                       .retry_after: float | None
@@ -79,11 +79,17 @@ class MissingDependencyError(DocmillError, ImportError):
 
 
 class SourceError(DocmillError):
-    """A source cannot list or load a document."""
+    """A source cannot list or load a document.
 
-    def __init__(self, message: str, *, uri: str | None = None) -> None:
+    ``retryable``: the next run may succeed (an object gone between listing and fetch, a connection
+    that failed after its retries), so the document is recorded ``failed`` and tried again rather
+    than quarantined as a permanent error.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.uri = uri
+        self.retryable = retryable
 
 
 class ProcessingError(DocmillError):

@@ -105,7 +105,7 @@ def test_a_broken_connection_fails_the_document_not_the_worker(
     monkeypatch.setattr(s3_module, "_client_cache", None)
     with pytest.raises(SourceError, match="connection failed after retries") as info:
         S3Source(s3.url("c")).load(ref)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.retryable  # failed, tried again next run
 
 
 def test_a_list_file_of_s3_urls(s3: S3, tmp_path: Path) -> None:
@@ -121,7 +121,12 @@ def test_a_list_file_of_s3_urls(s3: S3, tmp_path: Path) -> None:
         (missing,) = journal.iter_documents(Query(status=["failed", "quarantined"]))
     assert missing.path == s3.url("l/none.txt")
     assert missing.error_message == f"{s3.url('l/none.txt')}: no such object"
+    assert missing.status == "failed"  # not quarantined: it may be there next time
     assert FileListSource(listing).count() == 3
+    put(s3, "l/none.txt", b"gamma, uploaded since")
+    again = run(f"@{listing}", tmp_path, "j")
+    assert (again.stats.done, again.stats.skipped) == (1, 2)
+    assert labels_of(tmp_path / "j.db")[s3.url("l/none.txt")][0] in {"ok", "empty"}
 
 
 def test_wrong_bucket_stops_before_any_work_with_one_line(s3: S3, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,74 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
+
+
+def record_refs(
+    lines: Iterable[bytes], *, uri: str, id_field: str, prefix: str = ""
+) -> Iterator[DocumentRef]:
+    """One ref per non-blank line of ``lines`` (each with its line end, as a binary file iterates),
+    carrying its byte offset and length: the splitting every JSONL source shares, whether the bytes
+    come from a file or an object store. A ref's id is ``prefix`` and the record's ``id_field`` (or
+    ``line-N``); its uri is ``uri#LN``."""
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield _ref(line, number, offset, uri, id_field, prefix)
+        offset += len(line)
+
+
+def _ref(line: bytes, number: int, offset: int, uri: str, id_field: str, prefix: str) -> DocumentRef:
+    ref_id = f"line-{number}"
+    try:
+        value = _parse(line).get(id_field)
+    except (ValueError, AttributeError):
+        value = None
+    if value is not None and str(value):
+        ref_id = str(value)
+    # No mtime: appending to the file must not make every earlier line look changed; a line whose
+    # length changed is processed again.
+    return DocumentRef(id=prefix + ref_id, uri=f"{uri}#L{number}", size=len(line), offset=offset)
+
+
+def lines_of(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a byte stream read in chunks, each with its ``\\n``, as a binary file iterates."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        parts = chunk.split(b"\n")
+        for part in parts[:-1]:
+            pending.append(part)
+            yield b"".join(pending) + b"\n"
+            pending.clear()
+        if parts[-1]:
+            pending.append(parts[-1])
+    if pending:
+        yield b"".join(pending)
+
+
+def check_record_size(ref: DocumentRef, max_bytes: int | None) -> None:
+    """``max_bytes`` applied to one record, before its bytes are read."""
+    if max_bytes is not None and (ref.size or 0) > max_bytes:
+        raise ResourceLimitExceeded(f"{ref.id}: {ref.size:,} bytes exceeds max_bytes={max_bytes:,}")
+
+
+def record_document(ref: DocumentRef, line: bytes, text_field: str) -> Document:
+    """The Document of one record's line; its sha256 is that of its UTF-8 text."""
+    text = record_text(ref, line, text_field)
+    return Document(ref=ref, sha256=sha256_bytes(text.encode("utf-8", "surrogatepass")), text=text)
+
+
+def record_text(ref: DocumentRef, line: bytes, text_field: str) -> str:
+    """The ``text_field`` of the JSON object on ``line``; a SourceError naming the line otherwise."""
+    try:
+        record: Any = _parse(line)
+    except ValueError as exc:
+        raise SourceError(f"{ref.uri}: malformed JSON ({exc})", uri=ref.uri) from exc
+    if not isinstance(record, dict):
+        raise SourceError(f"{ref.uri}: a JSON {type(record).__name__}, not an object", uri=ref.uri)
+    text = record.get(text_field)
+    if not isinstance(text, str):
+        raise SourceError(f"{ref.uri}: no string field {text_field!r}", uri=ref.uri)
+    return text
 
 
 class JsonlSource:
@@ -70,34 +138,15 @@ class JsonlSource:
 
     def __iter__(self) -> Iterator[DocumentRef]:
         with open(self.path, "rb") as handle:
-            offset = 0
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield self._ref(line, number, offset)
-                offset += len(line)
-
-    def _ref(self, line: bytes, number: int, offset: int) -> DocumentRef:
-        ref_id = f"line-{number}"
-        try:
-            value = _parse(line).get(self.id_field)
-        except (ValueError, AttributeError):
-            value = None
-        if value is not None and str(value):
-            ref_id = str(value)
-        # No mtime: appending to the file must not make every earlier line look changed; a line whose
-        # length changed is processed again.
-        return DocumentRef(id=ref_id, uri=f"{self.path}#L{number}", size=len(line), offset=offset)
+            yield from record_refs(handle, uri=self.path, id_field=self.id_field)
 
     def count(self) -> int | None:
         with open(self.path, "rb") as handle:
             return sum(1 for line in handle if line.strip())
 
     def load(self, ref: DocumentRef) -> Document:
-        if self.max_bytes is not None and (ref.size or 0) > self.max_bytes:
-            raise ResourceLimitExceeded(f"{ref.id}: {ref.size:,} bytes exceeds max_bytes={self.max_bytes:,}")
-        line = self._read(ref)
-        text = self._text(ref, line)
-        return Document(ref=ref, sha256=sha256_bytes(text.encode("utf-8", "surrogatepass")), text=text)
+        check_record_size(ref, self.max_bytes)
+        return record_document(ref, self._read(ref), self.text_field)
 
     def _read(self, ref: DocumentRef) -> bytes:
         """The ref's line: ``size`` bytes at ``offset`` (refs from older docmills lack the size)."""
@@ -114,18 +163,6 @@ class JsonlSource:
         if self._fd is None or self._fd[0] != _pid:
             self._fd = (_pid, os.open(self.path, os.O_RDONLY | os.O_CLOEXEC))
         return self._fd[1]
-
-    def _text(self, ref: DocumentRef, line: bytes) -> str:
-        try:
-            record: Any = _parse(line)
-        except ValueError as exc:
-            raise SourceError(f"{ref.uri}: malformed JSON ({exc})", uri=ref.uri) from exc
-        if not isinstance(record, dict):
-            raise SourceError(f"{ref.uri}: a JSON {type(record).__name__}, not an object", uri=ref.uri)
-        text = record.get(self.text_field)
-        if not isinstance(text, str):
-            raise SourceError(f"{ref.uri}: no string field {self.text_field!r}", uri=ref.uri)
-        return text
 
     def __repr__(self) -> str:
         return f"JsonlSource({self.path!r})"

@@ -18,9 +18,12 @@ from typing import Any
 
 from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.errors import ConfigError, MissingDependencyError, ResourceLimitExceeded, SourceError
+from docmill.sources.jsonl import check_record_size, lines_of, record_document, record_refs
 
 SCHEME = "s3://"
 PAGE_SIZE = 1000  # keys per ListObjectsV2 page: the most S3 returns, and all the parent holds at once
+JSONL = (".jsonl", ".ndjson")  # objects holding one document per line
+STREAM_CHUNK = 1 << 20  # bytes of a JSONL object the parent holds at once while splitting it
 # botocore's "standard" retry mode retries 503 SlowDown, 500/502/504, RequestTimeout and broken
 # connections with capped exponential backoff; it is the one retry owner for a request.
 _RETRIES = {"mode": "standard", "max_attempts": 8}
@@ -28,6 +31,7 @@ _TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60}
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _DENIED = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled"})
 _BAD_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"})
+_PERMANENT = _DENIED | _BAD_CREDENTIALS  # the same answer next time; anything else may pass on a later run
 
 _client_cache: tuple[int, Any] | None = None
 
@@ -86,8 +90,52 @@ def load_object(ref: DocumentRef, max_bytes: int | None) -> Document:
     except (SourceError, ResourceLimitExceeded):
         raise
     except Exception as exc:
-        raise SourceError(f"{ref.uri}: {_reason(exc, what='object')}", uri=ref.uri) from exc
+        raise load_error(ref.uri, exc) from exc
     return Document(ref=ref, sha256=sha256_bytes(content), content=content)
+
+
+def load_error(uri: str, exc: Exception) -> SourceError:
+    """The failed document's one-line reason; retryable unless access is refused (a vanished object,
+    a connection that failed after its retries: the next run tries again instead of quarantining)."""
+    code = _error_code(exc)
+    return SourceError(f"{uri}: {_reason(exc, what='object')}", uri=uri, retryable=code not in _PERMANENT)
+
+
+def load_record(ref: DocumentRef, max_bytes: int | None, text_field: str) -> Document:
+    """One line of a JSONL object: its ``size`` bytes at ``offset``, fetched with a ranged GET."""
+    check_record_size(ref, max_bytes)
+    object_uri = ref.uri.rpartition("#L")[0]
+    bucket, key = split_url(object_uri)
+    first = ref.offset or 0
+    try:
+        reply = client().get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={first}-{first + (ref.size or 1) - 1}"
+        )
+        line = _read_all(reply["Body"])
+    except Exception as exc:
+        raise load_error(object_uri, exc) from exc
+    return record_document(ref, line, text_field)
+
+
+def _read_all(body: Any) -> bytes:
+    try:
+        content: bytes = body.read()
+    finally:
+        body.close()
+    return content
+
+
+def stream_lines(bucket: str, key: str) -> Iterator[bytes]:
+    """The lines of an object, streamed (one chunk held at a time)."""
+    body = client().get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        yield from lines_of(body.iter_chunks(STREAM_CHUNK))
+    finally:
+        body.close()
+
+
+def is_jsonl(key: str) -> bool:
+    return key.lower().endswith(JSONL)
 
 
 def _fetch(bucket: str, key: str, name: str, max_bytes: int | None) -> bytes:
@@ -143,6 +191,12 @@ class S3Source:
     A document's id is its key relative to the prefix (``batch-a/x.pdf``), so a local copy of the same
     tree gets the same ids. ``include``/``exclude`` globs match that id and the last part of it, as for
     a folder. Keys ending in ``/`` (folder markers) are skipped.
+
+    A ``.jsonl``/``.ndjson`` object holds one document per line, split as a local JSONL file is: the
+    parent streams it once to hand out refs (byte offset and length of each line, no ETag, so appending
+    lines does not make earlier ones look changed) and a worker fetches its line with a ranged GET.
+    A record's id is ``<key relative to the prefix>#<record id>``; a URL naming one JSONL object
+    (``s3://bucket/data.jsonl``) gives the bare record ids, as the local file does.
     """
 
     def __init__(
@@ -154,21 +208,47 @@ class S3Source:
         max_bytes: int | None = None,
     ) -> None:
         self.bucket, key = split_url(url)
-        self.prefix = key if not key or key.endswith("/") else key + "/"
+        self.single = is_jsonl(key)  # one JSONL object, not a prefix
+        self.prefix = key if not key or key.endswith("/") or self.single else key + "/"
         self.root = f"{SCHEME}{self.bucket}/{self.prefix}".rstrip("/")
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
+        self.id_field = "id"
+        self.text_field = "text"
 
     def check(self) -> None:
         """The bucket exists and the credentials may read it (``docmill run`` calls this before any work)."""
         check_bucket(self.bucket)
 
     def __iter__(self) -> Iterator[DocumentRef]:
+        for rel, item in self._listed():
+            if is_jsonl(item["Key"]):
+                yield from self._records(rel, item["Key"])
+            else:
+                yield self._ref(rel, item)
+
+    def _listed(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, listed object) of every selected object."""
         for item in self._objects():
+            if self.single:
+                if item["Key"] == self.prefix:
+                    yield "", item
+                continue
             rel = item["Key"][len(self.prefix) :]
             if rel and not rel.endswith("/") and self._selected(rel):
-                yield self._ref(rel, item)
+                yield rel, item
+
+    def _records(self, rel: str, key: str) -> Iterator[DocumentRef]:
+        """The refs of a JSONL object's lines; an object that cannot be read becomes one failed ref."""
+        uri = f"{SCHEME}{self.bucket}/{key}"
+        prefix = rel + "#" if rel else ""
+        try:
+            yield from record_refs(
+                stream_lines(self.bucket, key), uri=uri, id_field=self.id_field, prefix=prefix
+            )
+        except Exception:
+            yield DocumentRef(id=rel or key, uri=uri)  # no offset: load() says why
 
     def _ref(self, rel: str, item: dict[str, Any]) -> DocumentRef:
         uri = f"{SCHEME}{self.bucket}/{item['Key']}"
@@ -188,11 +268,32 @@ class S3Source:
             raise SourceError(f"listing {self.root}: {_reason(exc, what='bucket')}", uri=self.root) from exc
 
     def count(self) -> int | None:
-        """A second listing for the progress total, beside the work (one LIST request per 1,000 keys)."""
-        return sum(1 for _ in self)
+        """A second listing for the progress total, beside the work (one LIST request per 1,000 keys);
+        unknown (None) when there are JSONL objects: counting their lines would download them twice."""
+        total = 0
+        for _, item in self._listed():
+            if is_jsonl(item["Key"]):
+                return None
+            total += 1
+        return total
 
     def load(self, ref: DocumentRef) -> Document:
+        if ref.offset is not None:
+            return load_record(ref, self.max_bytes, self.text_field)
+        if is_jsonl(ref.uri):
+            raise self._unlisted(ref)
         return load_object(ref, self.max_bytes)
+
+    def _unlisted(self, ref: DocumentRef) -> SourceError:
+        """Why the lines of a JSONL object could not be listed, asked again now."""
+        bucket, key = split_url(ref.uri)
+        try:  # its first byte, with the permission the listing needed (HEAD may be allowed when GET is not)
+            _read_all(client().get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"])
+        except Exception as exc:
+            return load_error(ref.uri, exc)
+        return SourceError(
+            f"{ref.uri}: its lines could not be read; the next run lists them", uri=ref.uri, retryable=True
+        )
 
     def _selected(self, rel: str) -> bool:
         from docmill.sources.files import selected
