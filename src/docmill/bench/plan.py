@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from docmill.bench.pages import PageCosts, for_pages, page_lines, pages_per_doc
 from docmill.errors import ConfigError
 from docmill.executors import capability
 
@@ -62,6 +63,7 @@ class Profile:
     cores: int = 1
     memory_gb: float = 1.0
     skipped: Mapping[str, str] = field(default_factory=dict)  # strategies that could not be measured
+    pages: PageCosts | None = None  # per-page costs, when the sample had PDFs or images
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +83,14 @@ class PlanInputs:
     cores: int | None = None
     memory_gb: float | None = None
     max_hosts: int = 10_000
+    pages_per_doc: float | None = None  # project documents of this many pages (page costs measured)
 
     def __post_init__(self) -> None:
         if self.docs < 1 or self.hosts < 1:
             raise ConfigError("--docs and --hosts must be at least 1")
         if self.llm_latency_s < 0 or self.price_in < 0 or self.price_out < 0:
             raise ConfigError("--latency and prices cannot be negative")
-        for name in ("rpm", "tpm", "budget", "deadline_s", "cores", "memory_gb"):
+        for name in ("rpm", "tpm", "budget", "deadline_s", "cores", "memory_gb", "pages_per_doc"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(
@@ -251,7 +254,7 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def _strategy_rows(profile: Profile, inputs: PlanInputs) -> list[tuple[str, ...]]:
+def _strategy_rows(profile: Profile, inputs: PlanInputs, pages: float | None) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for name, scaling in sorted(profile.scaling.items()):
         p = project(profile, scaling, inputs)
@@ -263,7 +266,8 @@ def _strategy_rows(profile: Profile, inputs: PlanInputs) -> list[tuple[str, ...]
                 str(p.workers_per_host),
                 f"{scaling.serial_fraction:.3f}",
                 f"{scaling.rss_per_worker_mb:.0f}",
-                f"{p.docs_per_s:,.1f}",
+                _rate(p.docs_per_s),
+                *([] if pages is None else [_rate(p.docs_per_s * pages)]),
                 format_duration(p.wall_s),
                 p.binding,
                 deadline,
@@ -296,12 +300,19 @@ def _llm_lines(profile: Profile, inputs: PlanInputs, best: Projection) -> list[s
     return lines
 
 
+def _rate(per_second: float) -> str:
+    """Three significant figures below 100 (a scan's 0.241 docs/s is not 0.2), whole numbers above."""
+    return f"{per_second:.3g}" if per_second < 100 else f"{per_second:,.0f}"
+
+
 def _fmt(limit: float | None) -> str:
     return "no limit given" if limit is None else f"{limit:,.0f}"
 
 
 def plan_report(profile: Profile, inputs: PlanInputs) -> str:
     """The text ``docmill plan`` prints."""
+    sample, profile = profile, for_pages(profile, inputs.pages_per_doc)
+    pages = pages_per_doc(profile, inputs)
     cores = inputs.cores or profile.cores
     memory = inputs.memory_gb or profile.memory_gb
     projections = [project(profile, s, inputs) for s in profile.scaling.values()]
@@ -312,18 +323,20 @@ def plan_report(profile: Profile, inputs: PlanInputs) -> str:
         "serial f",
         "MB/worker",
         "docs/s",
+        *([] if pages is None else ["pages/s"]),
         "wall time",
         "binding limit",
         "hosts for deadline",
     )
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(row) + " |" for row in _strategy_rows(profile, inputs)]
+    table += ["| " + " | ".join(row) + " |" for row in _strategy_rows(profile, inputs, pages)]
     lines = [
         f"Plan for {inputs.docs:,} documents on {inputs.hosts} host(s) × {cores} cores, {memory:.0f} GB"
         + (f", deadline {format_duration(inputs.deadline_s)}" if inputs.deadline_s else ""),
-        f"Costs {profile.origin}: {1000 * profile.seconds_per_doc:.2f} ms per document sequentially "
-        f"({1000 * profile.cpu_s_per_doc:.2f} ms CPU), {profile.bytes_per_doc / 1024:,.1f} KB, "
-        f"{profile.chars_per_doc:,.0f} chars of text.",
+        f"Costs {sample.origin}: {1000 * sample.seconds_per_doc:.2f} ms per document sequentially "
+        f"({1000 * sample.cpu_s_per_doc:.2f} ms CPU), {sample.bytes_per_doc / 1024:,.1f} KB, "
+        f"{sample.chars_per_doc:,.0f} chars of text.",
+        *page_lines(sample, inputs),
         "",
         *table,
         "",

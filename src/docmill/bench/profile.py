@@ -25,6 +25,7 @@ import psutil
 
 from docmill.bench.harness import available_strategies, needs_services
 from docmill.bench.isolation import in_child
+from docmill.bench.pages import page_costs
 from docmill.bench.plan import Profile, Scaling, llm_stage
 from docmill.bench.report import read_raw
 from docmill.bench.sampler import ResourceUsage, TreeSampler
@@ -180,6 +181,7 @@ def measure_profile(
         cores=cores or here,
         memory_gb=psutil.virtual_memory().total / 2**30,
         skipped=skipped,
+        pages=page_costs(base.outcomes, per_doc),
     )
 
 

@@ -208,6 +208,9 @@ def plan(
     ] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file for --classifier.")] = None,
     cell: Annotated[str | None, typer.Option(help="With --from: workload:size:complexity to use.")] = None,
+    pages_per_doc: Annotated[
+        float | None, typer.Option(help="Project documents of this many pages (page costs from --sample).")
+    ] = None,
 ) -> None:
     """Project wall time, workers/hosts, LLM rate and cost of a run over DOCS documents."""
     from docmill.bench.plan import PlanInputs, llm_stage, parse_duration, plan_report
@@ -228,6 +231,7 @@ def plan(
         hosts=hosts,
         cores=hosts_cores,
         memory_gb=hosts_memory_gb,
+        pages_per_doc=pages_per_doc,
     )
     if sample is not None:
         names = _split(strategies, str, "--strategies")
