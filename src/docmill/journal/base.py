@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from docmill.document import DocumentRef
 from docmill.outcome import Outcome
 
-SCHEMA_VERSION = 2  # each version after 1 is a step in journal.migrations
+SCHEMA_VERSION = 3  # each version after 1 is a step in journal.migrations
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ To change the schema: append one ``Step`` here and raise ``SCHEMA_VERSION`` in `
 
 Version 2: ``pages`` and ``pages_ocr``, generated from the ``result`` JSON (where the extractor's
 metadata already lands), so the write path is unchanged and old rows answer from what they hold.
+
+Version 3: ``batches`` and ``batch_documents``, the provider batches of ``--batch`` runs
+(``journal.batch_store``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from docmill.errors import JournalError
+from docmill.journal.batch_store import POSTGRES_STEP, SQLITE_STEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ STEPS: tuple[Step, ...] = (
         (_sqlite_int("pages"), _sqlite_int("pages_ocr")),
         (_postgres_int("pages"), _postgres_int("pages_ocr")),
     ),
+    Step(3, SQLITE_STEP, POSTGRES_STEP),
 )
 
 

@@ -40,6 +40,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
+from docmill.journal.batch_store import PostgresBatches
 from docmill.journal.faults import crash_point
 from docmill.journal.healing import Backoff, Healer, first_line
 from docmill.journal.policy import First, Recorded, Settled, clean, pending_in_batches, settle_batch
@@ -67,7 +68,7 @@ def split_target(target: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
-class PostgresJournal:
+class PostgresJournal(PostgresBatches):
     """The journal in a PostgreSQL database; ``quarantine_after`` failures end a document."""
 
     def __init__(

@@ -38,6 +38,7 @@ from docmill.journal.base import (
     RunRecord,
     Summary,
 )
+from docmill.journal.batch_store import SqliteBatches
 from docmill.journal.faults import crash_point
 from docmill.journal.healing import Backoff, Healer
 from docmill.journal.policy import First, Recorded, Settled, clean, pending_in_batches, settle_batch
@@ -51,7 +52,7 @@ _BUSY_WAIT = 2.0  # SQLite's own wait for a lock; the healer retries beyond it
 T = TypeVar("T")
 
 
-class SqliteJournal:
+class SqliteJournal(SqliteBatches):
     """The Journal protocol over one SQLite file (see ``docmill.journal.base`` for the semantics)."""
 
     def __init__(
