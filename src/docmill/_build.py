@@ -93,11 +93,17 @@ def default_labels(config: RunConfig) -> RunConfig:
 
 
 def build_pipeline(config: RunConfig) -> Pipeline:
-    """``Pipeline(ExtractText(**extract), <classifier>)``."""
+    """``Pipeline(ExtractText(**extract), <classifier>)``; a labels file declaring tasks gives the
+    steps answering them instead of the classifier (``docmill.processors.tasks``)."""
+    from docmill.model.tasks import is_tasks_file
     from docmill.processors.extract import ExtractText
     from docmill.processors.registry import build_classifier
 
     extract = ExtractText.from_options(config.extract)
+    if config.classifier != "none" and is_tasks_file(config.labels):
+        from docmill.processors.tasks import task_steps
+
+        return Pipeline(extract, *task_steps(config, str(config.labels)))
     return Pipeline(extract, build_classifier(config.classifier, config.classifier_settings()))
 
 

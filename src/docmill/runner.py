@@ -115,6 +115,9 @@ def run(
     pipeline.check_requirements()
     pipeline.check()  # in the parent, before any worker: a dead endpoint is one line, not a run
     job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
+    from docmill.processors.tasks import declared
+
+    settings = {**(settings or {}), **declared(pipeline)}  # the tasks it answers, for export and eval
     if journal is None:
         from docmill.journal.sqlite import SqliteJournal
 

@@ -29,6 +29,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     invalid_retries: 2                   # extra asks after a reply naming no allowed label
     concurrency: 8                       # requests in flight at start (adapts, AIMD)
     max_concurrency: 256
+    tasks_per_request: all               # a labels file's LLM tasks: all in one request, or one each
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class LLMOptions:
     invalid_retries: int = 2
     concurrency: float = 8.0
     max_concurrency: int = 256
+    tasks_per_request: Literal["all", "one"] = "all"
 
     def __post_init__(self) -> None:
         self._check_numbers()

@@ -332,17 +332,21 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
     options = options_of(settings)
     if not (arg or options.model):
         raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
-    return LLMClassifier(
-        load_labels(settings["labels"]),
-        connection(options, arg),
-        limits=_limits(options),
-        price=Price(options.price_input_per_1m, options.price_output_per_1m),
-        cache=_cache(options.cache, settings.get("journal")),
-        retry=RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
-        invalid_retries=options.invalid_retries,
-        concurrency=AIMD(limit=options.concurrency, maximum=options.max_concurrency),
-        outage_seconds=options.outage_seconds,
-    )
+    labels = load_labels(settings["labels"])
+    return LLMClassifier(labels, connection(options, arg), **wiring(options, settings))
+
+
+def wiring(options: LLMOptions, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The classifier's keyword arguments besides labels and connection: limits, price, cache, …"""
+    return {
+        "limits": _limits(options),
+        "price": Price(options.price_input_per_1m, options.price_output_per_1m),
+        "cache": _cache(options.cache, settings.get("journal")),
+        "retry": RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
+        "invalid_retries": options.invalid_retries,
+        "concurrency": AIMD(limit=options.concurrency, maximum=options.max_concurrency),
+        "outage_seconds": options.outage_seconds,
+    }
 
 
 def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:

@@ -79,6 +79,16 @@ class ModelClassifier(Processor):
         kept = label if score >= self.threshold else None
         return doc.with_metadata(label=kept, score=round(score, 4), classifier=self._fingerprint)
 
+    def probabilities(self, text: str) -> dict[str, float]:
+        """Every class's probability for ``text`` (the first ``max_chars`` characters)."""
+        if self._model is None:
+            self.setup()
+        values = [float(v) for v in self._model.decision(text[: self.max_chars])]
+        if len(values) == 1:  # two classes: one decision value, the second class's
+            values = [-values[0], values[0]]
+        probabilities = softmax(values, self._temperature)
+        return {str(c): p for c, p in zip(self._model.classes_, probabilities, strict=True)}
+
     def config(self) -> Mapping[str, Any]:
         threshold = {"threshold": self.threshold} if self.threshold else {}  # old fingerprints stay
         return {"model_sha256": self.sha256, "max_chars": self.max_chars, **threshold}
