@@ -56,6 +56,7 @@ class RunStats:
     cost: float = 0.0
     llm: dict[str, int] = field(default_factory=dict)
     latency: Histogram = field(default_factory=Histogram)
+    pages: int = 0  # PDF pages and image frames (OCR work is counted in pages)
 
     def add(self, outcome: Outcome) -> None:
         """Fold one recorded outcome in."""
@@ -64,6 +65,8 @@ class RunStats:
         self.bytes += outcome.ref.size or 0
         self.latency.add(outcome.timings.seconds)
         result = outcome.result or {}
+        pages = result.get("pages")
+        self.pages += pages if isinstance(pages, int) and not isinstance(pages, bool) else 0
         if outcome.label is not None and outcome.status.is_success:
             self.by_label[str(outcome.label)] = self.by_label.get(str(outcome.label), 0) + 1
         self._add_spend(result)  # a duplicate carries its own spend, not its original's
@@ -110,6 +113,10 @@ class RunStats:
     def bytes_per_second(self) -> float:
         return self.bytes / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
     def __add__(self, other: RunStats) -> RunStats:
         merged = dataclasses.replace(self, latency=self.latency + other.latency)
         merged.by_status = _merge(self.by_status, other.by_status)
@@ -120,6 +127,7 @@ class RunStats:
                 merged.llm[key] = pick(self.llm.get(key, 0), other.llm.get(key, 0))
         merged.skipped += other.skipped
         merged.bytes += other.bytes
+        merged.pages += other.pages
         merged.wall_seconds = max(self.wall_seconds, other.wall_seconds)
         merged.cost += other.cost
         return merged
@@ -137,6 +145,8 @@ class RunStats:
             "wall_seconds": round(self.wall_seconds, 3),
             "docs_per_second": round(self.docs_per_second, 3),
             "bytes_per_second": round(self.bytes_per_second, 1),
+            "pages": self.pages,
+            "pages_per_second": round(self.pages_per_second, 3),
             "cost": round(self.cost, 6),
             "llm": dict(self.llm),
             "p50_seconds": self.latency.quantile(0.5),

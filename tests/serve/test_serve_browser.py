@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -11,7 +12,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from serve_kit import BROKEN_PDF, RPM, TPM, Corpus, command_env, docmill_command, free_port, make_corpus
+from serve_kit import (
+    BROKEN_PDF,
+    RPM,
+    TPM,
+    Corpus,
+    command_env,
+    docmill_command,
+    docmill_run,
+    free_port,
+    make_corpus,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "serve"
@@ -184,6 +195,22 @@ def test_llm_panel_shows_usage_against_the_limits(llm_run: tuple[Path, Corpus], 
         expect(page.locator("#llm-basis")).to_contain_text("average")
         expect(page.locator("#v-conc")).to_have_text(_concurrency(db))
         page.screenshot(path=str(ARTIFACTS / "4-llm-run.png"), full_page=True)
+
+
+def test_pages_per_second_beside_docs_per_second(browser: object, tmp_path: Path) -> None:
+    pdfs = sorted((Path(__file__).resolve().parents[2] / "examples" / "corpus").rglob("*.pdf"))
+    for i, pdf in enumerate(pdfs):
+        shutil.copy(pdf, tmp_path / f"{i:02d}.pdf")
+    db = tmp_path / "docmill.db"
+    docmill_run(tmp_path, db, "--ocr", "never", "-c", "none")
+    with serving(db) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        expect(page.locator("#run-state")).to_have_text("done", timeout=15_000)
+        expect(page.locator("#tile-pages")).to_be_visible()
+        expect(page.locator("#t-pages")).not_to_have_text("–")
+        expect(page.locator("#bar-text")).to_contain_text(f"{len(pdfs) - 1} pages")  # one PDF is corrupt
+        page.screenshot(path=str(ARTIFACTS / "5-pages.png"))
 
 
 def _concurrency(db: Path) -> str:

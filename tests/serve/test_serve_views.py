@@ -72,3 +72,16 @@ def test_prometheus_escapes_label_values() -> None:
     assert 'docmill_run_documents{run="7",status="ok"} 10.0' in text
     families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
     assert len(families) == len(set(families))
+
+
+def test_pages_and_pages_per_second_once_the_run_has_met_pages() -> None:
+    stats = {"done": 10, "pages": 40, "pages_per_second": 0.4}
+    progress = views.progress(_run(), _summary(10), stats, now=NOW)
+    assert (progress["pages"], progress["pages_per_second"]) == (40, 0.4)
+    assert views.progress(_run(), _summary(10), {"done": 10, "pages": 50}, now=NOW)["pages_per_second"] == 0.5
+    none = views.progress(_run(), _summary(10), {"done": 10, "pages": 0}, now=NOW)
+    assert (none["pages"], none["pages_per_second"]) == (None, None)
+    summary = views.summary_json(Summary(10, {"ok": 10}, {}, NOW - 100, NOW, pages=25))
+    assert (summary["pages"], summary["pages_per_second"]) == (25, 0.25)
+    text = prometheus.render([(_run(done=10, pages=40), _summary(10))], NOW)
+    assert 'docmill_run_pages_per_second{run="1"} 0.4' in text

@@ -196,6 +196,21 @@ def test_progress_speaks_pages_per_second_once_documents_have_pages() -> None:
     assert tally.pages_per_second == 3.0 and "3.0 pages/s" in tally.line()
 
 
+def test_run_stats_and_the_summary_speak_pages_once_documents_have_pages() -> None:
+    from docmill.metrics import RunStats
+    from docmill.outcome import Outcome, Status
+    from docmill.progress.tally import summary_lines
+
+    stats, other = RunStats(), RunStats()
+    stats.add(Outcome(DocumentRef("a.txt", "u"), Status.OK, "s", {"label": "x"}))
+    stats.wall_seconds = 2.0
+    assert stats.as_dict()["pages"] == 0 and "pages" not in summary_lines(stats)[0]
+    other.add(Outcome(DocumentRef("b.pdf", "u"), Status.OK, "s", {"pages": 9, "pages_ocr": 9}))
+    merged = stats + other
+    assert merged.pages == 9 and merged.as_dict()["pages_per_second"] == 4.5
+    assert "9 pages, 4.50 pages/s" in summary_lines(merged)[0]
+
+
 def test_threads_ocr_pdf_pages_and_agree_with_one_thread(tesseract: None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -85,12 +85,18 @@ def format_seconds(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def pages_rate(stats: RunStats) -> str:
+    """``"12,345 pages, 3.21 pages/s, "`` once documents with pages were processed, else nothing."""
+    return f"{stats.pages:,} pages, {stats.pages_per_second:.2f} pages/s, " if stats.pages else ""
+
+
 def summary_lines(stats: RunStats) -> list[str]:
     """The end-of-run summary as plain lines."""
     statuses = ", ".join(f"{s} {n}" for s, n in sorted(stats.by_status.items())) or "nothing to do"
     lines = [
         f"processed {stats.done} documents in {format_seconds(stats.wall_seconds)} "
-        f"({stats.docs_per_second:.1f} docs/s, {stats.bytes_per_second / 1e6:.2f} MB/s); {statuses}",
+        f"({stats.docs_per_second:.1f} docs/s, {pages_rate(stats)}{stats.bytes_per_second / 1e6:.2f} MB/s); "
+        f"{statuses}",
     ]
     if stats.skipped:
         lines.append(f"{stats.skipped} already done by an earlier run (not processed again)")

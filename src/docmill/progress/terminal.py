@@ -11,7 +11,7 @@ from rich.table import Table
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.metrics import RunStats
 from docmill.outcome import Outcome
-from docmill.progress.tally import Tally, format_seconds
+from docmill.progress.tally import Tally, format_seconds, pages_rate
 
 _REFRESH = 0.25  # seconds between redraws: smooth enough, and cheap at 10,000 docs/s
 
@@ -85,7 +85,7 @@ def summary_table(stats: RunStats) -> Table:
         table.add_row("already done", str(stats.skipped))
     for label, n in sorted(stats.by_label.items()):
         table.add_row(f"label: {label}", str(n))
-    rate = f"{stats.docs_per_second:.1f} docs/s, {stats.bytes_per_second / 1e6:.2f} MB/s"
+    rate = f"{stats.docs_per_second:.1f} docs/s, {pages_rate(stats)}{stats.bytes_per_second / 1e6:.2f} MB/s"
     table.add_row("time", f"{format_seconds(stats.wall_seconds)} ({rate})")
     if stats.cost or stats.llm:
         table.add_row("spend", f"${stats.cost:.4f}")

@@ -53,6 +53,8 @@ PROGRESS = {
         "total": _INT,
         "fraction": _NUM,
         "docs_per_second": _NUM,
+        "pages": _INT,
+        "pages_per_second": _NUM,
         "elapsed_seconds": _NUM,
         "eta_seconds": _NUM,
     },
@@ -69,6 +71,8 @@ SUMMARY = {
         "first_started": _NUM,
         "last_finished": _NUM,
         "docs_per_second": _NUM,
+        "pages": {"type": "integer"},
+        "pages_per_second": _NUM,
     },
 }
 RUN_SCHEMA = {

@@ -25,6 +25,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "docmill_run_done": ("gauge", "Documents finished by the run."),
     "docmill_run_total": ("gauge", "Documents the run set out to process."),
     "docmill_run_docs_per_second": ("gauge", "The run's throughput."),
+    "docmill_run_pages_per_second": ("gauge", "The run's throughput in PDF pages and image frames."),
     "docmill_run_cost_usd": ("gauge", "Money spent on LLM calls by the run."),
     "docmill_run_llm_requests": ("gauge", "LLM requests made by the run."),
     "docmill_run_llm_tokens": ("gauge", "LLM tokens used by the run, by direction."),
@@ -42,6 +43,8 @@ def _samples(run: RunRecord, summary: Summary, now: float) -> Iterator[tuple[str
     if progress["total"] is not None:
         yield "docmill_run_total", labels, progress["total"]
     yield "docmill_run_docs_per_second", labels, progress["docs_per_second"]
+    if progress["pages_per_second"] is not None:
+        yield "docmill_run_pages_per_second", labels, progress["pages_per_second"]
     yield from _llm_samples(body["stats"], labels)
 
 

@@ -44,7 +44,7 @@ def _state(run: RunRecord, now: float) -> str:
 def progress(
     run: RunRecord, summary: Summary | None, stats: Mapping[str, Any], *, now: float
 ) -> dict[str, Any]:
-    """Done, total, fraction, docs/s, elapsed and ETA (seconds, or None when unknown).
+    """Done, total, fraction, docs/s, pages and pages/s, elapsed and ETA (seconds, or None when unknown).
 
     ``done`` counts what the journal holds for the run's source and pipeline (earlier runs included,
     as ``total`` does): the summary's total, or the heartbeat's done + skipped when that is ahead of
@@ -65,9 +65,19 @@ def progress(
         "total": total,
         "fraction": fraction,
         "docs_per_second": rate,
+        **_pages(stats, elapsed),
         "elapsed_seconds": elapsed,
         "eta_seconds": eta,
     }
+
+
+def _pages(stats: Mapping[str, Any], elapsed: float) -> dict[str, Any]:
+    """This run's pages and pages/s from its heartbeat; None until it has met a document with pages."""
+    pages = _optional(stats.get("pages")) or None
+    if pages is None:
+        return {"pages": None, "pages_per_second": None}
+    rate = _number(stats.get("pages_per_second"), pages / elapsed if elapsed > 0 else 0.0)
+    return {"pages": pages, "pages_per_second": rate}
 
 
 def _number(value: Any, default: float) -> float:
@@ -82,7 +92,7 @@ def _optional(value: Any) -> int | None:
 
 
 def summary_json(summary: Summary) -> dict[str, Any]:
-    """Counts by status and label, plus the failure total."""
+    """Counts by status and label, the failure total, docs/s and pages/s over the documents' times."""
     return {
         "total": summary.total,
         "by_status": dict(summary.by_status),
@@ -91,6 +101,8 @@ def summary_json(summary: Summary) -> dict[str, Any]:
         "first_started": summary.first_started,
         "last_finished": summary.last_finished,
         "docs_per_second": summary.docs_per_second,
+        "pages": summary.pages,
+        "pages_per_second": summary.pages_per_second,
     }
 
 

@@ -122,12 +122,26 @@ function renderProgress(run) {
   $("bar").setAttribute("aria-valuenow", String(pct ?? 0));
   $("bar").className = `bar ${run.state === "running" ? "active" : run.state}`;
   const total = p.total == null ? "" : ` / ${fmtInt(p.total)}`;
-  $("bar-text").textContent = `${fmtInt(p.done)}${total} documents${pct == null ? "" : ` · ${pct}%`}`;
+  const pages = pagesOf(run);
+  const pagesText = pages ? ` · ${fmtInt(pages.count)} pages` : "";
+  $("bar-text").textContent = `${fmtInt(p.done)}${total} documents${pagesText}${pct == null ? "" : ` · ${pct}%`}`;
   $("t-rate").textContent = fmtRate(p.docs_per_second);
+  $("tile-pages").hidden = !pages;
+  $("t-pages").textContent = pages ? fmtRate(pages.rate) : "–";
   $("t-elapsed").textContent = fmtDuration(p.elapsed_seconds);
   $("t-eta").textContent = run.state === "running" ? fmtDuration(p.eta_seconds) : run.state === "done" ? "done" : "–";
   $("t-failures").textContent = fmtInt(run.summary.failures);
   $("t-failures").classList.toggle("bad", run.summary.failures > 0);
+}
+
+// Pages (PDF pages, image frames), counted like documents (the journal's or the fresher heartbeat's);
+// the rate is the run's own once it has met pages, else the journal's. Null when there are none.
+function pagesOf(run) {
+  const p = run.progress;
+  const s = run.summary || {};
+  const count = Math.max(p.pages || 0, s.pages || 0);
+  if (!count) return null;
+  return { count, rate: p.pages ? p.pages_per_second : s.pages_per_second };
 }
 
 function renderSummary(summary) {
