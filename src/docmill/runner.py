@@ -26,7 +26,7 @@ import dataclasses
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from docmill._signals import StopFlag, graceful_stop
@@ -362,12 +362,17 @@ def run_config(
     from docmill import _build
 
     config = _build.default_labels(config)
+    launch: Callable[..., RunResult] = run
+    if config.llm.mode == "batch":  # the provider's Batch API (docmill.batch.session)
+        from docmill.batch.session import launcher
+
+        launch = launcher(config)
     source = _build.build_source(config)
     pipeline = _build.build_pipeline(config)
     executor = _build.build_executor(config)
     journal = _build.build_journal(config)
     try:
-        result = run(
+        result = launch(
             source,
             pipeline,
             executor=executor,

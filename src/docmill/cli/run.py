@@ -29,7 +29,7 @@ FLAGS: dict[str, str] = {
     "ocr": "extract.ocr", "ocr_lang": "extract.ocr_lang", "ocr_dpi": "extract.ocr_dpi",
     "ocr_page_seconds": "extract.ocr_page_seconds", "ocr_min_chars": "extract.ocr_min_chars",
 }  # fmt: skip
-NOT_SETTINGS = ("config", "no_parallel", "explain")  # parameters of the command, not of the run
+NOT_SETTINGS = ("config", "no_parallel", "explain", "batch")  # parameters of the command, not of the run
 
 
 def run_command(
@@ -74,6 +74,9 @@ def run_command(
         int | None, _Opt(help="A PDF page with fewer characters in its text layer is OCRed.")
     ] = None,
     explain: Annotated[bool, _Opt("--explain", help="Say which strategy ran and why (auto).")] = False,
+    batch: Annotated[
+        bool, _Opt("--batch", help="LLM: through the provider's Batch API, at its price (llm.mode: batch).")
+    ] = False,
 ) -> None:
     """Classify every document under SOURCE; resumes where an earlier run stopped."""
     from docmill.runner import run_config
@@ -81,7 +84,10 @@ def run_command(
     given = {name: value for name, value in locals().items() if name in FLAGS}  # the parameters: FLAGS' keys
     if no_parallel:
         given["strategy"] = "sequential"
-    settings = RunConfig.load(config, **overrides(given))
+    changes = overrides(given)
+    if batch:
+        changes.setdefault("llm", {})["mode"] = "batch"
+    settings = RunConfig.load(config, **changes)
     result = run_config(settings, reporter=make_reporter(settings.progress))
     if explain:
         typer.echo(f"strategy: {result.strategy}", err=True)

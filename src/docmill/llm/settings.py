@@ -29,6 +29,12 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     invalid_retries: 2                   # extra asks after a reply naming no allowed label
     concurrency: 8                       # requests in flight at start (adapts, AIMD)
     max_concurrency: 256
+    mode: online                         # online | batch (the provider's Batch API: --batch)
+    batch_retry: online                  # a batch line that failed: retried online, or in a batch
+    batch_max_requests: 50000            # request lines per batch file at most
+    batch_max_bytes: 209715200           # bytes per batch file at most (200 MB)
+    batch_poll_seconds: 60               # seconds between two looks at the batches submitted
+    batch_price_factor: 0.5              # batch prices as a share of the online ones
     tasks_per_request: all               # a labels file's LLM tasks: all in one request, or one each
 """
 
@@ -73,6 +79,12 @@ class LLMOptions:
     invalid_retries: int = 2
     concurrency: float = 8.0
     max_concurrency: int = 256
+    mode: Literal["online", "batch"] = "online"
+    batch_retry: Literal["online", "batch"] = "online"
+    batch_max_requests: int = 50_000
+    batch_max_bytes: int = 200 * 1024 * 1024
+    batch_poll_seconds: float = 60.0
+    batch_price_factor: float = 0.5
     tasks_per_request: Literal["all", "one"] = "all"
 
     def __post_init__(self) -> None:
@@ -82,8 +94,13 @@ class LLMOptions:
     def _check_numbers(self) -> None:
         for name in ("timeout", "timeout_floor", "rpm", "tpm", "rate_window", "outage_seconds"):
             _positive(name, getattr(self, name))
+        _positive("batch_poll_seconds", self.batch_poll_seconds)
         for name in ("max_tokens_in", "max_tokens_out", "max_attempts", "concurrency", "timeout_multiplier"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        check(self.batch_max_requests >= 1, "batch_max_requests", self.batch_max_requests, "must be >= 1")
+        check(self.batch_max_bytes >= 1024, "batch_max_bytes", self.batch_max_bytes, "must be >= 1024")
+        factor = self.batch_price_factor
+        check(0 <= factor <= 1, "batch_price_factor", factor, "must be within [0, 1]")
         for name in ("rate_margin", "price_input_per_1m", "price_output_per_1m", "invalid_retries"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
         check(self.max_cost is None or self.max_cost >= 0, "max_cost", self.max_cost, "must be >= 0")

@@ -1,0 +1,521 @@
+"""A ``--batch`` run: documents classified through the provider's Batch API, at its price, crash-safely.
+
+The runner's session with another ``_consume`` (executors still only schedule, the parent is still
+the one writer, outcomes are recorded through the same journal API and stats)::
+
+    pending refs (minus documents in batches not yet collected)
+      → strategy.map_unordered(prepare job: load → extract → BatchRequest) → parent:
+          failed / empty / cached answer → recorded as usual
+          a copy of a document already packed or answered → waits for (takes) that answer, free
+          otherwise → a request line (the online request body) packed into the current file
+      → file full: upload → journal.batch_intent (file id + documents) → create → journal id
+      → poll every ``batch_poll_seconds``; a batch ended → download output and error files →
+        each answer validated as online ones are (``LLMClassifier.parse``: an allowed label),
+        cached, costed at the batch price → recorded; then the batch is marked collected
+      → lines that failed → online (``batch_retry: online``: the whole online pipeline, with its
+        own retries) or one more batch (``batch``), then quarantined with the reason; lines a batch
+        did not get to (expired, cancelled) → re-packed from the input file, as sent.
+
+Crash safety: a batch is in the journal before it is created at the provider, and its id right
+after. A resumed run first looks at the batches not yet collected: one without an id is looked up
+by its input file at the provider (``BatchAPI.find``) and created only if it is not there; the
+others are polled and collected. Their documents are never packed again. Answers are recorded
+before their batch is marked collected, so a run killed in between collects it again (documents
+already recorded are left alone) instead of paying for it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from docmill._signals import graceful_stop
+from docmill.batch.lines import Packer, answer_body, bodies, failure, parse_lines
+from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.config import RunConfig
+from docmill.document import Document, DocumentRef
+from docmill.errors import ConfigError, InvalidModelOutput, UpstreamError
+from docmill.executors import get_executor
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.journal.base import Journal
+from docmill.journal.batch_store import TERMINAL, BatchJournal, BatchMember
+from docmill.journal.faults import crash_point
+from docmill.llm.attempts import Tally
+from docmill.llm.batch_api import BatchAPI
+from docmill.llm.client import LLMReply
+from docmill.llm.prompt import count_prompt_tokens
+from docmill.llm.providers import get_provider
+from docmill.llm.settings import LLMOptions
+from docmill.outcome import ErrorInfo, Outcome, Status, Timings
+from docmill.pipeline import Pipeline
+from docmill.processors.base import Processor
+from docmill.processors.classify_llm import LLMClassifier, _api_key
+from docmill.progress import NullReporter, Reporter
+from docmill.retry import RetryPolicy
+from docmill.runner import RunResult, _Session
+from docmill.sources.base import Source
+
+BODY = "_batch_body"  # the request line's body BatchRequest hands the parent (never recorded)
+MAX_UNFINISHED = 3  # a document its batches never got to this often is sent online (or fails)
+BATCH_TRIES = 2  # with batch_retry: batch, a failed line is sent in one more batch
+
+
+class BatchRequest(Processor):
+    """The LLM step of the prepare job: the document's request line body, or its cached answer."""
+
+    name = "batch-request"
+
+    def __init__(self, classifier: LLMClassifier) -> None:
+        self.classifier = classifier
+
+    def setup(self) -> None:
+        self.classifier.setup()  # the response cache
+
+    def teardown(self) -> None:
+        self.classifier.teardown()
+
+    def process(self, doc: Document) -> Document:
+        clf = self.classifier
+        hit = clf._cached(doc)  # a copy answered before (any mode): free, as online
+        if hit is not None:
+            return hit
+        messages = clf.prompt(doc)
+        options = clf._call_options()
+        provider = get_provider(clf.settings.provider, response_format=clf.settings.response_format)
+        body = provider.body(messages, **options)
+        return doc.with_metadata(**{BODY: body})
+
+
+@dataclass(slots=True)
+class _Open:
+    """A batch not yet collected, as this run tracks it."""
+
+    id: int
+    input_file_id: str
+    members: list[BatchMember]
+    info: dict[str, Any]
+    provider_id: str | None = None
+    state: str = "packed"
+    created: float = 0.0
+
+
+@dataclass(slots=True)
+class _Book:
+    """Who answers what: documents in open batches, the document packed per content, copies waiting."""
+
+    in_flight: set[str] = field(default_factory=set)
+    leaders: dict[str, str] = field(default_factory=dict)  # sha256 → the path whose line answers it
+    followers: dict[str, list[Outcome]] = field(default_factory=dict)  # sha256 → copies waiting
+    answered: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 → answer (this run)
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # path → failed / unfinished lines
+
+
+class BatchSession(_Session):
+    """The runner's session, classifying through batches (see the module docstring)."""
+
+    def __init__(
+        self,
+        source: Source,
+        job: Job,
+        journal: Journal,
+        reporter: Reporter,
+        clock: Clock,
+        commit_every: int,
+        commit_seconds: float,
+        *,
+        prepare: Job,
+        options: LLMOptions,
+        api: BatchAPI,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__(source, job, journal, reporter, clock, commit_every, commit_seconds)
+        self.prepare, self.options, self.api = prepare, options, api
+        steps = job.pipeline.steps
+        assert isinstance(steps[-1], LLMClassifier)
+        self.classifier: LLMClassifier = steps[-1]
+        self.price = self.classifier.price.scaled(options.batch_price_factor)
+        self.provider = get_provider(self.classifier.settings.provider)
+        self.packer = Packer(options.batch_max_requests, options.batch_max_bytes)
+        self.open: dict[int, _Open] = {}
+        self.book = _Book()
+        self.online: list[DocumentRef] = []
+        self.committed = 0.0  # the most the open batches may cost
+        self._polled = -math.inf
+        self._crash = crash_point()
+        self._wait = sleep or (self.stop.wait if clock is SYSTEM_CLOCK else clock.sleep)
+        self._store = cast(BatchJournal, journal)
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def _consume(self, strategy: Executor, retry_failed: bool) -> None:
+        self.job.setup()  # the parent's classifier: validation, cache, online retries
+        try:
+            scope = {"source": self.source.root, "fingerprint": self.fingerprint}
+            self.book.lines = self._store.batch_line_counts(**scope)
+            for record in self._store.batches(**scope, open_only=True):
+                self._resume(
+                    _Open(
+                        record.id,
+                        record.input_file_id,
+                        [],
+                        dict(record.info),
+                        record.provider_id,
+                        record.state,
+                        record.created,
+                    )
+                )
+            listed = self._counted(self.source)
+            pending = self.journal.pending(listed, retry_failed=retry_failed, **scope)
+            outcomes = strategy.map_unordered(self.prepare, self._until_stopped(self._not_in_flight(pending)))
+            try:
+                for outcome in outcomes:
+                    self._prepared(outcome)
+                    self._poll(force=False)
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:
+                    close()
+            self._drain()
+        finally:
+            self.job.teardown()
+
+    def _not_in_flight(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        return (ref for ref in refs if ref.id not in self.book.in_flight)
+
+    def _drain(self) -> None:
+        """Submit what is packed, then poll and collect until no batch is open (or the run stops)."""
+        self._submit()
+        self._crash.reached("all-submitted")
+        while self.open or self.online or len(self.packer):
+            if self.stop.reason not in (None, "max-cost"):
+                return  # interrupted: the next run collects what was submitted
+            self._retry_online()
+            self._submit()
+            self._poll(force=True)
+            if self.open:
+                self.reporter.message(f"waiting for {len(self.open)} batch(es) at the provider")
+                self._wait(self.options.batch_poll_seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        data = super().snapshot()
+        data["batches"] = {"open": len(self.open), "committed": round(self.committed, 6)}
+        return data
+
+    # -- documents in -----------------------------------------------------------------------------
+
+    def _prepared(self, outcome: Outcome) -> None:
+        result = dict(outcome.result or {})
+        body = result.pop(BODY, None)
+        if body is None or outcome.status is not Status.OK:
+            self._add(outcome)  # failed, empty, or answered from the cache
+            return
+        outcome = dataclasses.replace(outcome, result=result)
+        sha, path, book = outcome.sha256, outcome.ref.id, self.book
+        if sha and sha in book.answered:
+            self._add(_copy(outcome, book.answered[sha], book.leaders.get(sha)))
+            return
+        if sha and book.leaders.get(sha, path) != path:
+            book.followers.setdefault(sha, []).append(outcome)
+            return
+        lines = book.lines.get(path, {})
+        failed, unfinished = lines.get("failed", 0), lines.get("unfinished", 0)
+        if failed and self.options.batch_retry == "online" or unfinished >= MAX_UNFINISHED:
+            self.online.append(outcome.ref)
+        elif failed >= BATCH_TRIES:
+            self._add(_failed(outcome.ref, sha, result, f"the batch line failed {failed} times"))
+        else:
+            self._pack(BatchMember("", outcome.ref, sha, result), body)
+
+    def _pack(self, member: BatchMember, body: Any) -> None:
+        if member.sha256:
+            self.book.leaders[member.sha256] = member.ref.id
+        line = self.packer.line(body)
+        if not self.packer.fits(line):
+            self._submit()
+            line = self.packer.line(body)
+        custom_id = f"doc-{len(self.packer)}"
+        tokens = count_prompt_tokens(body.get("messages") or []) if isinstance(body, Mapping) else 0
+        self.packer.add(dataclasses.replace(member, custom_id=custom_id), line, tokens)
+        if self.packer.full:
+            self._submit()
+
+    # -- batches out ------------------------------------------------------------------------------
+
+    def _submit(self) -> None:
+        """Upload the packed file, record it, create the batch, record its id (in that order)."""
+        if not len(self.packer):
+            return
+        content, members, tokens = self.packer.take()
+        if self.stop.is_set():
+            return  # stopping: these documents are left for the next run, nothing was paid
+        most = self.price.cost(tokens, self.classifier.settings.max_tokens_out * len(members))
+        if self.max_cost is not None and self._spent + self.committed + most > self.max_cost:
+            if self.stop.set("max-cost"):
+                self.reporter.message(f"spending limit ${self.max_cost:g} reached: no more batches submitted")
+            return
+        file_id = self.api.upload(content)
+        info = {"requests": len(members), "bytes": len(content), "estimate": most}
+        batch_id = self._store.batch_intent(
+            run_id=self.run_id, source=self.source.root, fingerprint=self.fingerprint,
+            input_file_id=file_id, members=members, info=info,
+        )  # fmt: skip
+        self._crash.reached("before-submit")
+        opened = _Open(batch_id, file_id, members, info, created=self.clock.wall())
+        self._track(opened)
+        self._create(opened)
+
+    def _resume(self, opened: _Open) -> None:
+        """A batch an earlier run recorded and did not collect: adopt it, and submit it if it never was."""
+        opened.members = self._store.batch_members(opened.id)
+        self._track(opened)
+        if opened.provider_id is None:
+            found = self.api.find(opened.input_file_id)  # created before the run could note its id?
+            if found is None:
+                self._create(opened)
+            else:
+                self._created(opened, found, "found at the provider")
+
+    def _track(self, opened: _Open) -> None:
+        self.open[opened.id] = opened
+        self.committed += float(opened.info.get("estimate") or 0.0)
+        for member in opened.members:
+            self.book.in_flight.add(member.ref.id)
+            if member.sha256:
+                self.book.leaders.setdefault(member.sha256, member.ref.id)
+
+    def _create(self, opened: _Open) -> None:
+        batch = self.api.create(opened.input_file_id, metadata={"docmill_batch": str(opened.id)})
+        self._crash.reached("after-submit")
+        self._created(opened, batch, "submitted")
+
+    def _created(self, opened: _Open, batch: Mapping[str, Any], how: str) -> None:
+        opened.provider_id, opened.state = str(batch["id"]), str(batch["status"])
+        self._store.batch_update(
+            opened.id, state=opened.state, info=opened.info, provider_id=opened.provider_id
+        )
+        self.reporter.message(
+            f"batch {opened.id} {how}: {len(opened.members)} requests ({opened.provider_id})"
+        )
+
+    def _poll(self, *, force: bool) -> None:
+        now = self.clock.monotonic()
+        if not force and now - self._polled < self.options.batch_poll_seconds:
+            return
+        self._polled = now
+        for opened in list(self.open.values()):
+            if opened.provider_id is None:
+                continue
+            batch = self.api.retrieve(opened.provider_id)
+            status = str(batch["status"])
+            if status != opened.state:
+                opened.state = status
+                opened.info["request_counts"] = batch.get("request_counts")
+                self._store.batch_update(opened.id, state=status, info=opened.info)
+            if status in TERMINAL:
+                self._collect(opened, batch)
+
+    # -- answers in -------------------------------------------------------------------------------
+
+    def _collect(self, opened: _Open, batch: Mapping[str, Any]) -> None:
+        """Record the answers of an ended batch, then mark it collected; failed lines to their retry."""
+        outputs, errors = self._file(batch.get("output_file_id")), self._file(batch.get("error_file_id"))
+        refs = [m.ref for m in opened.members]
+        left = self.journal.pending(refs, source=self.source.root, fingerprint=self.fingerprint)
+        recorded = {r.id for r in refs} - {r.id for r in left}  # a collection replayed after a kill
+        lines: dict[str, tuple[str, str | None]] = {}
+        again: list[tuple[BatchMember, str, str]] = []
+        money = {"cost": 0.0, "saved": 0.0, "ok": 0}
+        for member in opened.members:
+            if member.ref.id in recorded:
+                lines[member.custom_id] = ("ok", None)
+                continue
+            body = answer_body(outputs.get(member.custom_id))
+            fate, reason = (
+                ("ok", None)
+                if body is not None
+                else failure(errors.get(member.custom_id) or outputs.get(member.custom_id), opened.state)
+            )
+            if body is not None:
+                try:
+                    self._answered(member, body, opened, money)
+                except (UpstreamError, InvalidModelOutput) as exc:
+                    fate, reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+            lines[member.custom_id] = (fate, reason)
+            if fate != "ok":
+                again.append((member, fate, reason or ""))
+        with self._lock:
+            self._flush()  # the answers are in the journal before the batch is marked collected
+        info = {**opened.info, **money, "request_counts": batch.get("request_counts"), "failed": len(again)}
+        self._store.batch_collected(opened.id, state=opened.state, info=info, lines=lines)
+        del self.open[opened.id]
+        self.committed -= float(opened.info.get("estimate") or 0.0)
+        self.book.in_flight.difference_update(m.ref.id for m in opened.members)
+        self.reporter.message(
+            f"batch {opened.id} {opened.state}: {money['ok']} answered, {len(again)} to retry "
+            f"(saved ${money['saved']:.4f})"
+        )
+        self._again(opened, again)
+
+    def _answered(self, member: BatchMember, body: Any, opened: _Open, money: dict[str, Any]) -> None:
+        """One output line: validated exactly as an online reply, cached, costed at the batch price."""
+        clf = self.classifier
+        completion = self.provider.completion(body)
+        reply = LLMReply(
+            completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason, 0.0, 0
+        )
+        doc = Document(member.ref, member.sha256 or "", metadata=member.result)
+        answer = clf.parse(doc, reply)  # InvalidModelOutput unless it names an allowed label
+        if member.sha256:
+            clf._cache.put(clf._key(doc), answer)
+        tally = Tally()
+        tally.add(reply)
+        cost = self.price.cost(tally.tokens_in, tally.tokens_out)
+        saved = clf.price.cost(tally.tokens_in, tally.tokens_out) - cost
+        result = {
+            **member.result, **clf._common(answer), **tally.usage(), "cost": cost, "cached": False,
+            "concurrency": 0, "batch": opened.provider_id, "saved": saved,
+        }  # fmt: skip
+        money.update(cost=money["cost"] + cost, saved=money["saved"] + saved, ok=money["ok"] + 1)
+        now = self.clock.wall()
+        self._add(
+            Outcome(
+                member.ref,
+                Status.OK,
+                member.sha256,
+                result,
+                None,
+                1,
+                Timings(opened.created or now, now, "batch"),
+            )
+        )
+        if member.sha256:
+            self.book.answered[member.sha256] = result
+            for copy in self.book.followers.pop(member.sha256, []):
+                self._add(_copy(copy, result, member.ref.id))
+
+    def _again(self, opened: _Open, again: list[tuple[BatchMember, str, str]]) -> None:
+        """Lines without an answer: re-packed (unfinished; failed with ``batch_retry: batch``), sent
+        online (failed, ``batch_retry: online``), or failed for good once their tries are spent."""
+        if not again:
+            return
+        sent: dict[str, Any] | None = None
+        for member, fate, reason in again:
+            counts = self.book.lines.setdefault(member.ref.id, {})
+            counts[fate] = counts.get(fate, 0) + 1
+            copies = self.book.followers.pop(member.sha256, []) if member.sha256 else []
+            if member.sha256 and self.book.leaders.get(member.sha256) == member.ref.id:
+                del self.book.leaders[member.sha256]
+            online = self.options.batch_retry == "online" and fate == "failed"
+            if online or counts.get("unfinished", 0) >= MAX_UNFINISHED:
+                self.online.extend([member.ref, *(c.ref for c in copies)])
+                continue
+            if counts.get("failed", 0) >= BATCH_TRIES:
+                for ref, sha, result in [
+                    (member.ref, member.sha256, member.result),
+                    *((c.ref, c.sha256, c.result or {}) for c in copies),
+                ]:
+                    self._add(_failed(ref, sha, result, f"{reason} ({counts['failed']} tries)"))
+                continue
+            if sent is None:
+                sent = dict(bodies(self.api.content(opened.input_file_id)))
+            if sent.get(member.custom_id) is None:
+                continue  # the input file is gone: the document is pending, the next run sends it
+            if member.sha256:
+                self.book.followers.setdefault(member.sha256, []).extend(copies)
+            self._pack(
+                dataclasses.replace(member, custom_id="", state="packed", error=None), sent[member.custom_id]
+            )
+
+    def _retry_online(self) -> None:
+        """Documents whose batch line failed: the whole online pipeline, its own retries included."""
+        refs, self.online = self.online, []
+        if not refs or self.stop.is_set():
+            return
+        self.reporter.message(f"retrying {len(refs)} document(s) online")
+        with ThreadPoolExecutor(max_workers=min(8, len(refs)), thread_name_prefix="docmill-online") as pool:
+            for outcome in pool.map(self.job.run, refs):
+                self._add(outcome)
+
+    def _file(self, file_id: Any) -> dict[str, dict[str, Any]]:
+        return parse_lines(self.api.content(str(file_id))) if file_id else {}
+
+
+def _copy(outcome: Outcome, answer: Mapping[str, Any], source: str | None) -> Outcome:
+    """A copy of a document answered in a batch: its answer, none of its spend."""
+    keep = ("label", "score", "classifier", "model")
+    result = {
+        **(outcome.result or {}), **{k: answer[k] for k in keep if k in answer}, "tokens_in": 0,
+        "tokens_out": 0, "requests": 0, "cost": 0.0, "cached": False, "concurrency": 0, "coalesced": source,
+    }  # fmt: skip
+    return dataclasses.replace(outcome, result=result)
+
+
+def _failed(ref: DocumentRef, sha: str | None, result: Mapping[str, Any], reason: str) -> Outcome:
+    error = ErrorInfo("BatchRequestFailed", reason, "", retryable=False)  # quarantined, with its reason
+    return Outcome(ref, Status.FAILED, sha, dict(result), error, 1, Timings())
+
+
+def run_batch(
+    source: Source,
+    pipeline: Processor,
+    *,
+    options: LLMOptions,
+    executor: Executor | str = "sequential",
+    workers: int | None = None,
+    journal: Journal | None = None,
+    reporter: Reporter | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    commit_every: int = 2000,
+    commit_seconds: float = 1.0,
+    retry_failed: bool = False,
+    fresh: bool = False,
+    max_cost: float | None = None,
+    settings: Mapping[str, Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    api: BatchAPI | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RunResult:
+    """``runner.run`` for ``llm.mode: batch``: the same arguments, and the llm ``options``."""
+    pipeline.check_requirements()
+    pipeline.check()
+    steps = pipeline.steps if isinstance(pipeline, Pipeline) else (pipeline,)
+    classifier = steps[-1]
+    if not isinstance(classifier, LLMClassifier):
+        raise ConfigError("llm.mode: batch needs the llm classifier (--classifier llm)")
+    if classifier.settings.provider != "openai":
+        raise ConfigError("llm.mode: batch speaks OpenAI's Batch API: it needs provider: openai")
+    job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
+    prepare = Job(
+        source, Pipeline(*steps[:-1], BatchRequest(classifier)), retry=retry, timeout=timeout, clock=clock
+    )
+    if journal is None:
+        from docmill.journal.sqlite import SqliteJournal
+
+        journal = SqliteJournal(":memory:")
+    s = classifier.settings
+    api = api or BatchAPI(s.base_url, api_key=_api_key(s), timeout=s.timeout, sleep=sleep or clock.sleep)
+    strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
+    session = BatchSession(
+        source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds,
+        prepare=prepare, options=options, api=api, sleep=sleep,
+    )  # fmt: skip
+    session.max_cost = max_cost
+    try:
+        with graceful_stop(session.stop, session.reporter.message), strategy:
+            return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
+    finally:
+        api.close()
+
+
+def launcher(config: RunConfig) -> Callable[..., RunResult]:
+    """``run_batch`` for ``config`` (``runner.run_config`` calls it in ``run``'s place)."""
+    if config.classifier.partition(":")[0] != "llm":
+        raise ConfigError(f"llm.mode: batch needs --classifier llm, not {config.classifier!r}")
+    return functools.partial(run_batch, options=config.llm)
