@@ -51,6 +51,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "total": run.total if run else None,
         "by_status": dict(summary.by_status),
         "by_label": dict(summary.by_label),
+        "by_task": task_counts(journal, run),
         "failures": failures,
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
         "pages": summary.pages,
@@ -59,6 +60,22 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "live": stats,
         **_liveness(run.state if run else None, run.heartbeat if run else None, stats, summary.total),
     }  # fmt: skip
+
+
+def task_counts(journal: Journal, run: RunRecord | None) -> dict[str, dict[str, int]]:
+    """Documents per label of each task the run answered (a multi-label answer counts each label)."""
+    from docmill.model.tasks import LEGACY, recorded_tasks, task_value
+
+    tasks = [name for name in recorded_tasks([run.config] if run else []) if name != LEGACY]
+    counts: dict[str, dict[str, int]] = {name: {} for name in tasks}
+    if not tasks or run is None:
+        return counts
+    for record in journal.iter_documents(Query(run_id=run.id)):
+        for name in tasks:
+            value = task_value(record.result, name)
+            for label in [value] if isinstance(value, str) else value or ():
+                counts[name][label] = counts[name].get(label, 0) + 1
+    return counts
 
 
 def _liveness(state: str | None, heartbeat: float | None, stats: dict[str, Any], done: int) -> dict[str, Any]:
@@ -90,8 +107,10 @@ def status_lines(data: dict[str, Any]) -> list[str]:
     ]
     if data.get("pages"):
         lines.append(f"pages {data['pages']:,} · {data['pages_per_second']:.2f} pages/s")
-    if data["by_label"]:
+    if data["by_label"] and not data.get("by_task"):  # with tasks: the first task's line says it
         lines.append("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_label"].items())))
+    for task, counts in (data.get("by_task") or {}).items():
+        lines.append(f"{task}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
     if data["cost"]:
         lines.append(f"spent ${data['cost']:.4f}")
     return lines
@@ -185,18 +204,27 @@ def export_command(
     status: Annotated[list[str] | None, typer.Option(help="Only these statuses (repeatable).")] = None,
     label: Annotated[str | None, typer.Option(help="Only this label.")] = None,
 ) -> None:
-    """Write the results (path, sha256, status, label, score, error, …) as CSV, JSON Lines or Parquet."""
-    from docmill.export import export
+    """Write the results (path, sha256, status, label, score, error, …, label_<task> for each task of a
+    labels file with tasks) as CSV, JSON Lines or Parquet."""
+    from docmill.export import EXPORT_COLUMNS, export, task_columns
 
     journal = open_existing(db)
     try:
         check_run(journal, run)
         query = Query(run_id=run, status=tuple(status or ()), label=label)
-        n = export(journal.iter_documents(query), fmt, output)
+        columns = EXPORT_COLUMNS + task_columns(run_tasks(journal, run))
+        n = export(journal.iter_documents(query), fmt, output, columns)
     finally:
         journal.close()
     if output != "-":
         typer.echo(f"wrote {n} rows to {output}", err=True)
+
+
+def run_tasks(journal: Journal, run_id: int | None) -> dict[str, dict[str, Any]]:
+    """The tasks the run (every run when None) answered, as its record declares them."""
+    from docmill.model.tasks import recorded_tasks
+
+    return recorded_tasks(r.config for r in journal.runs() if run_id is None or r.id == run_id)
 
 
 def failures_command(

@@ -68,13 +68,17 @@ def eval_command(
     run: Annotated[int | None, _Opt("--run", help="A run id (default: the latest run).")] = None,
     as_json: Annotated[bool, _Opt("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Score the labels of a run (the latest by default) against a truth CSV."""
+    """Score the labels of a run (the latest by default) against a truth CSV; a run that answered
+    tasks, against a truth CSV with a column per task (``topic`` or ``label_topic``), each task."""
+    from docmill.cli.eval_tasks import eval_tasks
     from docmill.cli.inspect import open_existing
     from docmill.model.evaluation import evaluate, journal_predictions, read_truth
 
-    expected = read_truth(truth)
     journal = open_existing(db)
     try:
+        if eval_tasks(journal, run, truth, as_json=as_json):
+            return
+        expected = read_truth(truth)
         predicted = journal_predictions(journal, run_id=run)
     finally:
         journal.close()

@@ -7,12 +7,13 @@ and the columns of ``RunResult.to_pandas()``/``to_arrow()``. A new column is one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 from docmill.journal.base import DocumentRecord
+from docmill.model.tasks import LEGACY, task_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,7 @@ class Column:
     """One export column: ``name``, the type of its values (None aside) and how to ``read`` it."""
 
     name: str
-    kind: type[str] | type[int] | type[float]
+    kind: type[str] | type[int] | type[float] | type[list[str]]  # list: a multi-label task's labels
     read: Callable[[DocumentRecord], Any]
 
 
@@ -54,6 +55,20 @@ COLUMNS: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
 """The names of :data:`EXPORT_COLUMNS`, in order."""
 
 
-def export_row(record: DocumentRecord) -> dict[str, Any]:
-    """``record``'s export columns, in order."""
-    return {column.name: column.read(record) for column in EXPORT_COLUMNS}
+def task_columns(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[Column, ...]:
+    """One ``label_<task>`` column per task the runs declared (``docmill.model.tasks``): its label,
+    or a multi-label task's list of labels. A plain labels file's one task is the ``label`` column."""
+    return tuple(
+        Column(f"label_{name}", list if spec.get("multi") else str, _task_reader(name))
+        for name, spec in tasks.items()
+        if name != LEGACY
+    )
+
+
+def _task_reader(name: str) -> Callable[[DocumentRecord], Any]:
+    return lambda record: task_value(record.result, name)
+
+
+def export_row(record: DocumentRecord, columns: tuple[Column, ...] = EXPORT_COLUMNS) -> dict[str, Any]:
+    """``record``'s export columns (by default :data:`EXPORT_COLUMNS`), in order."""
+    return {column.name: column.read(record) for column in columns}

@@ -30,6 +30,7 @@ from docmill.settings import SettingError
 
 if TYPE_CHECKING:
     from docmill.config import RunConfig
+    from docmill.processors.tasks_llm import EachTaskLLM, TasksLLM
 
 
 class Scorer(Protocol):
@@ -103,9 +104,16 @@ class LocalTasks(Processor):
     name = "tasks"
     version = "1"
 
-    def __init__(self, scorers: Sequence[tuple[Task, Scorer]], *, primary: str | None = None) -> None:
+    def __init__(
+        self,
+        scorers: Sequence[tuple[Task, Scorer]],
+        *,
+        primary: str | None = None,
+        declared: TaskSet | None = None,
+    ) -> None:
         self.scorers = tuple(scorers)
         self.primary = primary
+        self.declared = declared  # the labels file's tasks, in file order (for the run record)
 
     def process(self, doc: Document) -> Document:
         text = doc.text if doc.text is not None else (doc.content or b"").decode("utf-8", "replace")
@@ -135,9 +143,12 @@ def task_steps(config: RunConfig, path: str) -> list[Processor]:
     llm = [t for t in taskset if t.kind(run) == "llm"]
     steps: list[Processor] = []
     if local:
-        steps.append(LocalTasks([(t, _scorer(t, config, Path(path).parent)) for t in local], primary=primary))
+        scorers = [(t, _scorer(t, config, Path(path).parent)) for t in local]
+        steps.append(LocalTasks(scorers, primary=primary, declared=taskset))
     if llm:
-        steps.append(_llm_step(llm, config, primary))
+        step = _llm_step(llm, config, primary)
+        step.declared = taskset
+        steps.append(step)
     return steps
 
 
@@ -159,7 +170,7 @@ def _scorer(task: Task, config: RunConfig, folder: Path) -> Scorer:
     return ModelTaskScorer(task, path, **settings)
 
 
-def _llm_step(tasks: Sequence[Task], config: RunConfig, primary: str | None) -> Processor:
+def _llm_step(tasks: Sequence[Task], config: RunConfig, primary: str | None) -> TasksLLM | EachTaskLLM:
     from docmill.processors.classify_llm import connection, wiring
     from docmill.processors.tasks_llm import EachTaskLLM, TasksLLM
 
@@ -177,13 +188,12 @@ def _llm_step(tasks: Sequence[Task], config: RunConfig, primary: str | None) -> 
 
 
 def declared(pipeline: Processor) -> dict[str, Any]:
-    """``{"tasks": …}`` for the run record when ``pipeline`` answers tasks, else ``{}``."""
-    found: list[Task] = []
+    """``{"tasks": …}`` (file order) for the run record when ``pipeline`` answers tasks, else ``{}``."""
     for step in getattr(pipeline, "steps", (pipeline,)):
-        found += [t for t, _ in getattr(step, "scorers", ())]
-        found += list(getattr(step, "tasks", ()))
-        found += [t for child in getattr(step, "children", ()) for t in child.tasks]
-    return {"tasks": TaskSet(tuple(found)).describe()} if found else {}
+        found = getattr(step, "declared", None)
+        if isinstance(found, TaskSet):
+            return {"tasks": found.describe()}
+    return {}
 
 
 __all__ = ["KeywordTaskScorer", "LocalTasks", "ModelTaskScorer", "answer", "declared", "task_steps"]

@@ -36,6 +36,7 @@ class TasksLLM(LLMClassifier):
 
     name = "llm-tasks"
     version = "1"
+    declared: TaskSet | None = None  # the labels file's tasks, in file order (for the run record)
 
     def __init__(
         self, tasks: Sequence[Task], settings: LLMSettings, *, primary: str | None = None, **wiring: Any
@@ -101,6 +102,7 @@ class EachTaskLLM(AsyncProcessor):
     name = "llm-each-task"
     version = "1"
     requires = (("httpx", "llm"),)
+    declared: TaskSet | None = None
 
     def __init__(self, children: Sequence[TasksLLM]) -> None:
         self.children = tuple(children)
