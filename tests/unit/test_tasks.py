@@ -114,7 +114,7 @@ def test_answers_single_and_multi_with_threshold_and_top_k() -> None:
 
 def test_local_tasks_step_adds_every_answer_and_the_primary_label() -> None:
     tasks = parse_tasks(_yaml(TASKS))
-    step = LocalTasks([(t, KeywordTaskScorer(t)) for t in tasks], primary="topic")
+    step = LocalTasks([(t, KeywordTaskScorer(t)) for t in tasks], primary="topic", declared=tasks)
     doc = step.process(make_document("the struct function opens a tcp socket; #include <x>"))
     recorded = doc.metadata["tasks"]
     assert recorded["topic"]["label"] == "network" and doc.metadata["label"] == "network"
@@ -123,6 +123,7 @@ def test_local_tasks_step_adds_every_answer_and_the_primary_label() -> None:
     step = pickle.loads(pickle.dumps(step))
     assert step.process(make_document("perl")).metadata["tasks"]["language"]["label"] == "perl"
     assert declared(step)["tasks"]["audience"]["multi"] is True
+    assert declared(LocalTasks([])) == {}
 
 
 def test_task_value_reads_a_recorded_result() -> None:
@@ -173,3 +174,19 @@ def _yaml(text: str) -> Any:
     import yaml
 
     return yaml.safe_load(text)
+
+
+def test_the_emulator_answers_a_tasks_schema_with_every_evident_label() -> None:
+    from docmill.llm import emulator_schema
+
+    tasks = parse_tasks(_yaml(TASKS)).tasks[:2]
+    messages = build_task_messages(tasks, "The daemon runs as root. Each function returns a struct.")
+    request = {"response_format": {"type": "json_schema", "json_schema": {"schema": tasks_schema(tasks)}}}
+    options: dict[str, Any] = {"ollama": False, "seed": 0, "error_rate": 0.0, "gullible": False}
+    text = emulator_schema.answer(request, messages, bad_label=False, **options)
+    reply = parse_tasks_reply(tasks, text)
+    assert set(reply["audience"]["labels"]) == {"programmer", "administrator"}
+    assert reply["topic"]["label"] in ("network", "storage")
+    bad = emulator_schema.answer(request, messages, bad_label=True, **options)
+    with pytest.raises(InvalidModelOutput):
+        parse_tasks_reply(tasks, bad)

@@ -67,6 +67,17 @@ def _obeyed(labels: Sequence[LabelSpec], text: str) -> str | None:
     return assigned.group(1) if assigned else None
 
 
+def evident(labels: Sequence[LabelSpec], text: str, *, share: float = 0.5) -> list[str]:
+    """Every label (best first) scoring at least ``share`` of the best one: a multi-label answer.
+    The best label alone when nothing matched."""
+    scores = score(labels, text)
+    order = sorted(range(len(labels)), key=lambda i: (-scores[i], i))
+    if not order:
+        return []
+    top = scores[order[0]]
+    return [labels[i].name for i in order if top > 0 and scores[i] >= share * top] or [labels[order[0]].name]
+
+
 def classify(
     labels: Sequence[LabelSpec], text: str, *, seed: int = 0, error_rate: float = 0.0, gullible: bool = False
 ) -> tuple[str, float, str]:

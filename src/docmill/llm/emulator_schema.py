@@ -5,7 +5,8 @@ A provider with structured outputs (OpenAI ``response_format: json_schema``, Oll
 choice, no property the schema forbids appears. Clients rely on that, so the emulator does the same:
 ``answer`` walks the schema and builds a value for it (objects, enums, consts, strings, numbers,
 integers, booleans, arrays, nulls, ``anyOf``/``oneOf``/``allOf`` and local ``$ref``), asking the
-classification model (``emulator_model``) for every string enum, restricted to its members.
+classification model (``emulator_model``) for every string enum, restricted to its members. An array
+of a string enum (a multi-label answer) holds every member with evidence in the document, best first.
 
 The document the model reads is the fenced text of docmill's own prompt; any other prompt (a user
 of the ``openai`` client writing their own) is read whole. Strict OpenAI schemas are checked the way
@@ -99,15 +100,26 @@ def answer(
             found = emulator_model.classify(specs, text, seed=seed, error_rate=error_rate)
         return ("not-a-label", *found[1:]) if bad_label else found
 
+    def choose_many(names: Sequence[str]) -> list[str]:
+        offered = {spec.name: spec for spec in labels}
+        found = emulator_model.evident([offered.get(name, LabelSpec(name)) for name in names], text)
+        return ["not-a-label"] if bad_label else found
+
     if schema is None:
         content = answer_json(*choose(()))
         return content if wants_json else f"Here is the classification:\n```json\n{content}\n```"
-    return json.dumps(generate(schema, choose))
+    return json.dumps(generate(schema, choose, choose_many))
 
 
-def generate(schema: Schema, choose: Callable[[Sequence[str]], tuple[str, float, str]]) -> Any:
-    """A value valid under ``schema``; string enums are chosen by ``choose`` among their members."""
+def generate(
+    schema: Schema,
+    choose: Callable[[Sequence[str]], tuple[str, float, str]],
+    choose_many: Callable[[Sequence[str]], list[str]] | None = None,
+) -> Any:
+    """A value valid under ``schema``; string enums are chosen by ``choose`` among their members,
+    arrays of a string enum by ``choose_many`` (when given)."""
     builder = _Builder(schema, choose, 0.0, "", "")
+    builder.choose_many = choose_many
     builder.label, builder.confidence, builder.reason = choose(builder.first_enum(schema, 0))
     return builder.value(schema, "", 0)
 
@@ -125,6 +137,7 @@ class _Builder:
     ) -> None:
         self.root, self.choose = root, choose
         self.confidence, self.reason, self.label = confidence, reason, label
+        self.choose_many: Callable[[Sequence[str]], list[str]] | None = None
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
         schema = self._resolve(schema)
@@ -201,6 +214,9 @@ class _Builder:
         high = schema.get("maxItems")
         count = max(low, 1) if high is None else min(max(low, 1), int(high))
         item = self._resolve(schema.get("items") or {})
+        names = [m for m in item.get("enum") or [] if isinstance(m, str)] if isinstance(item, Mapping) else []
+        if names and self.choose_many is not None:
+            return _sized(self.choose_many(names), names, low, high)
         if isinstance(item, Mapping) and "enum" in item and count > 1 and schema.get("uniqueItems"):
             first = self._enum(list(item["enum"]))
             rest = [m for m in item["enum"] if m != first]
@@ -215,6 +231,13 @@ class _Builder:
         low, high = int(schema.get("minLength") or 0), schema.get("maxLength")
         text = text.ljust(low, ".")
         return text if high is None else text[: int(high)]
+
+
+def _sized(chosen: list[str], names: list[str], low: int, high: Any) -> list[str]:
+    """``chosen`` within ``minItems``/``maxItems``: cut, or padded with the other members."""
+    chosen = chosen[: int(high)] if high is not None else chosen
+    rest = [n for n in names if n not in chosen]
+    return chosen + rest[: max(0, low - len(chosen))]
 
 
 def _type_of(schema: Schema) -> str:
