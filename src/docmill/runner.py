@@ -364,7 +364,7 @@ def run_config(
     config = _build.default_labels(config)
     launch: Callable[..., RunResult] = run
     if config.llm.mode == "batch":  # the provider's Batch API (docmill.batch.session)
-        from docmill.batch.session import launcher
+        from docmill.batch.run import launcher
 
         launch = launcher(config)
     source = _build.build_source(config)

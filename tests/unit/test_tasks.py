@@ -190,3 +190,13 @@ def test_the_emulator_answers_a_tasks_schema_with_every_evident_label() -> None:
     bad = emulator_schema.answer(request, messages, bad_label=True, **options)
     with pytest.raises(InvalidModelOutput):
         parse_tasks_reply(tasks, bad)
+
+
+def test_the_tasks_file_in_docs_classifiers_md_loads(tmp_path: Path) -> None:
+    import re
+
+    docs = Path(__file__).parents[2] / "docs" / "classifiers.md"
+    blocks = re.findall(r"```yaml\n(tasks:.*?)```", docs.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) == 1
+    tasks = load_tasks(write(tmp_path, blocks[0]))
+    assert tasks.names == ("topic", "audience", "language") and tasks.tasks[1].top_k == 2

@@ -14,8 +14,33 @@ from typing import Any
 
 from docmill.journal.batch_store import BatchMember
 from docmill.llm.batch_api import ENDPOINT
+from docmill.outcome import Outcome
 
 UNFINISHED = ("batch_expired", "batch_cancelled")  # lines a provider did not get to: re-packed
+
+
+@dataclass(slots=True)
+class OpenBatch:
+    """A batch not yet collected, as this run tracks it."""
+
+    id: int
+    input_file_id: str
+    members: list[BatchMember]
+    info: dict[str, Any]
+    provider_id: str | None = None
+    state: str = "packed"
+    created: float = 0.0
+
+
+@dataclass(slots=True)
+class Book:
+    """Who answers what: documents in open batches, the document packed per content, copies waiting."""
+
+    in_flight: set[str] = field(default_factory=set)
+    leaders: dict[str, str] = field(default_factory=dict)  # sha256 → the path whose line answers it
+    followers: dict[str, list[Outcome]] = field(default_factory=dict)  # sha256 → copies waiting
+    answered: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 → answer (this run)
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # path → failed / unfinished lines
 
 
 @dataclass(slots=True)

@@ -27,20 +27,16 @@ already recorded are left alone) instead of paying for it twice.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-from docmill._signals import graceful_stop
-from docmill.batch.lines import Packer, answer_body, bodies, failure, parse_lines
+from docmill.batch.lines import Book, OpenBatch, Packer, answer_body, bodies, failure, parse_lines
+from docmill.batch.request import BODY, copy_outcome, failed_outcome
 from docmill.clock import SYSTEM_CLOCK, Clock
-from docmill.config import RunConfig
 from docmill.document import Document, DocumentRef
-from docmill.errors import ConfigError, InvalidModelOutput, UpstreamError
-from docmill.executors import get_executor
+from docmill.errors import InvalidModelOutput, UpstreamError
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.journal.base import Journal
@@ -52,68 +48,14 @@ from docmill.llm.client import LLMReply
 from docmill.llm.prompt import count_prompt_tokens
 from docmill.llm.providers import get_provider
 from docmill.llm.settings import LLMOptions
-from docmill.outcome import ErrorInfo, Outcome, Status, Timings
-from docmill.pipeline import Pipeline
-from docmill.processors.base import Processor
-from docmill.processors.classify_llm import LLMClassifier, _api_key
-from docmill.progress import NullReporter, Reporter
-from docmill.retry import RetryPolicy
-from docmill.runner import RunResult, _Session
+from docmill.outcome import Outcome, Status, Timings
+from docmill.processors.classify_llm import LLMClassifier
+from docmill.progress import Reporter
+from docmill.runner import _Session
 from docmill.sources.base import Source
 
-BODY = "_batch_body"  # the request line's body BatchRequest hands the parent (never recorded)
 MAX_UNFINISHED = 3  # a document its batches never got to this often is sent online (or fails)
 BATCH_TRIES = 2  # with batch_retry: batch, a failed line is sent in one more batch
-
-
-class BatchRequest(Processor):
-    """The LLM step of the prepare job: the document's request line body, or its cached answer."""
-
-    name = "batch-request"
-
-    def __init__(self, classifier: LLMClassifier) -> None:
-        self.classifier = classifier
-
-    def setup(self) -> None:
-        self.classifier.setup()  # the response cache
-
-    def teardown(self) -> None:
-        self.classifier.teardown()
-
-    def process(self, doc: Document) -> Document:
-        clf = self.classifier
-        hit = clf._cached(doc)  # a copy answered before (any mode): free, as online
-        if hit is not None:
-            return hit
-        messages = clf.prompt(doc)
-        options = clf._call_options()
-        provider = get_provider(clf.settings.provider, response_format=clf.settings.response_format)
-        body = provider.body(messages, **options)
-        return doc.with_metadata(**{BODY: body})
-
-
-@dataclass(slots=True)
-class _Open:
-    """A batch not yet collected, as this run tracks it."""
-
-    id: int
-    input_file_id: str
-    members: list[BatchMember]
-    info: dict[str, Any]
-    provider_id: str | None = None
-    state: str = "packed"
-    created: float = 0.0
-
-
-@dataclass(slots=True)
-class _Book:
-    """Who answers what: documents in open batches, the document packed per content, copies waiting."""
-
-    in_flight: set[str] = field(default_factory=set)
-    leaders: dict[str, str] = field(default_factory=dict)  # sha256 → the path whose line answers it
-    followers: dict[str, list[Outcome]] = field(default_factory=dict)  # sha256 → copies waiting
-    answered: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 → answer (this run)
-    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # path → failed / unfinished lines
 
 
 class BatchSession(_Session):
@@ -142,8 +84,8 @@ class BatchSession(_Session):
         self.price = self.classifier.price.scaled(options.batch_price_factor)
         self.provider = get_provider(self.classifier.settings.provider)
         self.packer = Packer(options.batch_max_requests, options.batch_max_bytes)
-        self.open: dict[int, _Open] = {}
-        self.book = _Book()
+        self.open: dict[int, OpenBatch] = {}
+        self.book = Book()
         self.online: list[DocumentRef] = []
         self.committed = 0.0  # the most the open batches may cost
         self._polled = -math.inf
@@ -160,7 +102,7 @@ class BatchSession(_Session):
             self.book.lines = self._store.batch_line_counts(**scope)
             for record in self._store.batches(**scope, open_only=True):
                 self._resume(
-                    _Open(
+                    OpenBatch(
                         record.id,
                         record.input_file_id,
                         [],
@@ -218,7 +160,7 @@ class BatchSession(_Session):
         outcome = dataclasses.replace(outcome, result=result)
         sha, path, book = outcome.sha256, outcome.ref.id, self.book
         if sha and sha in book.answered:
-            self._add(_copy(outcome, book.answered[sha], book.leaders.get(sha)))
+            self._add(copy_outcome(outcome, book.answered[sha], book.leaders.get(sha)))
             return
         if sha and book.leaders.get(sha, path) != path:
             book.followers.setdefault(sha, []).append(outcome)
@@ -228,7 +170,7 @@ class BatchSession(_Session):
         if failed and self.options.batch_retry == "online" or unfinished >= MAX_UNFINISHED:
             self.online.append(outcome.ref)
         elif failed >= BATCH_TRIES:
-            self._add(_failed(outcome.ref, sha, result, f"the batch line failed {failed} times"))
+            self._add(failed_outcome(outcome.ref, sha, result, f"the batch line failed {failed} times"))
         else:
             self._pack(BatchMember("", outcome.ref, sha, result), body)
 
@@ -266,11 +208,11 @@ class BatchSession(_Session):
             input_file_id=file_id, members=members, info=info,
         )  # fmt: skip
         self._crash.reached("before-submit")
-        opened = _Open(batch_id, file_id, members, info, created=self.clock.wall())
+        opened = OpenBatch(batch_id, file_id, members, info, created=self.clock.wall())
         self._track(opened)
         self._create(opened)
 
-    def _resume(self, opened: _Open) -> None:
+    def _resume(self, opened: OpenBatch) -> None:
         """A batch an earlier run recorded and did not collect: adopt it, and submit it if it never was."""
         opened.members = self._store.batch_members(opened.id)
         self._track(opened)
@@ -281,7 +223,7 @@ class BatchSession(_Session):
             else:
                 self._created(opened, found, "found at the provider")
 
-    def _track(self, opened: _Open) -> None:
+    def _track(self, opened: OpenBatch) -> None:
         self.open[opened.id] = opened
         self.committed += float(opened.info.get("estimate") or 0.0)
         for member in opened.members:
@@ -289,12 +231,12 @@ class BatchSession(_Session):
             if member.sha256:
                 self.book.leaders.setdefault(member.sha256, member.ref.id)
 
-    def _create(self, opened: _Open) -> None:
+    def _create(self, opened: OpenBatch) -> None:
         batch = self.api.create(opened.input_file_id, metadata={"docmill_batch": str(opened.id)})
         self._crash.reached("after-submit")
         self._created(opened, batch, "submitted")
 
-    def _created(self, opened: _Open, batch: Mapping[str, Any], how: str) -> None:
+    def _created(self, opened: OpenBatch, batch: Mapping[str, Any], how: str) -> None:
         opened.provider_id, opened.state = str(batch["id"]), str(batch["status"])
         self._store.batch_update(
             opened.id, state=opened.state, info=opened.info, provider_id=opened.provider_id
@@ -322,7 +264,7 @@ class BatchSession(_Session):
 
     # -- answers in -------------------------------------------------------------------------------
 
-    def _collect(self, opened: _Open, batch: Mapping[str, Any]) -> None:
+    def _collect(self, opened: OpenBatch, batch: Mapping[str, Any]) -> None:
         """Record the answers of an ended batch, then mark it collected; failed lines to their retry."""
         outputs, errors = self._file(batch.get("output_file_id")), self._file(batch.get("error_file_id"))
         refs = [m.ref for m in opened.members]
@@ -362,7 +304,7 @@ class BatchSession(_Session):
         )
         self._again(opened, again)
 
-    def _answered(self, member: BatchMember, body: Any, opened: _Open, money: dict[str, Any]) -> None:
+    def _answered(self, member: BatchMember, body: Any, opened: OpenBatch, money: dict[str, Any]) -> None:
         """One output line: validated exactly as an online reply, cached, costed at the batch price."""
         clf = self.classifier
         completion = self.provider.completion(body)
@@ -397,9 +339,9 @@ class BatchSession(_Session):
         if member.sha256:
             self.book.answered[member.sha256] = result
             for copy in self.book.followers.pop(member.sha256, []):
-                self._add(_copy(copy, result, member.ref.id))
+                self._add(copy_outcome(copy, result, member.ref.id))
 
-    def _again(self, opened: _Open, again: list[tuple[BatchMember, str, str]]) -> None:
+    def _again(self, opened: OpenBatch, again: list[tuple[BatchMember, str, str]]) -> None:
         """Lines without an answer: re-packed (unfinished; failed with ``batch_retry: batch``), sent
         online (failed, ``batch_retry: online``), or failed for good once their tries are spent."""
         if not again:
@@ -420,7 +362,7 @@ class BatchSession(_Session):
                     (member.ref, member.sha256, member.result),
                     *((c.ref, c.sha256, c.result or {}) for c in copies),
                 ]:
-                    self._add(_failed(ref, sha, result, f"{reason} ({counts['failed']} tries)"))
+                    self._add(failed_outcome(ref, sha, result, f"{reason} ({counts['failed']} tries)"))
                 continue
             if sent is None:
                 sent = dict(bodies(self.api.content(opened.input_file_id)))
@@ -444,78 +386,3 @@ class BatchSession(_Session):
 
     def _file(self, file_id: Any) -> dict[str, dict[str, Any]]:
         return parse_lines(self.api.content(str(file_id))) if file_id else {}
-
-
-def _copy(outcome: Outcome, answer: Mapping[str, Any], source: str | None) -> Outcome:
-    """A copy of a document answered in a batch: its answer, none of its spend."""
-    keep = ("label", "score", "classifier", "model")
-    result = {
-        **(outcome.result or {}), **{k: answer[k] for k in keep if k in answer}, "tokens_in": 0,
-        "tokens_out": 0, "requests": 0, "cost": 0.0, "cached": False, "concurrency": 0, "coalesced": source,
-    }  # fmt: skip
-    return dataclasses.replace(outcome, result=result)
-
-
-def _failed(ref: DocumentRef, sha: str | None, result: Mapping[str, Any], reason: str) -> Outcome:
-    error = ErrorInfo("BatchRequestFailed", reason, "", retryable=False)  # quarantined, with its reason
-    return Outcome(ref, Status.FAILED, sha, dict(result), error, 1, Timings())
-
-
-def run_batch(
-    source: Source,
-    pipeline: Processor,
-    *,
-    options: LLMOptions,
-    executor: Executor | str = "sequential",
-    workers: int | None = None,
-    journal: Journal | None = None,
-    reporter: Reporter | None = None,
-    retry: RetryPolicy | None = None,
-    timeout: float | None = None,
-    commit_every: int = 2000,
-    commit_seconds: float = 1.0,
-    retry_failed: bool = False,
-    fresh: bool = False,
-    max_cost: float | None = None,
-    settings: Mapping[str, Any] | None = None,
-    clock: Clock = SYSTEM_CLOCK,
-    api: BatchAPI | None = None,
-    sleep: Callable[[float], None] | None = None,
-) -> RunResult:
-    """``runner.run`` for ``llm.mode: batch``: the same arguments, and the llm ``options``."""
-    pipeline.check_requirements()
-    pipeline.check()
-    steps = pipeline.steps if isinstance(pipeline, Pipeline) else (pipeline,)
-    classifier = steps[-1]
-    if not isinstance(classifier, LLMClassifier):
-        raise ConfigError("llm.mode: batch needs the llm classifier (--classifier llm)")
-    if classifier.settings.provider != "openai":
-        raise ConfigError("llm.mode: batch speaks OpenAI's Batch API: it needs provider: openai")
-    job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
-    prepare = Job(
-        source, Pipeline(*steps[:-1], BatchRequest(classifier)), retry=retry, timeout=timeout, clock=clock
-    )
-    if journal is None:
-        from docmill.journal.sqlite import SqliteJournal
-
-        journal = SqliteJournal(":memory:")
-    s = classifier.settings
-    api = api or BatchAPI(s.base_url, api_key=_api_key(s), timeout=s.timeout, sleep=sleep or clock.sleep)
-    strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
-    session = BatchSession(
-        source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds,
-        prepare=prepare, options=options, api=api, sleep=sleep,
-    )  # fmt: skip
-    session.max_cost = max_cost
-    try:
-        with graceful_stop(session.stop, session.reporter.message), strategy:
-            return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
-    finally:
-        api.close()
-
-
-def launcher(config: RunConfig) -> Callable[..., RunResult]:
-    """``run_batch`` for ``config`` (``runner.run_config`` calls it in ``run``'s place)."""
-    if config.classifier.partition(":")[0] != "llm":
-        raise ConfigError(f"llm.mode: batch needs --classifier llm, not {config.classifier!r}")
-    return functools.partial(run_batch, options=config.llm)

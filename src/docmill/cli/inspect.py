@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from docmill.batch.report import batch_lines, batch_summary
 from docmill.clock import SYSTEM_CLOCK
 from docmill.errors import ConfigError
 from docmill.journal import open_journal
@@ -57,6 +58,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "pages": summary.pages,
         "pages_per_second": round(summary.pages_per_second, 3),
         "cost": stats.get("cost", 0.0),
+        "batches": batch_summary(journal, run),
         "live": stats,
         **_liveness(run.state if run else None, run.heartbeat if run else None, stats, summary.total),
     }  # fmt: skip
@@ -113,7 +115,7 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"{task}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
     if data["cost"]:
         lines.append(f"spent ${data['cost']:.4f}")
-    return lines
+    return lines + batch_lines(data.get("batches"))
 
 
 def _strategy(run: dict[str, Any], live: dict[str, Any]) -> str:
