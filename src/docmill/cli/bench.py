@@ -211,6 +211,12 @@ def plan(
     pages_per_doc: Annotated[
         float | None, typer.Option(help="Project documents of this many pages (page costs from --sample).")
     ] = None,
+    batch_turnaround: Annotated[
+        str, typer.Option(help="LLM through the Batch API: the provider's turnaround, at most (24h).")
+    ] = "24h",
+    batch_queue_tokens: Annotated[
+        float | None, typer.Option(help="Tokens the provider lets wait in batches at once (your tier).")
+    ] = None,
 ) -> None:
     """Project wall time, workers/hosts, LLM rate and cost of a run over DOCS documents."""
     from docmill.bench.plan import PlanInputs, llm_stage, parse_duration, plan_report
@@ -218,6 +224,7 @@ def plan(
 
     if (sample is None) == (from_run is None):
         raise ConfigError("give exactly one of --sample DIR or --from results/<run-id>")
+    turnaround = parse_duration(batch_turnaround)
     inputs = PlanInputs(  # validated before any measuring starts
         docs=docs,
         deadline_s=parse_duration(deadline) if deadline else None,
@@ -243,6 +250,10 @@ def plan(
         assert from_run is not None
         profile = profile_from_run(from_run, cell=cell)
     typer.echo(plan_report(profile, inputs))
+    from docmill.bench.plan_batch import compare, comparison_lines
+
+    found = compare(profile, inputs, turnaround_s=turnaround, queue_tokens=batch_queue_tokens)
+    typer.echo("\n".join(comparison_lines(found)))
 
 
 def register(app: typer.Typer) -> None:
