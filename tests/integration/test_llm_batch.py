@@ -199,3 +199,30 @@ def test_failed_lines_are_retried_then_recorded(corpus: Path, tmp_path: Path, re
     for record in quarantined:  # a line that failed in both of its batches: set aside with the reason
         assert record.error_type == "BatchRequestFailed" and "500" in (record.error_message or "")
     assert all(status in ("ok", "duplicate", "quarantined") for status, _ in found.values())
+
+
+def test_batch_answers_fill_the_response_cache(corpus: Path, tmp_path: Path) -> None:
+    """With the default cache beside a SQLite journal (threads: the workers' classifiers are their
+    own), an online run after a batch run asks nothing: every answer is cached."""
+    (tmp_path / "a").mkdir()
+    with emulator() as server:
+        run_config(configure(corpus, str(tmp_path / "a" / "batch.db"), llm(server, cache="auto")))
+        assert server.stats()["batch_requests"] == DISTINCT
+        online = llm(server, cache="auto", mode="online")
+        run_config(configure(corpus, str(tmp_path / "a" / "online.db"), online))
+        assert server.stats()["requests"] == 0
+    assert labels(str(tmp_path / "a" / "online.db")) == labels(str(tmp_path / "a" / "batch.db"))
+
+
+def test_max_cost_stops_submitting_and_collects_what_was_submitted(corpus: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "j.db")
+    with emulator() as server:
+        expensive = llm(server, price_input_per_1m=200.0, price_output_per_1m=200.0, cache="auto")
+        config = configure(corpus, db, expensive).replace(max_cost=0.5)
+        result = run_config(config)
+        stats = server.stats()
+        assert result.stopped == "max-cost" and 0 < stats["batch_requests"] < DISTINCT
+        assert all(not b.open for b in batches(db)) and 0 < result.stats.cost <= 0.5
+        run_config(configure(corpus, db, expensive))  # no limit: the rest
+        assert server.stats()["batch_requests"] == DISTINCT
+    check_complete(db)

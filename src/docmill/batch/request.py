@@ -8,6 +8,7 @@ its spend; ``failed_outcome`` sets a document aside with its last line's reason.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -27,7 +28,8 @@ class BatchRequest(Processor):
     name = "batch-request"
 
     def __init__(self, classifier: LLMClassifier) -> None:
-        self.classifier = classifier
+        self.classifier = copy.copy(classifier)  # its own client and cache: a worker thread's
+        # teardown must not close the parent's (the copy starts without either: __getstate__)
 
     def setup(self) -> None:
         self.classifier.setup()  # the response cache

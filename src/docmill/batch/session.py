@@ -89,6 +89,7 @@ class BatchSession(_Session):
         self.online: list[DocumentRef] = []
         self.committed = 0.0  # the most the open batches may cost
         self._polled = -math.inf
+        self._waiting = 0
         self._crash = crash_point()
         self._wait = sleep or (self.stop.wait if clock is SYSTEM_CLOCK else clock.sleep)
         self._store = cast(BatchJournal, journal)
@@ -141,7 +142,9 @@ class BatchSession(_Session):
             self._submit()
             self._poll(force=True)
             if self.open:
-                self.reporter.message(f"waiting for {len(self.open)} batch(es) at the provider")
+                if len(self.open) != self._waiting:  # said once per change, not per look
+                    self._waiting = len(self.open)
+                    self.reporter.message(f"waiting for {len(self.open)} batch(es) at the provider")
                 self._wait(self.options.batch_poll_seconds)
 
     def snapshot(self) -> dict[str, Any]:
