@@ -226,3 +226,85 @@ def test_max_cost_stops_submitting_and_collects_what_was_submitted(corpus: Path,
         run_config(configure(corpus, db, expensive))  # no limit: the rest
         assert server.stats()["batch_requests"] == DISTINCT
     check_complete(db)
+
+
+@pytest.mark.parametrize("seconds", [4, pytest.param(20, marks=pytest.mark.slow)])
+def test_acceptance_200_documents_killed_once_all_are_submitted(tmp_path: Path, seconds: int) -> None:
+    """Issue 18's acceptance: 200 distinct unseen documents with --batch against `docmill emulate
+    --batch-seconds N`; the runner SIGKILLed once every document is submitted; the resumed run
+    completes: each document received once in batches, 200 ok, spend at the batch price."""
+    docs = {f"n{i:03d}.txt": f"{TEXTS[i % 2]}, item {i} of the ledger number {i * 7919}" for i in range(200)}
+    corpus = write_corpus(tmp_path / "corpus", docs)
+    port = _free_port()
+    argv = [sys.executable, "-m", "docmill", "emulate", "--port", str(port), "--batch-seconds", str(seconds)]
+    argv += ["--latency-median", "0"]
+    server = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL)
+    try:
+        url = _wait_for(port)
+        db = str(tmp_path / "j.db")
+        config = tmp_path / "docmill.yaml"
+        config.write_text(
+            yaml.safe_dump({"llm": {"base_url": url + "/v1", "model": "emulated-small", **PRICE}})
+        )
+        argv = [sys.executable, "-m", "docmill", "run", str(corpus), "--config", str(config), "--batch"]
+        argv += ["--classifier", "llm", "--db", db, "--progress", "none", "--strategy", "processes"]
+        env = {**os.environ, "PYTHONPATH": str(SRC), "DOCMILL_CRASH_AT": "all-submitted:1"}
+        killed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert killed.returncode == -9, killed.stderr
+        env.pop("DOCMILL_CRASH_AT")
+        with_poll = [*argv[:6], str(_polling(tmp_path, config)), *argv[7:]]
+        resumed = subprocess.run(with_poll, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        stats = _stats(url)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert (stats["batch_requests"], stats["requests"]) == (200, 0)
+    records = documents(db)
+    assert len(records) == 200 and all(r.status == "ok" for r in records)
+    tokens_in, tokens_out = (
+        sum(r.result["tokens_in"] for r in records),
+        sum(r.result["tokens_out"] for r in records),
+    )
+    assert (tokens_in, tokens_out) == (stats["batch_tokens_in"], stats["batch_tokens_out"])
+    batch_price = (tokens_in * 10.0 + tokens_out * 20.0) / 1e6 / 2
+    assert sum(r.result["cost"] for r in records) == pytest.approx(batch_price)
+
+
+def _polling(tmp_path: Path, config: Path) -> Path:
+    """The same settings, polling every 0.5 s (the default minute is for real providers)."""
+    settings = yaml.safe_load(config.read_text())
+    settings["llm"]["batch_poll_seconds"] = 0.5
+    polled = tmp_path / "polled.yaml"
+    polled.write_text(yaml.safe_dump(settings))
+    return polled
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int) -> str:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the emulator did not start")
+
+
+def _stats(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/emulator/stats", timeout=10) as response:
+        found: dict[str, Any] = json.load(response)
+    return found
