@@ -107,24 +107,39 @@ def _check_csv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-@pytest.mark.parametrize("strategy", ["threads", "asyncio"])
+def _requests(db: str, tmp_path: Path) -> list[int]:
+    lines = _export(db, tmp_path, "jsonl").read_text().splitlines()
+    return [json.loads(line)["result"]["requests"] for line in lines]
+
+
+@pytest.mark.parametrize("strategy", ["threads", "sequential", "processes"])
 def test_every_llm_task_of_a_document_is_one_request(corpus: Path, tmp_path: Path, strategy: str) -> None:
     with _server() as server:
-        db = _run(corpus, server, "-s", strategy)
+        db = _run(corpus, server, "-s", strategy, "-w", "2")
         assert server.stats()["requests"] == N  # one call per document for its two LLM tasks
     rows = _check_csv(_export(db, tmp_path, "csv"))
     assert any(row["label_audience"] for row in rows) and any(row["label_language"] for row in rows)
+    assert _requests(db, tmp_path) == [1] * N
 
 
-@pytest.mark.parametrize("strategy", ["threads", "asyncio", "sequential"])
+@pytest.mark.parametrize("strategy", ["threads", "sequential"])
 def test_one_request_per_task_when_asked(corpus: Path, tmp_path: Path, strategy: str) -> None:
     with _server() as server:
         db = _run(corpus, server, "-s", strategy, per_task=True)
-        stats = server.stats()
-    assert stats["requests"] == N * 2  # documents × LLM tasks
+        assert server.stats()["requests"] == N * 2  # documents × LLM tasks
     _check_csv(_export(db, tmp_path, "csv"))
-    lines = [json.loads(line) for line in _export(db, tmp_path, "jsonl").read_text().splitlines()]
-    assert all(line["result"]["requests"] == 2 for line in lines)  # summed over the document's tasks
+    assert _requests(db, tmp_path) == [2] * N  # summed over the document's tasks
+
+
+@pytest.mark.parametrize("per_task", [False, True])
+def test_awaited_tasks_count_every_request(corpus: Path, tmp_path: Path, per_task: bool) -> None:
+    """``asyncio`` awaits the calls (a slow one may be sent twice): every request is on the record."""
+    with _server() as server:
+        db = _run(corpus, server, "-s", "asyncio", per_task=per_task)
+        received = server.stats()["requests"]
+    _check_csv(_export(db, tmp_path, "csv"))
+    recorded = _requests(db, tmp_path)
+    assert received == sum(recorded) and min(recorded) == (2 if per_task else 1)
 
 
 def test_keywords_give_every_column_without_an_llm(corpus: Path, tmp_path: Path) -> None:
@@ -186,3 +201,26 @@ def test_a_wrong_tasks_file_stops_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.endswith("tasks.audience.topk: unknown setting; did you mean top_k?") and "\n" not in err
     assert not (tmp_path / "j.db").exists()
+
+
+@pytest.mark.slow
+def test_two_hundred_man_pages_two_llm_tasks_two_hundred_requests(
+    tmp_path: Path, manpages: Path, manpage_labels: Path
+) -> None:
+    """200 distinct man pages, ``-c llm``: the emulator receives exactly 200 requests."""
+    root, seen = tmp_path / "corpus", set()
+    for row in csv.DictReader(manpage_labels.open()):
+        data = (manpages / row["path"]).read_bytes()
+        if data not in seen and len(seen) < 200:
+            seen.add(data)
+            (root / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+            (root / row["path"]).write_bytes(data)
+    (tmp_path / "tasks.yaml").write_text(TASKS, encoding="utf-8")
+    with _server() as server:
+        db = _run(root, server, "-s", "threads")
+        assert server.stats()["requests"] == 200
+    rows = list(csv.DictReader(_export(db, tmp_path, "csv").open()))
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(rows) == 200 and len(ok) >= 190  # a broken PDF may fail extraction, not the LLM
+    assert all(r["label_topic"] in TOPICS for r in ok)
+    assert all(set(filter(None, r["label_audience"].split(";"))) <= set(AUDIENCES) for r in ok)
