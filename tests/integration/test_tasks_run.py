@@ -208,7 +208,7 @@ def test_two_hundred_man_pages_two_llm_tasks_two_hundred_requests(
     tmp_path: Path, manpages: Path, manpage_labels: Path
 ) -> None:
     """200 distinct man pages, ``-c llm``: the emulator receives exactly 200 requests."""
-    root, seen = tmp_path / "corpus", set()
+    root, seen = tmp_path / "corpus", set[bytes]()
     for row in csv.DictReader(manpage_labels.open()):
         data = (manpages / row["path"]).read_bytes()
         if data not in seen and len(seen) < 200:
