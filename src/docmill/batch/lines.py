@@ -36,7 +36,7 @@ class OpenBatch:
 class Book:
     """Who answers what: documents in open batches, the document packed per content, copies waiting."""
 
-    in_flight: set[str] = field(default_factory=set)
+    in_flight: set[str] = field(default_factory=set)  # paths in a batch of this run (open or not)
     leaders: dict[str, str] = field(default_factory=dict)  # sha256 → the path whose line answers it
     followers: dict[str, list[Outcome]] = field(default_factory=dict)  # sha256 → copies waiting
     answered: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # sha256 → answer (this run)

@@ -129,6 +129,8 @@ class BatchSession(_Session):
             self.job.teardown()
 
     def _not_in_flight(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        """Refs of no batch of this run: a document collected after ``pending`` looked it up (a batch
+        resumed and collected while the listing goes on) is not packed again."""
         return (ref for ref in refs if ref.id not in self.book.in_flight)
 
     def _drain(self) -> None:
@@ -300,7 +302,6 @@ class BatchSession(_Session):
         self._store.batch_collected(opened.id, state=opened.state, info=info, lines=lines)
         del self.open[opened.id]
         self.committed -= float(opened.info.get("estimate") or 0.0)
-        self.book.in_flight.difference_update(m.ref.id for m in opened.members)
         self.reporter.message(
             f"batch {opened.id} {opened.state}: {money['ok']} answered, {len(again)} to retry "
             f"(saved ${money['saved']:.4f})"
