@@ -51,7 +51,7 @@ from docmill.document import Document, DocumentRef, sha256_bytes
 from docmill.executors import get_executor
 from docmill.job import Job
 from docmill.limits.adaptive import AIMD
-from docmill.limits.provider import ProviderLimits
+from docmill.limits.provider import DEFAULT_MARGIN, ProviderLimits
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
 from docmill.llm.prompt import LabelSpec, build_messages, truncate
@@ -114,20 +114,40 @@ class Pages:
 FAULTS = {
     "docmill+faults": {"fail_500": 0.10, "hang": 0.02},
     "docmill+tail": {"fail_500": 0.05, "fail_503": 0.05, "hang": 0.02},
+    "tail-nohedge": {"fail_500": 0.05, "fail_503": 0.05, "hang": 0.02},
 }
-TIMEOUTS = {"docmill+tail": 60.0}  # the default: only the tail-aware limit cuts a hang
+# the default: only the tail-aware limit (and hedging at the tail) cuts a hang
+TIMEOUTS = {"docmill+tail": 60.0, "tail-nohedge": 60.0}
+HEDGE = {"tail-nohedge": 0.0}  # the quantile past which a call is hedged (0: never); else the default
 
 
 LEARNED = ("learned", "noheaders", "quantized")  # no limits configured: learned from the replies
 
 
-def emulator_config(name: str, rpm: int = RPM) -> EmulatorConfig:
+def emulator_config(name: str, rpm: int = RPM, seed: int = 1) -> EmulatorConfig:
     extra: dict[str, Any] = dict(FAULTS.get(name, {}))
     if name == "noheaders":
         extra["limit_headers"] = "none"
     if name == "quantized":
         extra["quantize"] = True
-    return EmulatorConfig(rpm=rpm, tpm=TPM, latency_median=1.0, latency_sigma=0.3, seed=1, **extra)
+    return EmulatorConfig(rpm=rpm, tpm=TPM, latency_median=1.0, latency_sigma=0.3, seed=seed, **extra)
+
+
+class _Counted(LLMClassifier):
+    """The classifier with its client's hedging figures kept past teardown (``hedge`` set per variant)."""
+
+    hedge: float | None = None
+    hedges: tuple[int, int] = (0, 0)
+
+    def setup(self) -> None:
+        super().setup()
+        if self.hedge is not None and self._client is not None:
+            self._client.hedger.quantile = self.hedge
+
+    def teardown(self) -> None:
+        if self._client is not None:
+            self.hedges = (self._client.hedger.sent, self._client.hedger.won)
+        super().teardown()
 
 
 def run_docmill(server: EmulatorServer, n: int, name: str, max_in: int, rpm: int = RPM) -> dict[str, Any]:
@@ -140,13 +160,23 @@ def run_docmill(server: EmulatorServer, n: int, name: str, max_in: int, rpm: int
     )
     limits = ProviderLimits.from_rates(None, None) if name in LEARNED else ProviderLimits.from_rates(rpm, TPM)
     retry = RetryPolicy(max_attempts=8, initial=0.5, maximum=10.0)
-    clf = LLMClassifier(LABELS, settings, limits=limits, retry=retry, concurrency=AIMD(limit=16, maximum=64))
+    clf = _Counted(LABELS, settings, limits=limits, retry=retry, concurrency=AIMD(limit=16, maximum=64))
+    clf.hedge = HEDGE.get(name)
     job = Job(Pages(n), clf)
     statuses: dict[str, int] = {}
+    per_doc: dict[int, int] = {}  # HTTP requests a document took → documents
     with get_executor("asyncio", workers=64) as executor:
         for outcome in executor.map_unordered(job, Pages(n)):
             statuses[outcome.status.value] = statuses.get(outcome.status.value, 0) + 1
-    return {"statuses": statuses, "failed": n - statuses.get(Status.OK.value, 0)}
+            requests = int((outcome.result or {}).get("requests", 0))
+            per_doc[requests] = per_doc.get(requests, 0) + 1
+    failed = n - statuses.get(Status.OK.value, 0)
+    return {
+        "statuses": statuses,
+        "failed": failed,
+        "hedges": clf.hedges,
+        "per_doc": dict(sorted(per_doc.items())),
+    }
 
 
 def run_naive(server: EmulatorServer, n: int, max_in: int) -> dict[str, Any]:
@@ -175,8 +205,16 @@ def run_naive(server: EmulatorServer, n: int, max_in: int) -> dict[str, Any]:
     return {"statuses": {"ok": ok, "failed": n - ok}, "failed": n - ok}
 
 
-def variant(name: str, n: int, max_in: int, rpm: int, out: multiprocessing.Queue[dict[str, Any]]) -> None:
-    with EmulatorServer(emulator_config(name, rpm)) as server:
+def pace(requests: int, rpm: int) -> float:
+    """Seconds the limiter needs to admit ``requests`` at ``rpm`` (``within``: the burst, then the rate)."""
+    burst = max(1, rpm // 100)
+    return max(0, requests - burst) / ((rpm - 1 - burst) / (60 + DEFAULT_MARGIN))
+
+
+def variant(
+    name: str, n: int, max_in: int, rpm: int, seed: int, out: multiprocessing.Queue[dict[str, Any]]
+) -> None:
+    with EmulatorServer(emulator_config(name, rpm, seed)) as server:
         started = time.monotonic()
         if name == "naive":
             result = run_naive(server, n, max_in)
@@ -205,13 +243,21 @@ def variant(name: str, n: int, max_in: int, rpm: int, out: multiprocessing.Queue
             "tokens": stats["tokens_in"] + stats["tokens_out"],
             "ceiling_per_min": round(min(rpm, TPM / tokens_per_call), 1),
             "first_gap": round(arrivals[1] - arrivals[0], 3) if len(arrivals) > 1 else None,
+            "pace_s": round(pace(stats["requests"], rpm), 1),  # the limiter's minimum for these requests
+            "last_arrival": round(arrivals[-1], 1) if arrivals else None,
+            "tail_s": round(elapsed - arrivals[-1], 1) if arrivals else None,  # after the last request
+            "last_arrivals": [round(t, 2) for t in arrivals[-12:]],
+            "hedges_sent_won": result.get("hedges"),
+            "requests_per_doc": result.get("per_doc"),
         }
     )
 
 
-def bench_variants(n: int, names: list[str], max_in: int, rpm: int = RPM) -> None:
+def bench_variants(n: int, names: list[str], max_in: int, rpm: int = RPM, seed: int = 1) -> None:
     out: multiprocessing.Queue[dict[str, Any]] = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=variant, args=(name, n, max_in, rpm, out)) for name in names]
+    procs = [
+        multiprocessing.Process(target=variant, args=(name, n, max_in, rpm, seed, out)) for name in names
+    ]
     for proc in procs:
         proc.start()
     rows = [out.get() for _ in procs]
@@ -222,6 +268,7 @@ def bench_variants(n: int, names: list[str], max_in: int, rpm: int = RPM) -> Non
     )
     head = ["variant", "seconds", "ceiling_per_min", "accepted_per_min", "ceiling_share", "paced_share"]
     head += ["docs_ok_per_min", "rate_limited", "failed_docs", "busiest_60s", "requests"]
+    head += ["pace_s", "last_arrival", "tail_s", "hedges_sent_won"]
     print(" | ".join(head))
     for row in sorted(rows, key=lambda r: names.index(r["variant"])):
         print(" | ".join(str(row[h]) for h in head))
@@ -231,6 +278,18 @@ def bench_variants(n: int, names: list[str], max_in: int, rpm: int = RPM) -> Non
     for name in names:
         if name != "docmill" and "docmill" in seconds:
             print(f"wall time {name} / docmill: {seconds[name] / seconds['docmill']:.2f}")
+    _floors(rows)
+
+
+def _floors(rows: list[dict[str, Any]]) -> None:
+    """The least each run could take at the limiter's pace: its requests, then the clean run's tail."""
+    clean = next((row for row in rows if row["variant"] == "docmill"), None)
+    if clean is None:
+        return
+    for row in rows:
+        if row is not clean:
+            floor = (row["pace_s"] + clean["tail_s"]) / clean["seconds"]
+            print(f"floor {row['variant']} / docmill with {row['requests']} requests: {floor:.3f}")
 
 
 def _ops(limiter: Any, n: int) -> float:
@@ -301,10 +360,11 @@ def main() -> None:
     )
     parser.add_argument("--faults", action="store_true", help="clean vs faults + hangs (default timeout)")
     parser.add_argument("--learned", action="store_true", help="learned vs configured limits, 300 RPM")
+    parser.add_argument("--seed", type=int, default=1, help="the emulators' seed (latencies and faults)")
     args = parser.parse_args()
     docs, rpm = args.docs or 2000, args.rpm or RPM
     if args.faults:
-        args.variants = "docmill,docmill+tail"
+        args.variants = "docmill,docmill+tail,tail-nohedge"
     if args.learned:
         if args.variants == parser.get_default("variants"):
             args.variants = "learned,docmill"  # add noheaders with --variants learned,docmill,noheaders
@@ -312,7 +372,7 @@ def main() -> None:
     if args.limiter:
         bench_limiter()
     else:
-        bench_variants(docs, args.variants.split(","), args.max_tokens_in, rpm)
+        bench_variants(docs, args.variants.split(","), args.max_tokens_in, rpm, args.seed)
 
 
 if __name__ == "__main__":

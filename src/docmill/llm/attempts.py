@@ -9,9 +9,11 @@ Every HTTP attempt passes through ``Tally``: a reply adds its real usage; a fail
 request and, when the provider may have done work for it (5xx, timeouts, dropped connections,
 garbled bodies), the prompt's estimated tokens, because a call cut by a timeout can be billed and
 a spending limit must not under-count. A 429, a refused connection or a refused key did no work
-and adds no tokens. Outages (nothing answers, the key is refused) feed the ``Breaker``: they are
-retried until it opens or the document's budget is spent, and then the run stops
-(``RunStoppedError``) instead of failing the document.
+and adds no tokens. The loser of a hedged call (``docmill.llm.hedge``), cut off once the other
+answered, adds one request and the prompt's tokens; a hedge is not a retry (it spends none of the
+policy's attempts unless it fails). Outages (nothing answers, the key is refused) feed the
+``Breaker``: they are retried until it opens or the document's budget is spent, and then the run
+stops (``RunStoppedError``) instead of failing the document.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ class Tally:
         self.failures += 1
         if not isinstance(error, RateLimitedError) and outage_kind(error) is None:
             self.tokens_in += self.prompt_tokens
+
+    def cancelled(self) -> None:
+        """A hedged call's loser was cut off: the provider saw it and may bill its prompt."""
+        self.requests += 1
+        self.tokens_in += self.prompt_tokens
 
     def usage(self) -> dict[str, int]:
         return {"tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "requests": self.requests}

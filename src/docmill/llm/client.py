@@ -5,7 +5,8 @@ around the same ``_prepare`` and ``_finish``)::
 
     ConcurrencyGate.hold → ProviderLimits.acquire(estimate) → Slot.send → httpx send (no retries
     of its own) within the tail-aware timeout (``LatencyTracker``: multiplier × the recent p99, the
-    configured timeout as ceiling; async calls in flight are re-timed as replies come in)
+    configured timeout as ceiling; async calls in flight are re-timed as replies come in; at the
+    tail of a run, ``hedger`` sends a twin of an awaited call outstanding past p95, ``docmill.llm.hedge``)
     → _finish: 429 → pause every caller + RateLimitedError(retry_after); 5xx, timeouts, dropped
       connections, garbled bodies → UpstreamError (refused connections, DNS failures →
       UnreachableError); 401/403 → AuthRefusedError; other 4xx → PermanentError; 200 → settle the
@@ -37,6 +38,7 @@ from docmill.limits.adaptive import ConcurrencyGate
 from docmill.limits.headers import parse_duration as parse_duration  # re-exported: part of this API
 from docmill.limits.headers import read_headers
 from docmill.limits.provider import ProviderLimits
+from docmill.llm.hedge import DEFAULT_QUANTILE, Hedger, Sent
 from docmill.llm.latency import LatencyTracker
 from docmill.llm.prompt import Message, count_prompt_tokens
 from docmill.llm.providers import Completion, Provider, get_provider
@@ -71,6 +73,7 @@ class LLMClient:
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         latency: LatencyTracker | None = None,
+        hedge: float = DEFAULT_QUANTILE,
     ) -> None:
         self.provider = get_provider(provider) if isinstance(provider, str) else provider
         self.url = base_url.rstrip("/") + self.provider.path
@@ -80,6 +83,7 @@ class LLMClient:
             self.gate.probe()
         self.clock = clock
         self.latency = latency or LatencyTracker(ceiling=timeout, clock=clock)
+        self.hedger = Hedger(self.latency, self.limits, quantile=hedge, clock=clock)
         self._in_flight: dict[asyncio.Timeout, tuple[asyncio.AbstractEventLoop, float]] = {}
         self._secret = api_key or None
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -127,8 +131,9 @@ class LLMClient:
         model: str,
         max_tokens: int = 100,
         schema: Mapping[str, Any] | None = None,
+        sent: Sent | None = None,
     ) -> LLMReply:
-        """One call, awaited."""
+        """One call, awaited; ``sent`` is told when it goes on the wire (``Hedger``)."""
         request, estimate = self._prepare(messages, model, max_tokens, schema)
         http = self._async_http()
         async with self.gate.ahold() as slot:
@@ -136,6 +141,8 @@ class LLMClient:
             if await slot.asend():
                 await self.limits.aconfirm(estimate, ticket)
             started = self.clock.monotonic()
+            if sent is not None:
+                sent(started)
             with self._mapped():
                 async with self._deadline(started):
                     response = await http.send(request)

@@ -60,10 +60,14 @@ class LatencyTracker:
 
     def p99(self) -> float | None:
         """The 99th percentile of the recent latencies (None below ``min_samples``)."""
+        return self.percentile(0.99)
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q`` quantile (0 < q <= 1) of the recent latencies (None below ``min_samples``)."""
         if len(self._recent) < self.min_samples:
             return None
         ordered = sorted(self._recent)
-        return ordered[math.ceil(0.99 * len(ordered)) - 1]
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
     def _update(self) -> bool:
         p99 = self.p99()

@@ -20,6 +20,7 @@ A copy of a document being classified at the same time waits for that call and t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -187,7 +188,8 @@ class LLMClassifier(AsyncProcessor):
         try:
             while True:
                 try:
-                    reply = await client.acomplete(messages, **self._call_options())
+                    call = functools.partial(client.acomplete, messages, **self._call_options())
+                    reply = await client.hedger.first_reply(call, tally)
                     return self._answered(doc, reply, tally)
                 except RETRIED as exc:
                     wait = self._after_failure(tally, exc)
