@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from docmill.errors import ConfigError, MissingDependencyError
-from docmill.export import COLUMNS, export_row
+from docmill.export import EXPORT_COLUMNS, Column, export_row, task_columns
 from docmill.journal import Journal
 from docmill.journal import open_journal as _open_journal
 from docmill.journal.base import DocumentRecord, Query, RunRecord, Summary
@@ -69,8 +69,17 @@ class JournalReader:
     def rows(
         self, run: int | None = None, *, status: Sequence[str] = (), label: str | None = None
     ) -> list[dict[str, Any]]:
-        """One dict per document with the columns of ``docmill export`` (``COLUMNS``), in path order."""
-        return [export_row(record) for record in self.records(run, status=status, label=label)]
+        """One dict per document with the columns of ``docmill export`` (``columns(run)``), in path order."""
+        columns = self.columns(run)
+        return [export_row(record, columns) for record in self.records(run, status=status, label=label)]
+
+    def columns(self, run: int | None = None) -> tuple[Column, ...]:
+        """The export columns of ``run`` (every run when None): ``EXPORT_COLUMNS``, then a
+        ``label_<task>`` column per task of a labels file with tasks."""
+        from docmill.model.tasks import recorded_tasks
+
+        declared = recorded_tasks(r.config for r in self.journal.runs() if run is None or r.id == run)
+        return EXPORT_COLUMNS + task_columns(declared)
 
     def failures(self, run: int | None = None) -> list[DocumentRecord]:
         """Every failed, quarantined or crashed document, with ``error_type`` and ``error_message``."""
@@ -78,11 +87,11 @@ class JournalReader:
 
     def to_pandas(self, run: int | None = None, **filters: Any) -> Any:
         """``rows(run, **filters)`` as a ``pandas.DataFrame`` (needs ``docmill[pandas]``)."""
-        return to_pandas(self.rows(run, **filters))
+        return to_pandas(self.rows(run, **filters), self.columns(run))
 
     def to_arrow(self, run: int | None = None, **filters: Any) -> Any:
         """``rows(run, **filters)`` as a ``pyarrow.Table`` typed like the Parquet export."""
-        return to_arrow(self.rows(run, **filters))
+        return to_arrow(self.rows(run, **filters), self.columns(run))
 
     def _check(self, run: int | None) -> None:
         if run is not None and self.journal.run(run) is None:
@@ -101,20 +110,20 @@ def open_journal(db: str | os.PathLike[str] = "docmill.db") -> JournalReader:
     return JournalReader(_open_journal(target, read_only=True), target)
 
 
-def to_pandas(rows: Iterable[dict[str, Any]]) -> Any:
+def to_pandas(rows: Iterable[dict[str, Any]], columns: tuple[Column, ...] = EXPORT_COLUMNS) -> Any:
     """Export rows as a ``pandas.DataFrame`` with the columns of ``docmill export``."""
     try:
         import pandas as pd
     except ImportError as exc:
         raise MissingDependencyError("pandas", "pandas") from exc
-    return pd.DataFrame.from_records(list(rows), columns=list(COLUMNS))
+    return pd.DataFrame.from_records(list(rows), columns=[column.name for column in columns])
 
 
-def to_arrow(rows: Iterable[dict[str, Any]]) -> Any:
+def to_arrow(rows: Iterable[dict[str, Any]], columns: tuple[Column, ...] = EXPORT_COLUMNS) -> Any:
     """Export rows as a ``pyarrow.Table`` with the Parquet export's schema."""
     from docmill.export.parquet import _schema  # the Arrow types of export.columns
 
-    schema = _schema()  # raises MissingDependencyError naming docmill[parquet] without pyarrow
+    schema = _schema(columns)  # raises MissingDependencyError naming docmill[parquet] without pyarrow
     import pyarrow as pa
 
     return pa.Table.from_pylist(list(rows), schema=schema)

@@ -70,15 +70,13 @@ class RunResult:
 
     def to_pandas(self) -> Any:
         """``rows()`` as a ``pandas.DataFrame`` (needs ``docmill[pandas]``)."""
-        from docmill.reader import to_pandas
-
-        return to_pandas(self.rows())
+        with self._reader() as journal:
+            return journal.to_pandas(self.run_id)
 
     def to_arrow(self) -> Any:
         """``rows()`` as a ``pyarrow.Table`` typed like the Parquet export (needs ``docmill[parquet]``)."""
-        from docmill.reader import to_arrow
-
-        return to_arrow(self.rows())
+        with self._reader() as journal:
+            return journal.to_arrow(self.run_id)
 
     def _reader(self) -> JournalReader:
         from docmill.errors import ConfigError

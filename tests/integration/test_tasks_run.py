@@ -224,3 +224,20 @@ def test_two_hundred_man_pages_two_llm_tasks_two_hundred_requests(
     assert len(rows) == 200 and len(ok) >= 190  # a broken PDF may fail extraction, not the LLM
     assert all(r["label_topic"] in TOPICS for r in ok)
     assert all(set(filter(None, r["label_audience"].split(";"))) <= set(AUDIENCES) for r in ok)
+
+
+def test_python_tables_have_the_task_columns(corpus: Path) -> None:
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    import docmill
+
+    folder = corpus.parent
+    labels, db = str(folder / "tasks.yaml"), str(folder / "p.db")
+    result = docmill.run(str(corpus), labels=labels, classifier="keywords", strategy="sequential", db=db)
+    frame = result.to_pandas()
+    assert list(frame.columns[-3:]) == ["label_topic", "label_audience", "label_language"]
+    assert all(isinstance(value, list) for value in frame["label_audience"])
+    table = result.to_arrow()
+    assert str(table.schema.field("label_audience").type).startswith("list<")
+    with docmill.open_journal(db) as journal:
+        assert "label_topic" in journal.rows()[0]
