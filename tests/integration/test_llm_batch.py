@@ -103,7 +103,7 @@ def batches(db: str) -> list[Any]:
     journal = open_journal(db, read_only=True)
     try:
         assert isinstance(journal, BatchJournal)
-        return journal.batches()
+        return journal.batch_records()
     finally:
         journal.close()
 

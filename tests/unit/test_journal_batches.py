@@ -47,7 +47,7 @@ def test_a_batch_is_recorded_before_submission_then_collected(target: str) -> No
         run_id=run, source="/c", fingerprint="fp", input_file_id="file-1",
         members=[member(0), member(1), member(2)], info={"requests": 3},
     )  # fmt: skip
-    [record] = journal.batches(source="/c", fingerprint="fp", open_only=True)
+    [record] = journal.batch_records(source="/c", fingerprint="fp", open_only=True)
     assert (record.id, record.state, record.provider_id, record.input_file_id) == (
         batch,
         "packed",
@@ -56,7 +56,7 @@ def test_a_batch_is_recorded_before_submission_then_collected(target: str) -> No
     )
     journal.batch_update(batch, state="in_progress", info={"requests": 3}, provider_id="batch_x")
     journal.batch_update(batch, state="finalizing", info={"requests": 3})  # the id stays
-    assert journal.batches()[0].provider_id == "batch_x"
+    assert journal.batch_records()[0].provider_id == "batch_x"
     members = journal.batch_members(batch)
     assert [(m.custom_id, m.ref, m.sha256, m.result) for m in members] == [
         (m.custom_id, m.ref, m.sha256, m.result) for m in (member(0), member(1), member(2))
@@ -67,16 +67,16 @@ def test_a_batch_is_recorded_before_submission_then_collected(target: str) -> No
         "doc-2": ("unfinished", "batch_expired"),
     }
     journal.batch_collected(batch, state="expired", info={"requests": 3, "cost": 0.5}, lines=lines)
-    assert journal.batches(open_only=True) == []
-    done = journal.batches(source="/c")[0]
+    assert journal.batch_records(open_only=True) == []
+    done = journal.batch_records(source="/c")[0]
     assert (done.state, done.info["cost"], done.collected is not None) == ("expired", 0.5, True)
     assert {m.custom_id: (m.state, m.error) for m in journal.batch_members(batch)} == lines
     assert journal.batch_line_counts(source="/c", fingerprint="fp") == {
         "d1.txt": {"failed": 1},
         "d2.txt": {"unfinished": 1},
     }
-    assert journal.batches(source="/elsewhere") == []
+    assert journal.batch_records(source="/elsewhere") == []
     journal.close()
     reader = open_journal(target, read_only=True)
-    assert isinstance(reader, BatchJournal) and [b.id for b in reader.batches()] == [batch]
+    assert isinstance(reader, BatchJournal) and [b.id for b in reader.batch_records()] == [batch]
     reader.close()

@@ -14,7 +14,7 @@ def batch_summary(journal: Journal, run: RunRecord | None) -> dict[str, Any] | N
     """The batches of ``run``'s source and pipeline (every run's, as documents are), or None."""
     if run is None or not isinstance(journal, BatchJournal):
         return None
-    records = journal.batches(source=run.source, fingerprint=run.fingerprint)
+    records = journal.batch_records(source=run.source, fingerprint=run.fingerprint)
     if not records:
         return None
     closed = [b for b in records if not b.open]

@@ -101,7 +101,7 @@ class BatchSession(_Session):
         try:
             scope = {"source": self.source.root, "fingerprint": self.fingerprint}
             self.book.lines = self._store.batch_line_counts(**scope)
-            for record in self._store.batches(**scope, open_only=True):
+            for record in self._store.batch_records(**scope, open_only=True):
                 self._resume(
                     OpenBatch(
                         record.id,

@@ -87,7 +87,7 @@ class BatchJournal(Protocol):
         info: Mapping[str, Any],
         lines: Mapping[str, tuple[str, str | None]],
     ) -> None: ...
-    def batches(
+    def batch_records(
         self, *, source: str | None = None, fingerprint: str | None = None, open_only: bool = False
     ) -> list[BatchRecord]: ...
     def batch_members(self, batch_id: int) -> list[BatchMember]: ...
@@ -285,7 +285,7 @@ class _Batches:
 
         self._batch_write(write)
 
-    def batches(
+    def batch_records(
         self, *, source: str | None = None, fingerprint: str | None = None, open_only: bool = False
     ) -> list[BatchRecord]:
         """The batches recorded (in a scope), oldest first."""
