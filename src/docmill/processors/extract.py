@@ -22,8 +22,8 @@ OCR (``ocr``: ``auto`` | ``always`` | ``never``; see docs/extraction.md): ``auto
 the PDF pages whose text layer has fewer than ``ocr_min_chars`` (20) non-blank characters, and
 reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto`` is ``never``.
 ``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
-Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how. Metadata ``pages_ocr`` counts the
-pages OCRed.
+Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (0: one per
+usable core) how many pages of a PDF are OCRed at once. Metadata ``pages_ocr`` counts the pages OCRed.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
 ``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -68,7 +69,9 @@ _LIBRARIES = ("pypdfium2", "selectolax", "charset-normalizer")
 MAX_PAGES = 2_000
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 MAX_CHARS = 1_000_000
-_OCR_FIELDS = ("ocr", "ocr_lang", "ocr_dpi", "ocr_page_seconds", "ocr_min_chars", "ocr_max_pixels")
+_OCR_FIELDS = (
+    "ocr", "ocr_lang", "ocr_dpi", "ocr_page_seconds", "ocr_min_chars", "ocr_max_pixels", "ocr_threads"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,11 +88,16 @@ class ExtractOptions:
     ocr_page_seconds: float = 60.0
     ocr_min_chars: int = 20
     ocr_max_pixels: int = 60_000_000
+    ocr_threads: int = 0  # pages of one PDF OCRed at once; 0: one per usable core
 
     def __post_init__(self) -> None:
         for name in ("max_pages", "max_inflated_bytes", "max_chars", "ocr_dpi", "ocr_max_pixels"):
             value = getattr(self, name)
             check(_is_number(value, int) and value >= 1, name, value, "must be a whole number >= 1")
+        threads = self.ocr_threads
+        check(
+            _is_number(threads, int) and threads >= 0, "ocr_threads", threads, "must be a whole number >= 0"
+        )
         ok = self.deadline is None or (_is_number(self.deadline, (int, float)) and self.deadline > 0)
         check(ok, "deadline", self.deadline, "must be a positive number of seconds")
         seconds = self.ocr_page_seconds
@@ -116,6 +124,7 @@ class ExtractOptions:
         return ocr_.OcrSettings(
             lang=self.ocr_lang, dpi=self.ocr_dpi, page_seconds=float(self.ocr_page_seconds),
             min_chars=self.ocr_min_chars, max_pixels=self.ocr_max_pixels, force=self.ocr == "always",
+            threads=self.ocr_threads or len(os.sched_getaffinity(0)),  # the usable cores
         )  # fmt: skip
 
 

@@ -7,6 +7,11 @@ tesserocr, 5.58 s/page with pytesseract (benchmarks/RESULTS.md). tesserocr's whe
 libtesseract; the language models (``*.traineddata``) come from the system package
 (``apt-get install tesseract-ocr``) or ``$TESSDATA_PREFIX``.
 
+Pages of one PDF are OCRed by a pool of ``threads`` threads per process (tesserocr releases the GIL
+while it recognises), so a long scan does not hold one core while the others idle at the end of a
+run; the pool is shared by the documents of a process, which bounds OCR's memory to ``threads``
+rendered pages and engines.
+
 Guards: ``max_pixels`` per page (a "scan bomb" is a 100,000 × 100,000 page; refused before any
 pixel is decoded) and ``page_seconds`` per page (Tesseract's own cancel monitor). Both raise a
 docmill error with a one-line reason.
@@ -19,6 +24,7 @@ import glob
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +50,7 @@ class OcrSettings:
     min_chars: int = 20
     max_pixels: int = 60_000_000
     force: bool = False
+    threads: int = 1  # pages of one document OCRed at once (a process-wide pool of this size)
 
     def needs_ocr(self, text: str) -> bool:
         """Whether a page whose text layer is ``text`` must be OCRed (missing or too thin)."""
@@ -129,9 +136,24 @@ class _Engines(threading.local):
 _ENGINES = _Engines()
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` OCR threads (each keeps its own engines)."""
+    with _POOLS_LOCK:
+        found = _POOLS.get(threads)
+        if found is None:
+            found = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="docmill-ocr")
+        return found
+
+
 def _forget_engines() -> None:
-    global _ENGINES
+    global _ENGINES, _POOLS_LOCK
     _ENGINES = _Engines()  # a forked child builds its own engines rather than share the parent's
+    _POOLS.clear()  # and its own threads: the parent's do not exist in the child
+    _POOLS_LOCK = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_engines)

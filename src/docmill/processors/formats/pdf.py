@@ -11,14 +11,18 @@ a text layer keep it, as OCRmyPDF does. The pixel cap is checked from the page s
 PDFium is not thread-safe, not even across different documents: every call into it happens under
 one process-wide lock. Threads therefore read PDFs one at a time; processes read them in parallel.
 Tesseract is not PDFium: a page is rendered under the lock and OCRed outside it, so threads OCR
-pages in parallel (tesserocr releases the GIL while it recognises).
+pages in parallel (tesserocr releases the GIL while it recognises). With ``ocr.threads`` above 1 the
+pages of one document go to the process's OCR pool, at most that many at once, so a long scan uses
+every core rather than one (``_Pages``).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,23 +83,71 @@ def _translate(exc: Exception) -> CorruptDocument:
 
 def _read_pages(pdf: Any, pages: int, limits: Limits, deadline: Deadline) -> tuple[list[str], bool, int]:
     """The pages' texts, whether ``max_chars`` cut them short, and how many pages were OCRed."""
-    parts: list[str] = []
-    total = ocred = 0
-    for index in range(pages):
-        deadline.check(f"page {index + 1} of {pages}")
-        if total >= limits.max_chars:
-            return parts, True, ocred
-        text = _page_text(pdf, index)
-        if limits.ocr is not None and limits.ocr.needs_ocr(text):
-            text = _ocr_page(pdf, index, limits.ocr) or text
-            ocred += 1
-        parts.append(text)
-        total += len(parts[-1]) + 1
-    return parts, total - 1 > limits.max_chars, ocred
+    reading = _Pages(limits.ocr)
+    try:
+        for index in range(pages):
+            deadline.check(f"page {index + 1} of {pages}")
+            if reading.chars >= limits.max_chars:
+                return reading.texts(), True, reading.ocred
+            reading.add(pdf, index)
+        parts = reading.texts()
+    finally:
+        reading.cancel()
+    total = sum(len(part) + 1 for part in parts)
+    return parts, total - 1 > limits.max_chars, reading.ocred
 
 
-def _ocr_page(pdf: Any, index: int, settings: ocr.OcrSettings) -> str:
-    """Page ``index`` rendered at ``settings.dpi`` and read by Tesseract (the pixel cap first)."""
+class _Pages:
+    """A document's page texts in order. A page to OCR is rendered here, under PDFium's lock, and
+    read by Tesseract outside it: in this thread when ``threads`` is 1, else by the process's OCR
+    pool with at most ``threads`` of this document's pages in flight (memory: that many images)."""
+
+    def __init__(self, settings: ocr.OcrSettings | None) -> None:
+        self.settings = settings
+        self.parts: list[str | Future[str]] = []
+        self.in_flight: deque[Future[str]] = deque()
+        self.chars = self.ocred = 0  # chars: of the texts known so far
+
+    def add(self, pdf: Any, index: int) -> None:
+        text, settings = _page_text(pdf, index), self.settings
+        if settings is None or not settings.needs_ocr(text):
+            self._known(text)
+            return
+        self.ocred += 1
+        image = _render_image(pdf, index, settings)
+        if settings.threads == 1:
+            with _lock_released():
+                self._known(_recognize(image, settings, f"page {index + 1}", text))
+            return
+        future = ocr.pool(settings.threads).submit(_recognize, image, settings, f"page {index + 1}", text)
+        self.parts.append(future)
+        self.in_flight.append(future)
+        if len(self.in_flight) >= settings.threads:
+            with _lock_released():  # other threads may use PDFium meanwhile
+                self.chars += len(self.in_flight.popleft().result()) + 1
+
+    def _known(self, text: str) -> None:
+        self.parts.append(text)
+        self.chars += len(text) + 1
+
+    def texts(self) -> list[str]:
+        """Every page's text, waiting (outside the lock) for the pages still being OCRed."""
+        with _lock_released():
+            return [part if isinstance(part, str) else part.result() for part in self.parts]
+
+    def cancel(self) -> None:
+        """Drop the pages not started yet (after a failure, a deadline or the ``max_chars`` cut)."""
+        for future in self.in_flight:
+            future.cancel()
+
+
+def _recognize(image: Any, settings: ocr.OcrSettings, where: str, text_layer: str) -> str:
+    """Tesseract's text of a rendered page, or the page's thin text layer when it reads nothing."""
+    return ocr.recognize(image, settings, where).strip() or text_layer
+
+
+def _render_image(pdf: Any, index: int, settings: ocr.OcrSettings) -> Any:
+    """Page ``index`` rendered at ``settings.dpi`` as a PIL image of its own (the pixel cap first)."""
     where = f"page {index + 1}"
     page = bitmap = None
     try:
@@ -104,9 +156,7 @@ def _ocr_page(pdf: Any, index: int, settings: ocr.OcrSettings) -> str:
         width, height = page.get_size()
         ocr.check_pixels(width * scale, height * scale, settings, where)
         bitmap = _render(page, scale, where)
-        image = bitmap.to_pil()  # shares the bitmap's memory: the bitmap is closed after OCR
-        with _lock_released():
-            return ocr.recognize(image, settings, where).strip()
+        return bitmap.to_pil().copy()  # its own pixels: PDFium's bitmap is closed here, under the lock
     finally:
         if bitmap is not None:
             bitmap.close()
