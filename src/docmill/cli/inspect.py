@@ -52,7 +52,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "total": run.total if run else None,
         "by_status": dict(summary.by_status),
         "by_label": dict(summary.by_label),
-        "by_task": task_counts(journal, run),
+        "by_task": _task_counts(journal, run),
         "failures": failures,
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
         "pages": summary.pages,
@@ -64,20 +64,10 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def task_counts(journal: Journal, run: RunRecord | None) -> dict[str, dict[str, int]]:
-    """Documents per label of each task the run answered (a multi-label answer counts each label)."""
-    from docmill.model.tasks import LEGACY, recorded_tasks, task_value
+def _task_counts(journal: Journal, run: RunRecord | None) -> dict[str, dict[str, int]]:
+    from docmill.model.tasks import task_counts
 
-    tasks = [name for name in recorded_tasks([run.config] if run else []) if name != LEGACY]
-    counts: dict[str, dict[str, int]] = {name: {} for name in tasks}
-    if not tasks or run is None:
-        return counts
-    for record in journal.iter_documents(Query(run_id=run.id)):
-        for name in tasks:
-            value = task_value(record.result, name)
-            for label in [value] if isinstance(value, str) else value or ():
-                counts[name][label] = counts[name].get(label, 0) + 1
-    return counts
+    return task_counts(journal, run)
 
 
 def _liveness(state: str | None, heartbeat: float | None, stats: dict[str, Any], done: int) -> dict[str, Any]:

@@ -204,6 +204,23 @@ def recorded_tasks(configs: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def task_counts(journal: Any, run: Any) -> dict[str, dict[str, int]]:
+    """Documents per label of each task ``run`` (a ``RunRecord`` or None) declared, from ``journal``
+    (a multi-label answer counts each of its labels); ``{}`` for a run without tasks."""
+    from docmill.journal.base import Query
+
+    tasks = [name for name in recorded_tasks([run.config] if run else []) if name != LEGACY]
+    counts: dict[str, dict[str, int]] = {name: {} for name in tasks}
+    if not tasks:
+        return counts
+    for record in journal.iter_documents(Query(run_id=run.id)):
+        for name in tasks:
+            value = task_value(record.result, name)
+            for label in [value] if isinstance(value, str) else value or ():
+                counts[name][label] = counts[name].get(label, 0) + 1
+    return counts
+
+
 __all__ = [
     "LEGACY",
     "Task",
@@ -213,5 +230,6 @@ __all__ = [
     "load_tasks",
     "parse_tasks",
     "recorded_tasks",
+    "task_counts",
     "task_value",
 ]

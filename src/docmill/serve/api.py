@@ -64,14 +64,21 @@ class Api:
             return error(404, f"no run {run_id}")
         summary = await self.gateway.cached(("summary", run_id), lambda j: j.summary(run_id))
         body = views.run_json(run, summary, now=self.clock.wall())
-        return JSON({**body, "summary": views.summary_json(summary)})
+        return JSON({**body, "summary": {**views.summary_json(summary), **await self._tasks(run_id)}})
 
     async def summary(self, request: Request) -> Response:
         run_id = _path_run_id(request)
         if await self.gateway.call(lambda j: j.run(run_id)) is None:
             return error(404, f"no run {run_id}")
         summary = await self.gateway.cached(("summary", run_id), lambda j: j.summary(run_id))
-        return JSON(views.summary_json(summary))
+        return JSON({**views.summary_json(summary), **await self._tasks(run_id)})
+
+    async def _tasks(self, run_id: int) -> dict[str, Any]:
+        """``by_task``: each task's label counts, for a run whose labels file declares tasks."""
+        from docmill.model.tasks import task_counts
+
+        counts = await self.gateway.cached(("tasks", run_id), lambda j: task_counts(j, j.run(run_id)))
+        return {"by_task": counts} if counts else {}
 
     async def throughput(self, request: Request) -> Response:
         run_id = _path_run_id(request)

@@ -67,6 +67,7 @@ SUMMARY = {
         "total": {"type": "integer"},
         "by_status": COUNTS,
         "by_label": COUNTS,
+        "by_task": {"type": "object", "additionalProperties": COUNTS},  # a labels file with tasks
         "failures": {"type": "integer"},
         "first_started": _NUM,
         "last_finished": _NUM,

@@ -159,6 +159,25 @@ function renderSummary(summary) {
     return el("li", { class: n ? "" : "zero" }, swatch, el("span", { text: s }), el("b", { text: fmtInt(n) }));
   }));
   renderLabels(summary.by_label);
+  renderTasks(summary.by_task || {});
+}
+
+function bars(counts) {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  const max = Math.max(1, ...entries.map(([, n]) => n));
+  return entries.slice(0, 12).map(([label, n]) => {
+    const fill = el("div");
+    fill.style.width = `${(n / max) * 100}%`;
+    return el("li", {}, el("span", { class: "name", text: label, title: label }), el("div", { class: "track" }, fill), el("b", { text: fmtInt(n) }));
+  });
+}
+
+// One list of label counts per task of a labels file with tasks (a multi-label answer counts each label).
+function renderTasks(byTask) {
+  const tasks = Object.entries(byTask);
+  $("tasks-card").hidden = tasks.length === 0;
+  $("tasks").replaceChildren(...tasks.map(([task, counts]) =>
+    el("div", { class: "task" }, el("h4", { text: task }), el("ul", { class: "hbars" }, ...bars(counts)))));
 }
 
 function renderLabels(byLabel) {
