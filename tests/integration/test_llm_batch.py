@@ -308,3 +308,23 @@ def _stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url + "/emulator/stats", timeout=10) as response:
         found: dict[str, Any] = json.load(response)
     return found
+
+
+def test_polling_waits_on_the_injected_clock(corpus: Path, tmp_path: Path) -> None:
+    """An hour-long batch, polled every 10 minutes, on a fake clock shared with the emulator: the run
+    sleeps on that clock (no real waiting) and collects once the hour has passed."""
+    import time
+
+    from docmill.testing import FakeClock
+
+    clock = FakeClock()
+    with emulator(batch_seconds=3600.0) as server:
+        server.emulator.clock = clock
+        server.emulator.reset()
+        began = time.monotonic()
+        config = configure(corpus, str(tmp_path / "j.db"), llm(server, batch_poll_seconds=600.0))
+        run_config(config, clock=clock)
+        assert time.monotonic() - began < 30
+    waits = [s for s in clock.sleeps if s == 600.0]
+    assert 6 <= len(waits) <= 8 and clock.monotonic() - 1_000.0 >= 3600.0
+    check_complete(str(tmp_path / "j.db"))
