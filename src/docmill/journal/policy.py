@@ -93,7 +93,15 @@ def pending_in_batches(
     while chunk := list(islice(iterator, batch)):
         recorded = lookup(chunk)
         for ref in chunk:
-            if is_pending(ref, recorded.get(clean(ref.id)), retry_failed=retry_failed):
+            row = recorded.get(clean(ref.id))
+            if (
+                row is not None
+                and row.status in SUCCESS
+                and row.size == ref.size
+                and row.mtime_ns == ref.mtime_ns
+            ):
+                continue  # done and unchanged, a resume's common case: checked without a call
+            if is_pending(ref, row, retry_failed=retry_failed):
                 yield ref
 
 

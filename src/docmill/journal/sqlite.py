@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
 from docmill.journal import _readonly, _sql, migrations
+from docmill.journal._spans import recorded_rows
 from docmill.journal.base import (
     SCHEMA_VERSION,
     DocumentRecord,
@@ -148,10 +149,7 @@ class SqliteJournal(SqliteBatches):
         yield from pending_in_batches(refs, lookup, retry_failed=retry_failed, batch=_CHUNK)
 
     def _recorded(self, chunk: list[DocumentRef], *, source: str, fingerprint: str) -> dict[str, Recorded]:
-        sql = _sql.RECORDED.format(marks=_marks(len(chunk)))
-        params = (source, fingerprint, *(clean(ref.id) for ref in chunk))
-        rows = self._tuples(sql, params)
-        return {path: Recorded(status, size, mtime) for path, status, size, mtime in rows}
+        return recorded_rows(self._tuples, [clean(ref.id) for ref in chunk], source, fingerprint)
 
     def record(
         self, outcomes: Sequence[Outcome], *, run_id: int, source: str, fingerprint: str
