@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from docmill.errors import ConfigError, MissingDependencyError
-from docmill.export import EXPORT_COLUMNS, Column, export_row, task_columns
+from docmill.export import EXPORT_COLUMNS, Column, export_row, run_columns
 from docmill.journal import Journal
 from docmill.journal import open_journal as _open_journal
 from docmill.journal.base import DocumentRecord, Query, RunRecord, Summary
@@ -75,11 +75,8 @@ class JournalReader:
 
     def columns(self, run: int | None = None) -> tuple[Column, ...]:
         """The export columns of ``run`` (every run when None): ``EXPORT_COLUMNS``, then a
-        ``label_<task>`` column per task of a labels file with tasks."""
-        from docmill.model.tasks import recorded_tasks
-
-        declared = recorded_tasks(r.config for r in self.journal.runs() if run is None or r.id == run)
-        return EXPORT_COLUMNS + task_columns(declared)
+        ``label_<task>`` column per task and a ``field_<name>`` column per field of its labels file."""
+        return run_columns(r.config for r in self.journal.runs() if run is None or r.id == run)
 
     def failures(self, run: int | None = None) -> list[DocumentRecord]:
         """Every failed, quarantined or crashed document, with ``error_type`` and ``error_message``."""

@@ -198,25 +198,18 @@ def export_command(
 ) -> None:
     """Write the results (path, sha256, status, label, score, error, …, label_<task> for each task of a
     labels file with tasks) as CSV, JSON Lines or Parquet."""
-    from docmill.export import EXPORT_COLUMNS, export, task_columns
+    from docmill.export import export, run_columns
 
     journal = open_existing(db)
     try:
         check_run(journal, run)
         query = Query(run_id=run, status=tuple(status or ()), label=label)
-        columns = EXPORT_COLUMNS + task_columns(run_tasks(journal, run))
+        columns = run_columns(r.config for r in journal.runs() if run is None or r.id == run)
         n = export(journal.iter_documents(query), fmt, output, columns)
     finally:
         journal.close()
     if output != "-":
         typer.echo(f"wrote {n} rows to {output}", err=True)
-
-
-def run_tasks(journal: Journal, run_id: int | None) -> dict[str, dict[str, Any]]:
-    """The tasks the run (every run when None) answered, as its record declares them."""
-    from docmill.model.tasks import recorded_tasks
-
-    return recorded_tasks(r.config for r in journal.runs() if run_id is None or r.id == run_id)
 
 
 def failures_command(

@@ -7,7 +7,7 @@ and the columns of ``RunResult.to_pandas()``/``to_arrow()``. A new column is one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -21,7 +21,7 @@ class Column:
     """One export column: ``name``, the type of its values (None aside) and how to ``read`` it."""
 
     name: str
-    kind: type[str] | type[int] | type[float] | type[list[str]]  # list: a multi-label task's labels
+    kind: type[str] | type[int] | type[float] | type[bool] | type[list[str]]  # list: of strings
     read: Callable[[DocumentRecord], Any]
 
 
@@ -67,6 +67,39 @@ def task_columns(tasks: Mapping[str, Mapping[str, Any]]) -> tuple[Column, ...]:
 
 def _task_reader(name: str) -> Callable[[DocumentRecord], Any]:
     return lambda record: task_value(record.result, name)
+
+
+_FIELD_KINDS: dict[str, type[Any]] = {"integer": int, "number": float, "boolean": bool}
+
+
+def field_columns(fields: Mapping[str, Mapping[str, Any]]) -> tuple[Column, ...]:
+    """One ``field_<name>`` column per field the runs declared (``docmill.model.fields``): an integer,
+    a number, true/false, a string (string, date, enum), or a list of strings for a list field."""
+    return tuple(
+        Column(
+            f"field_{name}",
+            list if spec.get("list") else _FIELD_KINDS.get(spec.get("type", ""), str),
+            _field_reader(name),
+        )
+        for name, spec in fields.items()
+    )
+
+
+def _field_reader(name: str) -> Callable[[DocumentRecord], Any]:
+    def read(record: DocumentRecord) -> Any:
+        value = (record.result.get("fields") or {}).get(name)
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+    return read
+
+
+def run_columns(configs: Iterable[Mapping[str, Any]]) -> tuple[Column, ...]:
+    """The export columns of runs recorded with ``configs``: ``EXPORT_COLUMNS``, then a column per
+    task and per field their labels files declared."""
+    from docmill.model.tasks import recorded_fields, recorded_tasks
+
+    kept = list(configs)
+    return EXPORT_COLUMNS + task_columns(recorded_tasks(kept)) + field_columns(recorded_fields(kept))
 
 
 def export_row(record: DocumentRecord, columns: tuple[Column, ...] = EXPORT_COLUMNS) -> dict[str, Any]:

@@ -20,7 +20,13 @@ def _schema(columns: tuple[Column, ...] = EXPORT_COLUMNS) -> Any:
         import pyarrow as pa
     except ImportError as exc:
         raise MissingDependencyError("pyarrow", "parquet") from exc
-    types = {str: pa.string(), int: pa.int64(), float: pa.float64(), list: pa.list_(pa.string())}
+    types = {
+        str: pa.string(),
+        int: pa.int64(),
+        float: pa.float64(),
+        bool: pa.bool_(),
+        list: pa.list_(pa.string()),
+    }
     return pa.schema([(column.name, types[column.kind]) for column in columns])
 
 

@@ -224,6 +224,8 @@ class _Builder:
         return [self.value(item, name, depth + 1) for _ in range(count)]
 
     def _string(self, schema: Schema, name: str) -> str:
+        if schema.get("format") in ("date", "date-time"):  # a valid one, as decoding under it gives
+            return "2024-01-15" if schema["format"] == "date" else "2024-01-15T00:00:00Z"
         lowered = name.lower()
         text = self.label if lowered in ("label", "category", "class", "classification") else self.reason
         if any(word in lowered for word in _REASON_NAMES):

@@ -18,6 +18,7 @@ from typing import Any
 
 from docmill.errors import InvalidModelOutput
 from docmill.llm.prompt import _CLOSE, _OPEN, LabelSpec, Message, _label_line, neutralize
+from docmill.model.fields import Field, check_value, field_schema
 from docmill.model.tasks import Task
 
 TASKS_PROMPT_VERSION = "1"
@@ -40,8 +41,9 @@ def task_heading(task: Task) -> str:
     return f"Task {task.name}: {wants}.{about}"
 
 
-def build_task_messages(tasks: Sequence[Task], text: str) -> list[Message]:
-    """The chat messages asking every task of ``tasks`` about ``text`` (neutralized, fenced)."""
+def build_task_messages(tasks: Sequence[Task], text: str, fields: Sequence[Field] = ()) -> list[Message]:
+    """The chat messages asking every task of ``tasks`` (and for every field of ``fields``) about
+    ``text`` (neutralized, fenced)."""
     sections = []
     for task in tasks:
         specs = [
@@ -51,16 +53,30 @@ def build_task_messages(tasks: Sequence[Task], text: str) -> list[Message]:
     names = [name for task in tasks for name in task.labels.names]
     document = f"Document:\n{_OPEN}\n{neutralize(text, names)}\n{_CLOSE}"
     listing = "\n\n".join(sections)
-    user = f"Allowed labels:\n{listing}\n\n{document}\n\nAnswer with the JSON object only."
+    asked = f"Allowed labels:\n{listing}\n\n" if sections else ""
+    asked += f"{_field_listing(fields)}\n\n" if fields else ""
+    user = f"{asked}{document}\n\nAnswer with the JSON object only."
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def tasks_schema(tasks: Sequence[Task]) -> dict[str, Any]:
-    """The strict JSON schema of the reply: one property per task, then ``confidence``."""
+def _field_listing(fields: Sequence[Field]) -> str:
+    """``Fields to extract:`` then one ``* NAME (type, required): description`` line per field."""
+    lines = ["Fields to extract (null when the document does not say; a list for a list):"]
+    for field in fields:
+        kind = f"one of {', '.join(field.values)}" if field.type == "enum" else field.type
+        kind = f"list of {kind}" if field.list else kind
+        need = ", required" if field.required else ""
+        lines.append(f"* {field.name} ({kind}{need}): {field.description or field.name}")
+    return "\n".join(lines)
+
+
+def tasks_schema(tasks: Sequence[Task], fields: Sequence[Field] = ()) -> dict[str, Any]:
+    """The strict JSON schema of the reply: one property per task, one per field, ``confidence``."""
     properties: dict[str, Any] = {}
     for task in tasks:
         choice = {"type": "string", "enum": list(task.labels.names)}
         properties[task.name] = {"type": "array", "items": choice} if task.multi else choice
+    properties.update((field.name, field_schema(field)) for field in fields)
     properties["confidence"] = {"type": "number"}
     return {
         "type": "object",
@@ -72,6 +88,27 @@ def tasks_schema(tasks: Sequence[Task]) -> dict[str, Any]:
 
 def parse_tasks_reply(tasks: Sequence[Task], text: str, *, cut: bool = False) -> dict[str, Any]:
     """``{task: {"label", "score"} | {"labels"}}`` from the reply text; InvalidModelOutput otherwise."""
+    answers: dict[str, Any] = parse_answer(tasks, (), text, cut=cut)["tasks"]
+    return answers
+
+
+def parse_answer(
+    tasks: Sequence[Task], fields: Sequence[Field], text: str, *, cut: bool = False
+) -> dict[str, Any]:
+    """``{"tasks": {…}, "fields": {…}}`` from the reply text, every value checked strictly."""
+    reply = _reply_object(text, cut)
+    confidence = _confidence(reply.get("confidence"))
+    answers = {task.name: _answer(task, reply, confidence) for task in tasks}
+    return {"tasks": answers, "fields": {field.name: _field(field, reply) for field in fields}}
+
+
+def _field(field: Field, reply: dict[str, Any]) -> Any:
+    if field.name not in reply and field.required:
+        raise InvalidModelOutput(f"reply has no value for field {field.name!r}")
+    return check_value(field, reply.get(field.name))
+
+
+def _reply_object(text: str, cut: bool) -> dict[str, Any]:
     found = _OBJECT.search(text)
     try:
         reply = json.loads(found.group(0) if found else text)
@@ -80,8 +117,7 @@ def parse_tasks_reply(tasks: Sequence[Task], text: str, *, cut: bool = False) ->
     if not isinstance(reply, dict):
         why = " (cut off at max_tokens_out)" if cut else ""
         raise InvalidModelOutput(f"reply is not a JSON object{why}: {text[:80]!r}")
-    confidence = _confidence(reply.get("confidence"))
-    return {task.name: _answer(task, reply, confidence) for task in tasks}
+    return reply
 
 
 def _answer(task: Task, reply: dict[str, Any], confidence: float | None) -> dict[str, Any]:
@@ -111,4 +147,11 @@ def _confidence(value: Any) -> float | None:
     return min(1.0, max(0.0, float(value)))
 
 
-__all__ = ["TASKS_PROMPT_VERSION", "build_task_messages", "parse_tasks_reply", "task_heading", "tasks_schema"]
+__all__ = [
+    "TASKS_PROMPT_VERSION",
+    "build_task_messages",
+    "parse_answer",
+    "parse_tasks_reply",
+    "task_heading",
+    "tasks_schema",
+]

@@ -21,6 +21,7 @@ nearest valid key for a misspelt one, before any document is read.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,13 +34,14 @@ from typing import Any
 import yaml
 
 from docmill.errors import ConfigError
+from docmill.model.fields import Field, parse_fields
 from docmill.model.labels import LabelSet, parse_labels
 from docmill.settings import SettingError, check, from_mapping, unknown
 
 LEGACY = "label"  # the one task of a file with a top-level ``labels:``
 RESERVED = frozenset({"confidence", "reason", "tasks", "score", "scores", "labels"})
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_TOP_KEYS = ("tasks",)
+_TOP_KEYS = ("tasks", "fields", "labels")
 DEFAULT_MULTI_THRESHOLD = 0.5
 
 
@@ -99,6 +101,7 @@ class TaskSet:
 
     tasks: tuple[Task, ...]
     legacy: bool = False
+    fields: tuple[Field, ...] = ()  # values the LLM extracts beside the tasks (docmill.model.fields)
 
     def __iter__(self) -> Any:
         return iter(self.tasks)
@@ -112,12 +115,18 @@ class TaskSet:
 
     def fingerprint(self) -> str:
         """Stable hash of every task (order included)."""
-        blob = json.dumps([t.to_dict() | {"name": t.name} for t in self.tasks], ensure_ascii=False)
+        data = [t.to_dict() | {"name": t.name} for t in self.tasks]
+        data += [dataclasses.asdict(f) for f in self.fields]
+        blob = json.dumps(data, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """What the run record keeps: each task's labels and whether it is multi-label."""
         return {t.name: {"labels": list(t.labels.names), "multi": t.multi} for t in self.tasks}
+
+    def describe_fields(self) -> dict[str, dict[str, Any]]:
+        """What the run record keeps of the fields: each one's type."""
+        return {f.name: f.describe() for f in self.fields}
 
 
 def is_tasks_file(path: str | os.PathLike[str] | None) -> bool:
@@ -129,7 +138,7 @@ def is_tasks_file(path: str | os.PathLike[str] | None) -> bool:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False  # the classifier that reads it reports the problem
-    return isinstance(data, Mapping) and "labels" not in data
+    return isinstance(data, Mapping) and ("labels" not in data or "fields" in data)
 
 
 def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
@@ -148,17 +157,28 @@ def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
 
 def parse_tasks(data: Any) -> TaskSet:
     """Build a TaskSet from already-parsed YAML/JSON data (``tasks:`` or plain ``labels:``)."""
-    if isinstance(data, Mapping) and "labels" in data and "tasks" not in data:
+    if isinstance(data, Mapping) and "labels" in data and not {"tasks", "fields"} & set(data):
         return TaskSet((Task(LEGACY, parse_labels(data)),), legacy=True)
     if not isinstance(data, Mapping):
         raise ConfigError("expected a mapping with a top-level 'tasks:' or 'labels:' key")
     for key in data:
         if key not in _TOP_KEYS:
-            raise unknown(str(key), [*_TOP_KEYS, "labels"]) if key != "labels" else _both()
+            raise unknown(str(key), _TOP_KEYS)
+    if "labels" in data and "tasks" in data:
+        raise _both()
+    fields = parse_fields(data["fields"]) if "fields" in data else ()
+    if "labels" in data:  # one label set, and fields
+        return TaskSet((Task(LEGACY, parse_labels({"labels": data["labels"]})),), fields=fields)
     tasks = data.get("tasks")
+    if fields and tasks is None:
+        return TaskSet((), fields=fields)
     if not isinstance(tasks, Mapping) or not tasks:
         raise SettingError("tasks", "must be a non-empty mapping of task name → {labels: …}")
-    return TaskSet(tuple(_task(name, entry) for name, entry in tasks.items()))
+    found = tuple(_task(name, entry) for name, entry in tasks.items())
+    clash = sorted({t.name for t in found} & {f.name for f in fields})
+    if clash:
+        raise SettingError(f"fields.{clash[0]}", "a task has the same name")
+    return TaskSet(found, fields=fields)
 
 
 def _both() -> ConfigError:
@@ -204,6 +224,15 @@ def recorded_tasks(configs: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def recorded_fields(configs: Any) -> dict[str, dict[str, Any]]:
+    """The fields the runs' recorded settings declare (the union, in first-seen order)."""
+    found: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        for name, spec in ((config or {}).get("fields") or {}).items():
+            found.setdefault(str(name), dict(spec))
+    return found
+
+
 def task_counts(journal: Any, run: Any) -> dict[str, dict[str, int]]:
     """Documents per label of each task ``run`` (a ``RunRecord`` or None) declared, from ``journal``
     (a multi-label answer counts each of its labels); ``{}`` for a run without tasks."""
@@ -229,6 +258,7 @@ __all__ = [
     "is_tasks_file",
     "load_tasks",
     "parse_tasks",
+    "recorded_fields",
     "recorded_tasks",
     "task_counts",
     "task_value",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from docmill.document import Document
 from docmill.errors import ConfigError
+from docmill.model.fields import Field
 from docmill.model.tasks import Task, TaskSet, load_tasks
 from docmill.processors.base import Processor
 from docmill.processors.classify_keywords import DEFAULT_MAX_CHARS, KeywordScorer
@@ -145,8 +146,8 @@ def task_steps(config: RunConfig, path: str) -> list[Processor]:
     if local:
         scorers = [(t, _scorer(t, config, Path(path).parent)) for t in local]
         steps.append(LocalTasks(scorers, primary=primary, declared=taskset))
-    if llm:
-        step = _llm_step(llm, config, primary)
+    if llm or taskset.fields:  # the fields are asked of the LLM, with its tasks
+        step = _llm_step(llm, taskset.fields, config, primary)
         step.declared = taskset
         steps.append(step)
     return steps
@@ -170,7 +171,9 @@ def _scorer(task: Task, config: RunConfig, folder: Path) -> Scorer:
     return ModelTaskScorer(task, path, **settings)
 
 
-def _llm_step(tasks: Sequence[Task], config: RunConfig, primary: str | None) -> TasksLLM | EachTaskLLM:
+def _llm_step(
+    tasks: Sequence[Task], fields: Sequence[Field], config: RunConfig, primary: str | None
+) -> TasksLLM | EachTaskLLM:
     from docmill.processors.classify_llm import connection, wiring
     from docmill.processors.tasks_llm import EachTaskLLM, TasksLLM
 
@@ -180,19 +183,24 @@ def _llm_step(tasks: Sequence[Task], config: RunConfig, primary: str | None) -> 
         if task.multi and task.threshold is not None:
             raise SettingError(f"tasks.{task.name}.threshold", "the llm gives no per-label scores; use top_k")
     if not (model or options.model):
-        raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
+        what = "the fields are asked of the llm, which" if fields and not tasks else "the llm classifier"
+        raise ConfigError(f"{what} needs a model (--classifier llm:MODEL or model: in the config)")
     settings, shared = connection(options, model), wiring(options, {"journal": config.db})
     if options.tasks_per_request == "all":
-        return TasksLLM(tasks, settings, primary=primary, **shared)
-    return EachTaskLLM([TasksLLM([t], settings, primary=primary, **shared) for t in tasks])
+        return TasksLLM(tasks, settings, fields=fields, primary=primary, **shared)
+    each = [TasksLLM([t], settings, primary=primary, **shared) for t in tasks]
+    each += [TasksLLM([], settings, fields=fields, **shared)] if fields else []  # the fields: one more
+    return each[0] if len(each) == 1 else EachTaskLLM(each)
 
 
 def declared(pipeline: Processor) -> dict[str, Any]:
-    """``{"tasks": …}`` (file order) for the run record when ``pipeline`` answers tasks, else ``{}``."""
+    """``{"tasks": …, "fields": …}`` (file order) for the run record when ``pipeline`` answers tasks
+    or extracts fields, else ``{}``."""
     for step in getattr(pipeline, "steps", (pipeline,)):
         found = getattr(step, "declared", None)
         if isinstance(found, TaskSet):
-            return {"tasks": found.describe()}
+            fields = {"fields": found.describe_fields()} if found.fields else {}
+            return {"tasks": found.describe(), **fields}
     return {}
 
 

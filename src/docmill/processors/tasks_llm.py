@@ -23,12 +23,16 @@ from docmill.llm.cache import cache_key
 from docmill.llm.client import LLMReply
 from docmill.llm.prompt import Message, truncate
 from docmill.llm.singleflight import SingleFlight
-from docmill.llm.tasks import TASKS_PROMPT_VERSION, build_task_messages, parse_tasks_reply, tasks_schema
+from docmill.llm.tasks import TASKS_PROMPT_VERSION, build_task_messages, parse_answer, tasks_schema
+from docmill.model.fields import Field
+from docmill.model.labels import LabelSet
 from docmill.model.tasks import Task, TaskSet
 from docmill.processors.base import AsyncProcessor
 from docmill.processors.classify_llm import LLMClassifier, LLMSettings
 
 _SUMMED = ("tokens_in", "tokens_out", "requests", "cost")
+_JOINED = ("tasks", "fields")  # what each step answers, kept beside the other steps' answers
+_FIELDS_ONLY = LabelSet(("field",))  # the base classifier's label set when a step extracts fields only
 
 
 class TasksLLM(LLMClassifier):
@@ -39,12 +43,18 @@ class TasksLLM(LLMClassifier):
     declared: TaskSet | None = None  # the labels file's tasks, in file order (for the run record)
 
     def __init__(
-        self, tasks: Sequence[Task], settings: LLMSettings, *, primary: str | None = None, **wiring: Any
+        self,
+        tasks: Sequence[Task],
+        settings: LLMSettings,
+        *,
+        fields: Sequence[Field] = (),
+        primary: str | None = None,
+        **wiring: Any,
     ) -> None:
-        super().__init__(tasks[0].labels, settings, **wiring)
-        self.tasks = tuple(tasks)
+        super().__init__(tasks[0].labels if tasks else _FIELDS_ONLY, settings, **wiring)
+        self.tasks, self.fields = tuple(tasks), tuple(fields)
         self.primary = primary
-        self._tasks_fingerprint = TaskSet(self.tasks).fingerprint()
+        self._tasks_fingerprint = TaskSet(self.tasks, fields=self.fields).fingerprint()
 
     def config(self) -> Mapping[str, Any]:
         s = self.settings
@@ -64,19 +74,22 @@ class TasksLLM(LLMClassifier):
 
     def prompt(self, doc: Document) -> list[Message]:
         text = doc.text if doc.text is not None else (doc.content or b"").decode("utf-8", "replace")
-        return build_task_messages(self.tasks, truncate(text, self.settings.max_tokens_in))
+        return build_task_messages(self.tasks, truncate(text, self.settings.max_tokens_in), self.fields)
 
     def parse(self, doc: Document, reply: LLMReply) -> dict[str, Any]:
         cut = reply.finish_reason == "length"
-        return {"tasks": parse_tasks_reply(self.tasks, reply.text, cut=cut)}
+        return parse_answer(self.tasks, self.fields, reply.text, cut=cut)
 
     def _call_options(self) -> dict[str, Any]:
         s = self.settings
-        return {"model": s.model, "max_tokens": s.max_tokens_out, "schema": tasks_schema(self.tasks)}
+        schema = tasks_schema(self.tasks, self.fields)
+        return {"model": s.model, "max_tokens": s.max_tokens_out, "schema": schema}
 
     def _common(self, answer: Mapping[str, Any]) -> dict[str, Any]:
         tasks = dict(answer["tasks"])
         common: dict[str, Any] = {"tasks": tasks, "model": self.settings.model}
+        if self.fields:
+            common["fields"] = dict(answer.get("fields") or {})
         if self.primary in tasks:
             common.update(label=tasks[self.primary]["label"], score=tasks[self.primary].get("score"))
         return common
@@ -93,7 +106,8 @@ class TasksLLM(LLMClassifier):
 
     def __repr__(self) -> str:
         s = self.settings
-        return f"TasksLLM(model={s.model!r}, tasks={[t.name for t in self.tasks]}, limits={self.limits!r})"
+        asked = [t.name for t in self.tasks] + [f.name for f in self.fields]
+        return f"TasksLLM(model={s.model!r}, asks={asked}, limits={self.limits!r})"
 
 
 class EachTaskLLM(AsyncProcessor):
@@ -131,31 +145,33 @@ class EachTaskLLM(AsyncProcessor):
         return combined(doc, list(await asyncio.gather(*(child.aprocess(doc) for child in self.children))))
 
     def __repr__(self) -> str:
-        return f"EachTaskLLM({', '.join(t.name for child in self.children for t in child.tasks)})"
+        return f"EachTaskLLM({', '.join(repr(child) for child in self.children)})"
 
 
 def merged(before: Document, after: Document) -> Document:
-    """``after`` with the tasks ``before`` already had answered kept beside its own."""
-    tasks = {**(before.metadata.get("tasks") or {}), **(after.metadata.get("tasks") or {})}
-    return after.with_metadata(tasks=tasks)
+    """``after`` with the tasks (and fields) ``before`` already had answered kept beside its own."""
+    joined = {k: {**(before.metadata.get(k) or {}), **(after.metadata.get(k) or {})} for k in _JOINED}
+    return after.with_metadata(**{k: v for k, v in joined.items() if v or k == "tasks"})
 
 
 def combined(doc: Document, answered: Sequence[Document]) -> Document:
     """One document from the per-task answers: tasks joined, requests, tokens and cost summed."""
-    tasks = dict(doc.metadata.get("tasks") or {})
+    joined = {key: dict(doc.metadata.get(key) or {}) for key in _JOINED}
     extra: dict[str, Any] = {}
     for one in answered:
-        tasks.update(one.metadata.get("tasks") or {})
+        for key in _JOINED:
+            joined[key].update(one.metadata.get(key) or {})
         extra.update({k: one.metadata[k] for k in ("label", "score", "model") if k in one.metadata})
     usage = {key: sum(one.metadata.get(key) or 0 for one in answered) for key in _SUMMED}
     cached = all(one.metadata.get("cached") for one in answered)
     concurrency = max(one.metadata.get("concurrency") or 0 for one in answered)
-    return doc.with_metadata(**extra, **usage, tasks=tasks, cached=cached, concurrency=concurrency)
+    extra.update({k: v for k, v in joined.items() if v or k == "tasks"})
+    return doc.with_metadata(**extra, **usage, cached=cached, concurrency=concurrency)
 
 
 def _answer_of(doc: Document) -> dict[str, Any]:
     """What a copy of ``doc`` takes from it: the step's own task answers (as the cache keeps them)."""
-    return {"tasks": dict(doc.metadata["tasks"])}
+    return {key: dict(doc.metadata.get(key) or {}) for key in _JOINED}
 
 
 __all__ = ["EachTaskLLM", "TasksLLM", "combined", "merged"]
