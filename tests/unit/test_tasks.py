@@ -200,3 +200,16 @@ def test_the_tasks_file_in_docs_classifiers_md_loads(tmp_path: Path) -> None:
     assert len(blocks) == 1
     tasks = load_tasks(write(tmp_path, blocks[0]))
     assert tasks.names == ("topic", "audience", "language") and tasks.tasks[1].top_k == 2
+
+
+def test_build_classifier_gives_the_task_steps_for_a_tasks_file(tmp_path: Path) -> None:
+    from docmill.pipeline import Pipeline
+    from docmill.processors.registry import build_classifier
+
+    path = str(write(tmp_path, TASKS))
+    step = build_classifier("keywords", {"labels": path, "journal": str(tmp_path / "j.db")})
+    assert isinstance(step, Pipeline) and declared(step)["tasks"]["language"]["multi"] is False
+    doc = step.process(make_document("perl module: the function returns a struct"))
+    assert doc.metadata["tasks"]["language"]["label"] == "perl"
+    with pytest.raises(ConfigError, match="needs a model"):
+        build_classifier("llm", {"labels": path})

@@ -47,8 +47,15 @@ OPTIONS: dict[str, str | type[Any]] = {
 
 
 def build_classifier(spec: str, settings: Mapping[str, Any]) -> Processor:
-    """The classifier named by ``spec``, configured from ``settings``."""
+    """The classifier named by ``spec``, configured from ``settings``; for a labels file declaring
+    tasks, the steps answering them, as one ``Pipeline`` (``docmill.processors.tasks``)."""
     factory: ClassifierFactory = _load(CLASSIFIERS, _known(spec))
+    from docmill.model.tasks import is_tasks_file
+
+    if _known(spec) != "none" and is_tasks_file(settings.get("labels")):
+        from docmill.processors.tasks import tasks_pipeline
+
+        return tasks_pipeline(spec, settings)
     return factory(spec.partition(":")[2] or None, settings)
 
 

@@ -193,6 +193,18 @@ def _llm_step(
     return each[0] if len(each) == 1 else EachTaskLLM(each)
 
 
+def tasks_pipeline(spec: str, settings: Mapping[str, Any]) -> Processor:
+    """The steps of ``task_steps`` as one Pipeline, from a classifier's ``settings`` (its options,
+    ``labels``, ``journal``): what ``build_classifier`` gives for a labels file with tasks."""
+    from docmill.config import RunConfig
+    from docmill.pipeline import Pipeline
+
+    options = {k: v for k, v in settings.items() if k not in ("labels", "journal")}
+    db = str(settings.get("journal") or "docmill.db")  # where an llm response cache sits
+    config = RunConfig(classifier=spec, labels=str(settings["labels"]), classifier_options=options, db=db)
+    return Pipeline(*task_steps(config, str(settings["labels"])))
+
+
 def declared(pipeline: Processor) -> dict[str, Any]:
     """``{"tasks": …, "fields": …}`` (file order) for the run record when ``pipeline`` answers tasks
     or extracts fields, else ``{}``."""
@@ -204,4 +216,12 @@ def declared(pipeline: Processor) -> dict[str, Any]:
     return {}
 
 
-__all__ = ["KeywordTaskScorer", "LocalTasks", "ModelTaskScorer", "answer", "declared", "task_steps"]
+__all__ = [
+    "KeywordTaskScorer",
+    "LocalTasks",
+    "ModelTaskScorer",
+    "answer",
+    "declared",
+    "task_steps",
+    "tasks_pipeline",
+]
