@@ -154,6 +154,12 @@ def test_replies_are_checked_strictly() -> None:
     reply = '{"topic": "network", "audience": ["user", "programmer", "administrator"], "confidence": 2}'
     assert parse_tasks_reply(tasks, reply)["audience"] == {"labels": ["user", "programmer"]}  # top_k
     assert parse_tasks_reply(tasks, reply)["topic"]["score"] == 1.0
+    sure = parse_tasks(_yaml(TASKS.replace("  topic:\n", "  topic:\n    threshold: 0.6\n"))).tasks[:2]
+    assert parse_tasks_reply(sure, reply.replace('"confidence": 2', '"confidence": 0.5'))["topic"] == {
+        "label": None,
+        "score": 0.5,
+    }
+    assert parse_tasks_reply(sure, reply)["topic"]["label"] == "network"
     bad = [
         ('{"topic": "network"}', "no answer for task 'audience'"),
         ('{"topic": "cooking", "audience": []}', "task 'topic': label 'cooking' is not one of its 2"),

@@ -125,7 +125,10 @@ def _answer(task: Task, reply: dict[str, Any], confidence: float | None) -> dict
         raise InvalidModelOutput(f"reply has no answer for task {task.name!r}")
     value = reply[task.name]
     if not task.multi:
-        return {"label": _label(task, value), "score": confidence}
+        label: str | None = _label(task, value)
+        if task.threshold and (confidence is None or confidence < task.threshold):
+            label = None  # checked, but not confident enough: left unlabelled, as below a score
+        return {"label": label, "score": confidence}
     if not isinstance(value, list):
         raise InvalidModelOutput(f"task {task.name!r}: expected a list of labels, got {str(value)[:40]!r}")
     chosen = list(dict.fromkeys(_label(task, item) for item in value))
