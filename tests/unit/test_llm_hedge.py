@@ -29,7 +29,7 @@ def test_a_twin_is_due_once_the_call_is_out_past_the_quantile_and_the_limits_hav
 class _Level:
     """ProviderLimits as the hedger sees them: a request level that tests set."""
 
-    level: float = 5.0
+    level: float = 6.0  # a full burst: room to spare
 
     def statistics(self) -> ProviderLimitStats:
         stats = LimiterStats(rate=10.0, capacity=6.0, level=self.level)
@@ -74,7 +74,7 @@ class _Calls:
         await asyncio.sleep(0)
 
 
-def _hedger(clock: FakeClock, level: float = 5.0, samples: int = 20) -> Hedger:
+def _hedger(clock: FakeClock, level: float = 6.0, samples: int = 20) -> Hedger:
     latency = LatencyTracker(ceiling=60.0, clock=clock)
     for _ in range(samples):
         latency.observe(1.0)  # p95 = 1 s: a call out longer gets a twin
@@ -151,3 +151,25 @@ def test_a_zero_quantile_never_hedges() -> None:
     calls = _Calls(clock, [("never", None), ("now", "twin")])
     calls.script[0] = ("now", "only")
     assert _race(hedger, calls, Tally()) == "only" and calls.started == [0]
+
+
+def test_a_twin_that_fails_while_the_call_hangs_is_followed_by_a_second_and_last() -> None:
+    clock = FakeClock()
+    hedger, tally = _hedger(clock), Tally(prompt_tokens=50)
+    failed = ("now", UpstreamError("provider error 503"))
+    calls = _Calls(clock, [("never", None), failed, ("now", "second twin")])
+    assert _race(hedger, calls, tally) == "second twin"
+    assert (hedger.sent, hedger.won) == (2, 1) and calls.cancelled == [0]
+    assert (tally.requests, tally.failures) == (2, 1)  # the failed twin and the cut-off call
+
+
+def test_a_retry_goes_out_with_its_twin_at_once_when_the_limits_have_room() -> None:
+    clock = FakeClock()
+    hedger, tally = _hedger(clock), Tally(failures=1)
+    calls = _Calls(clock, [("never", None), ("now", "twin")])
+    assert _race(hedger, calls, tally) == "twin"
+    assert clock.monotonic() - 1_000.0 < 1.0  # long before p95 (1 s)
+    hedger.pair_retries = False
+    calls = _Calls(clock, [("never", None), ("now", "twin")])
+    started = clock.monotonic()
+    assert _race(hedger, calls, tally) == "twin" and clock.monotonic() - started >= 1.0

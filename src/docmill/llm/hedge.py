@@ -7,7 +7,9 @@ hung call holds up the whole run until its timeout. As in "The Tail at Scale" (D
 a call still outstanding ``quantile`` of the recent latencies after it was sent (p95 by default,
 ``LatencyTracker``) is sent a second time, but only when the limits have a request to spare at
 that moment (nobody waits for it: the rate no longer binds). The first reply wins and the other
-call is cancelled. Each call gets at most one twin.
+call is cancelled. One twin is out at a time, two at most (the second when the first failed
+while the call was still out). A retry (the document's call failed before) is due for its twin at
+once (``pair_retries``), still only when the limits have room.
 
 Both requests are counted (``Tally``): the winner's real usage; the loser, cut off, one request
 and its prompt's tokens (a provider may bill work it started); a twin that failed while the other
@@ -28,6 +30,7 @@ from docmill.limits.provider import ProviderLimits
 from docmill.llm.latency import LatencyTracker
 
 DEFAULT_QUANTILE = 0.95
+MAX_TWINS = 2  # per call: a second one only if the first twin failed while the call was still out
 POLL = 0.25  # seconds between looks while a call is due for a twin but the limits have none to spare
 
 Sent = Callable[[float], None]  # told the clock.monotonic() time a call went on the wire
@@ -38,6 +41,8 @@ R = TypeVar("R")
 
 class Ledger(Protocol):
     """Where the attempts of one document are counted (``docmill.llm.attempts.Tally``)."""
+
+    failures: int  # attempts of this document that failed so far
 
     def add(self, reply: Any) -> None: ...
     def failed(self, error: BaseException) -> None: ...
@@ -68,17 +73,29 @@ class Hedger:
     quantile: float = DEFAULT_QUANTILE
     poll: float = POLL
     clock: Clock = SYSTEM_CLOCK
+    pair_retries: bool = True  # a retry goes out with its twin at once when the limits have room
     sent: int = field(default=0, init=False)  # twins sent
     won: int = field(default=0, init=False)  # twins that answered first
 
-    def after(self) -> float | None:
-        """How long a call may be out before its twin is due (None: never, or not known yet)."""
-        return self.latency.percentile(self.quantile) if self.quantile > 0 else None
+    def after(self, ledger: Ledger | None = None) -> float | None:
+        """How long a call may be out before its twin is due (None: never, or not known yet).
+
+        A retry (``ledger`` counts a failure) is due at once with ``pair_retries``: at the tail
+        each of its failures costs a whole latency plus a backoff, and two tries fail together
+        far less often (1.4 % instead of 12 % at 12 % faults).
+        """
+        if self.quantile <= 0:
+            return None
+        if self.pair_retries and ledger is not None and ledger.failures:
+            return 0.0
+        return self.latency.percentile(self.quantile)
 
     def room(self) -> bool:
-        """The limits have a whole request (and some tokens) to spare: nobody is waiting for it."""
+        """The limits have a whole burst of requests unused (and tokens to spare): nobody has been
+        waiting for them for a while, so the rate no longer binds and a twin delays no one."""
         stats = self.limits.statistics()
-        return stats.requests.level >= 1 and stats.tokens.level > 0
+        requests = stats.requests
+        return requests.level >= max(1.0, requests.capacity) and stats.tokens.level > 0
 
     async def first_reply(self, call: Callable[..., Awaitable[R]], ledger: Ledger) -> R:
         """``call(sent=...)`` once, and a twin if it stays out too long; the first reply."""
@@ -96,14 +113,16 @@ class _Race(Generic[R]):
     hedger: Hedger
     ledger: Ledger
     calls: dict[asyncio.Future[R], list[float]] = field(default_factory=dict)  # call → [sent at]
-    twin: asyncio.Future[R] | None = None
+    first: asyncio.Future[R] | None = None
+    twins: int = 0
 
     async def run(self, call: Callable[..., Awaitable[R]]) -> R:
-        self._start(call)
+        self.first = self._start(call)
         while True:
             done = await self._wait(self._look())
             if not done and self._look() == 0:
-                self.twin = self._start(call)
+                self._start(call)
+                self.twins += 1
                 self.hedger.sent += 1
             for task in done:
                 reply = self._settle(task)
@@ -117,13 +136,14 @@ class _Race(Generic[R]):
         return task
 
     def _look(self) -> float | None:
-        """Seconds to the next look; None once the twin is out (then only replies matter)."""
-        if self.twin is not None or not self.calls:
+        """Seconds to the next look; None while two calls are out (then only replies matter)."""
+        if len(self.calls) != 1 or self.twins >= MAX_TWINS:
             return None
         h = self.hedger
         sent = next(iter(self.calls.values()))
         room = bool(sent) and h.room()
-        return next_look(sent[0] if sent else None, h.clock.monotonic(), h.after(), room, h.poll)
+        after = h.after(self.ledger)
+        return next_look(sent[0] if sent else None, h.clock.monotonic(), after, room, h.poll)
 
     async def _wait(self, look: float | None) -> list[asyncio.Future[R]]:
         """The calls that ended, or none when ``look`` seconds passed first."""
@@ -141,7 +161,7 @@ class _Race(Generic[R]):
         del self.calls[task]
         error = task.exception()
         if error is None:
-            self.hedger.won += task is self.twin
+            self.hedger.won += task is not self.first
             return task.result()
         if not self.calls:
             raise error
