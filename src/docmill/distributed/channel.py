@@ -35,6 +35,19 @@ def _redis_module() -> Any:
     return redis
 
 
+def broker_idle(url: str, queue: str) -> bool | None:
+    """Whether a Redis broker holds no message at all: ``queue`` empty and nothing unacknowledged
+    (kombu's ``unacked`` hash). None for other brokers, which never lose a message unreceived."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    client = _redis_module().Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    try:
+        queued, held = client.pipeline(transaction=False).llen(queue).hlen("unacked").execute()
+    finally:
+        client.close()
+    return int(queued) == 0 and int(held) == 0
+
+
 class RunChannel:
     """The keys of run ``run`` in the Redis at ``url``."""
 

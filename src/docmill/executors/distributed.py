@@ -17,7 +17,11 @@ to it is retried for up to ``outage_limit`` seconds. A Redis restarted without p
 the queued chunks, the results not yet read and the run's keys: the parent puts the job and the
 liveness key back within one beat, sends every outstanding chunk again at once when it sees the
 server's ``run_id`` change, and in any case sends again each chunk that has not reported within
-``redeliver_after`` seconds (the visibility timeout).
+``redeliver_after`` seconds (the visibility timeout). A chunk can also vanish without a restart: a
+worker's connection cut while its BRPOP waits (a Redis frozen for longer than the worker's socket
+timeout) pops the message into a dead socket. So when no result has come for ``LOST_CHECK``
+seconds and a Redis broker holds no message at all (queue empty, nothing unacknowledged), the
+chunks no worker has started are lost: seen so at two checks in a row, they are sent again.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.distributed.app import DEFAULT_QUEUE, TASK_NAME, make_app
-from docmill.distributed.channel import RunChannel
+from docmill.distributed.channel import RunChannel, broker_idle
 from docmill.distributed.codec import outcome_from_dict, ref_to_dict
 from docmill.distributed.outage import Outages
 from docmill.document import DocumentRef
@@ -46,6 +50,8 @@ from docmill.outcome import Outcome
 from docmill.settings import check
 
 log = logging.getLogger(__name__)
+
+LOST_CHECK = 10.0  # seconds without a result between two looks for chunks the broker lost
 
 # benchmarks/bench_distributed.py: 50 no-op refs per task keep the broker's share well under 1 ms/doc
 DEFAULT_CHUNK = 50
@@ -187,6 +193,8 @@ class _Run:
         self.exhausted = False
         self.last_progress = executor.clock.monotonic()
         self.last_beat = -math.inf
+        self.last_look = -math.inf
+        self.unstarted: set[str] = set()  # chunks seen lost by the last look
         where = f"Redis at {maybe_sanitize_url(executor.store)}"
         self.outages = Outages(where, limit=executor.outage_limit, clock=executor.clock)
         self.job_key = self.outages.ride(lambda: channel.publish_job(job), "storing the job")
@@ -202,6 +210,7 @@ class _Run:
             self._resend_overdue()
             message = self.outages.ride(lambda: self.channel.pop(timeout=1.0), "waiting for results")
             if message is None:
+                self._check_lost()
                 self._check_stall()
                 continue
             yield from self._accept(message)
@@ -307,6 +316,23 @@ class _Run:
             )
         log.info("%d chunks still running on %d workers", len(self.pending), len(serving))
         self.last_progress = now
+
+    def _check_lost(self) -> None:
+        """Every ``LOST_CHECK`` s without a result: send again the chunks the broker lost (see above)."""
+        now = self.ex.clock.monotonic()
+        if now - max(self.last_progress, self.last_look) < LOST_CHECK:
+            return
+        self.last_look = now
+        idle = self.outages.ride(lambda: broker_idle(self.ex.broker, self.ex.queue), "looking at the queue")
+        started = self.outages.ride(self.channel.deliveries, "asking which chunks started") if idle else {}
+        unstarted = {chunk for chunk in self.sent_at if chunk not in started} if idle else set()
+        lost, self.unstarted = sorted(unstarted & self.unstarted), unstarted
+        for chunk in lost:
+            self.counts["resent"] += 1
+            self._publish(chunk, list(self.pending[chunk].values()))
+        if lost:
+            self.unstarted -= set(lost)
+            log.warning("sent %d chunks again: the broker lost them (none queued, none started)", len(lost))
 
     def _serving(self) -> list[str]:
         """Names of the workers that answer and consume this run's queue."""
