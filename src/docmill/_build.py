@@ -103,8 +103,14 @@ def build_pipeline(config: RunConfig) -> Pipeline:
     if config.classifier != "none" and is_tasks_file(config.labels):
         from docmill.processors.tasks import task_steps
 
-        return Pipeline(extract, *task_steps(config, str(config.labels)))
-    return Pipeline(extract, build_classifier(config.classifier, config.classifier_settings()))
+        steps = task_steps(config, str(config.labels))
+    else:
+        steps = [build_classifier(config.classifier, config.classifier_settings())]
+    if config.steps:  # your own steps, after the classifier's, sharing its LLM limits
+        from docmill.processors.steps import build_steps, run_llm
+
+        steps += build_steps(config, run_llm(config, steps))
+    return Pipeline(extract, *steps)
 
 
 def build_journal(config: RunConfig) -> Journal:

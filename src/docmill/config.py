@@ -29,6 +29,8 @@ CLI exits with code 2): ``llm.rmp: unknown setting; did you mean rpm?``::
       reconnect_seconds: 120      # a lost connection / a locked file is retried this long
     extract: {max_pages: 2000, max_inflated_bytes: 268435456, max_chars: 1000000, deadline: null}
     llm: {base_url: http://127.0.0.1:8000/v1, model: m, rpm: 500, tpm: 200000, max_cost: 5.0}
+    steps: [myteam.steps:Summary]   # your own Processors after the classifier (also --step)
+    step_options: {Summary: {max_words: 40}}   # each step's Options, by class name
 
 The classifier options (``classifier: {spec: …, KEY: VALUE}``) are those of the classifier's
 ``OPTIONS`` class (``docmill.processors.registry``); the llm classifier's are the ``llm:`` keys
@@ -128,6 +130,8 @@ class RunConfig:
     llm: LLMOptions = field(default_factory=LLMOptions)  # a mapping is accepted and checked
     extract: ExtractOptions = field(default_factory=ExtractOptions)  # likewise
     progress: str = "auto"
+    steps: tuple[str, ...] = ()  # your own steps, module:Class or an entry point (docmill.processors.steps)
+    step_options: Mapping[str, Any] = field(default_factory=dict)  # Class → its Options, checked at build
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", self.strategy or default_strategy())

@@ -28,6 +28,7 @@ FLAGS: dict[str, str] = {
     "model": "llm.model", "rpm": "llm.rpm", "tpm": "llm.tpm", "broker": "broker", "queue": "queue",
     "ocr": "extract.ocr", "ocr_lang": "extract.ocr_lang", "ocr_dpi": "extract.ocr_dpi",
     "ocr_page_seconds": "extract.ocr_page_seconds", "ocr_min_chars": "extract.ocr_min_chars",
+    "step": "steps",
 }  # fmt: skip
 NOT_SETTINGS = ("config", "no_parallel", "explain", "batch")  # parameters of the command, not of the run
 
@@ -72,6 +73,9 @@ def run_command(
     ocr_page_seconds: Annotated[float | None, _Opt(help="Seconds allowed per OCRed page.")] = None,
     ocr_min_chars: Annotated[
         int | None, _Opt(help="A PDF page with fewer characters in its text layer is OCRed.")
+    ] = None,
+    step: Annotated[
+        list[str] | None, _Opt(help="Your own step after the classifier: module:Class (repeatable).")
     ] = None,
     explain: Annotated[bool, _Opt("--explain", help="Say which strategy ran and why (auto).")] = False,
     batch: Annotated[

@@ -1,0 +1,154 @@
+"""Your own steps: ``--step package.module:Class`` adds a ``Processor`` of yours to the pipeline.
+
+A step is named by ``module:Class`` (imported in every worker, so the module must be importable
+there too) or by the name of a ``docmill.steps`` entry point; ``--step`` is repeatable and
+``steps: [...]`` in docmill.yaml says the same. Steps run after extraction and classification,
+in the order given. A class with an ``Options`` dataclass takes its settings from
+``step_options.<Class>`` (checked like every other section: an unknown key or a wrong type is one
+line naming the dotted key) and is built as ``Class(options)``; any other class as ``Class()``.
+
+``self.context`` (a ``StepContext``) reaches the run's LLM: ``complete(messages)`` and
+``acomplete(messages)`` ask the configured model through a client that takes its turn under the
+run's limits, the same budget as the LLM classifier's, so a step making several calls per document
+stays within the provider's limits in every strategy. A failed call raises the docmill error it is
+(``RateLimitedError``, ``UpstreamError``, …), which the run's retry policy handles like any other.
+
+Everything that can go wrong before the first document does so before any work, in one line: a
+module that does not import, a class that is not a Processor, wrong options, a constructor or a
+``setup()`` that raises (each step is set up and torn down once in the parent to find out).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from docmill.errors import ConfigError
+from docmill.processors.base import Processor
+from docmill.settings import from_mapping, unknown
+
+if TYPE_CHECKING:
+    from docmill.config import RunConfig
+    from docmill.llm.client import LLMReply
+    from docmill.llm.prompt import Message
+    from docmill.processors.classify_llm import LLMClassifier
+
+GROUP = "docmill.steps"
+
+
+class StepContext:
+    """What a step reaches besides its document: the run's LLM, under the run's limits."""
+
+    def __init__(self, llm: LLMClassifier | None = None) -> None:
+        self._llm = llm  # the run's connection, limits and client (built per worker, on first use)
+
+    @property
+    def model(self) -> str:
+        return self._classifier().settings.model
+
+    def complete(self, messages: Sequence[Message], *, schema: Any = None, max_tokens: int = 0) -> LLMReply:
+        """One call to the run's model (blocking)."""
+        llm = self._classifier()
+        return llm._started().complete(messages, **self._options(llm, schema, max_tokens))
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, schema: Any = None, max_tokens: int = 0
+    ) -> LLMReply:
+        """One call to the run's model (awaiting)."""
+        llm = self._classifier()
+        return await llm._started().acomplete(messages, **self._options(llm, schema, max_tokens))
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.teardown()
+
+    def _classifier(self) -> LLMClassifier:
+        if self._llm is None:
+            raise ConfigError("this step calls the LLM: configure one (llm.model and llm.base_url)")
+        return self._llm
+
+    @staticmethod
+    def _options(llm: LLMClassifier, schema: Any, max_tokens: int) -> dict[str, Any]:
+        return {
+            "model": llm.settings.model,
+            "max_tokens": max_tokens or llm.settings.max_tokens_out,
+            "schema": schema,
+        }
+
+
+def load_step_class(spec: str) -> type[Processor]:
+    """The class ``spec`` names (``module:Class`` or an entry point's name); ConfigError otherwise."""
+    module, _, name = spec.partition(":")
+    if not name:
+        found = [e for e in entry_points(group=GROUP) if e.name == spec]
+        if not found:
+            raise ConfigError(f"steps: {spec!r} is neither module:Class nor a {GROUP} entry point")
+        module, _, name = found[0].value.partition(":")
+    try:
+        kind = getattr(importlib.import_module(module), name)
+    except Exception as exc:  # any import error of the user's module: one line, before any work
+        raise ConfigError(f"steps: cannot import {spec}: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(kind, type) and issubclass(kind, Processor)):
+        raise ConfigError(f"steps: {spec} is not a docmill Processor (subclass Processor or AsyncProcessor)")
+    return kind
+
+
+def build_steps(config: RunConfig, llm: LLMClassifier | None) -> list[Processor]:
+    """The run's own steps, built, given their context and tried once (setup, teardown)."""
+    classes = {spec: load_step_class(spec) for spec in config.steps}
+    names = {kind.__name__ for kind in classes.values()}
+    for name in config.step_options:
+        if name not in names:
+            raise unknown(f"step_options.{name}", names)
+    context = StepContext(llm)
+    return [
+        _built(spec, kind, config.step_options.get(kind.__name__), context) for spec, kind in classes.items()
+    ]
+
+
+def _built(
+    spec: str, kind: type[Processor], data: Mapping[str, Any] | None, context: StepContext
+) -> Processor:
+    options_kind = getattr(kind, "Options", None)
+    if options_kind is None and data:
+        raise ConfigError(f"step_options.{kind.__name__}: this step takes no options")
+    args = [from_mapping(options_kind, data or {}, f"step_options.{kind.__name__}")] if options_kind else []
+    try:
+        step = kind(*args)
+        step.context = context  # type: ignore[attr-defined]
+        step.setup()
+        step.teardown()
+    except Exception as exc:  # the user's code: one line, before any work
+        raise ConfigError(f"steps: {spec} failed to start: {type(exc).__name__}: {exc}") from None
+    return step
+
+
+def run_llm(config: RunConfig, steps: Sequence[Processor]) -> LLMClassifier | None:
+    """The run's LLM for the steps' context: the limits of its LLM step when it has one (one budget),
+    else those ``config.llm`` describes; None when no model is configured."""
+    from docmill.limits.provider import ProviderLimits
+    from docmill.model.labels import LabelSet
+    from docmill.processors.classify_llm import LLMClassifier, connection, wiring
+
+    options = config.llm
+    model = config.classifier.partition(":")[2] if config.classifier.startswith("llm:") else None
+    if not (model or options.model):
+        return None
+    shared = wiring(options, {})
+    found = [getattr(s, "limits", None) for s in _flat(steps)]
+    found = [limits for limits in found if isinstance(limits, ProviderLimits)]
+    if found:
+        shared["limits"] = found[0]
+    return LLMClassifier(LabelSet(("step",)), connection(options, model), **shared)
+
+
+def _flat(steps: Sequence[Processor]) -> list[Processor]:
+    flat: list[Processor] = []
+    for step in steps:
+        flat += [step, *getattr(step, "children", ()), *_flat(getattr(step, "steps", ()))]
+    return flat
+
+
+__all__ = ["GROUP", "StepContext", "build_steps", "load_step_class", "run_llm"]
