@@ -1,6 +1,6 @@
 """Distributed faults in one run (benchmarks/chaos_acceptance.py): a Celery run of 1,800 man pages,
-SIGKILLed and resumed, whose resumed run rides out an 8 s broker freeze and a cut of every journal
-connection: 0 lost, 0 duplicate rows, the sequential run's labels. Prints its figures."""
+SIGKILLed and resumed, whose resumed run rides out a broker freeze (8 s, 30 s) and a cut of every
+journal connection: 0 lost, 0 duplicate rows, the sequential run's labels. Prints its figures."""
 
 from __future__ import annotations
 
@@ -38,11 +38,12 @@ def needs_services() -> None:
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}")
 
 
+@pytest.mark.parametrize("freeze", [8, 30])
 def test_a_killed_resumed_run_rides_out_a_broker_freeze_and_a_journal_cut(
-    manpages: Path, tmp_path: Path
+    manpages: Path, tmp_path: Path, freeze: int
 ) -> None:
     needs_services()
-    figures = script().acceptance(manpages, tmp_path, freeze=8, kill_at=500)
+    figures = script().acceptance(manpages, tmp_path, freeze=freeze, kill_at=500)
     print(figures.summary())
     assert figures.documents == 1800
     assert figures.killed_at_rows > 0, "the runner finished before it could be killed"
