@@ -57,19 +57,34 @@ def _answers(root: Path) -> dict[str, list[str]]:
     out = root.parent / "out.jsonl"
     assert main(["export", "--db", str(root.parent / "j.db"), "-f", "jsonl", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for row in rows:  # the step's calls are billed to the document: requests, tokens, cost
+        used = row["result"]["steps"]["Questions"]
+        assert used["requests"] == row["result"]["requests"] == 2 and used["tokens_in"] > 0
+        assert used["cost"] == pytest.approx(row["result"]["cost"]) and used["cost"] > 0
     return {row["path"]: row["result"]["answers"] for row in rows}
 
 
-def test_the_documented_step_asks_the_llm_the_same_in_every_strategy(steps: Path) -> None:
+def test_the_documented_step_asks_the_llm_the_same_in_every_strategy(
+    steps: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     seen = []
     with EmulatorServer(EmulatorConfig(rpm=0, tpm=0, latency_median=0.0, seed=3)) as server:
         llm = ["--model", "emulated-small", "--base-url", f"{server.url}/v1", "--step", "mysteps:Questions"]
+        (steps.parent / "price.yaml").write_text("llm: {price_input_per_1m: 1.0, price_output_per_1m: 2.0}\n")
+        llm += ["--config", str(steps.parent / "price.yaml")]
         for strategy in ("sequential", "processes", "asyncio"):
             assert _run(steps, "-s", strategy, "-w", "2", *llm) == 0
             seen.append(_answers(steps))
         assert server.stats()["requests"] == 3 * N * 2  # two questions per document, per run
     assert seen[0] == seen[1] == seen[2] and len(seen[0]) == N
     assert all(len(answers) == 2 and all(answers) for answers in seen[0].values())
+    capsys.readouterr()
+    assert main(["status", "--db", str(steps.parent / "j.db"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cost_by_step"]["Questions"] == pytest.approx(data["cost"]) and data["cost"] > 0
+    assert data["cost_by_step"]["classifier"] == pytest.approx(0.0)
+    assert main(["status", "--db", str(steps.parent / "j.db")]) == 0
+    assert "(classifier $0.0000, Questions $" in capsys.readouterr().out
 
 
 def test_the_step_shares_the_llm_classifiers_limits(steps: Path, tmp_path: Path) -> None:
@@ -80,7 +95,7 @@ def test_the_step_shares_the_llm_classifiers_limits(steps: Path, tmp_path: Path)
     config = RunConfig(classifier="llm:m", labels=str(tmp_path / "labels.yaml"), steps=("mysteps:Questions",))
     pipeline = build_pipeline(config.replace(llm={"base_url": "http://127.0.0.1:9/v1"}))
     classifier, step = pipeline.steps[1:]
-    assert step.context._llm.limits is classifier.limits  # type: ignore[attr-defined]
+    assert step.step.context._llm.limits is classifier.limits  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

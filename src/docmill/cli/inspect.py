@@ -53,6 +53,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "by_status": dict(summary.by_status),
         "by_label": dict(summary.by_label),
         "by_task": _task_counts(journal, run),
+        "cost_by_step": _step_costs(journal, run) if stats.get("cost") else {},
         "failures": failures,
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
         "pages": summary.pages,
@@ -68,6 +69,12 @@ def _task_counts(journal: Journal, run: RunRecord | None) -> dict[str, dict[str,
     from docmill.model.tasks import task_counts
 
     return task_counts(journal, run)
+
+
+def _step_costs(journal: Journal, run: RunRecord | None) -> dict[str, float]:
+    from docmill.processors.steps import step_costs
+
+    return step_costs(journal, run)
 
 
 def _liveness(state: str | None, heartbeat: float | None, stats: dict[str, Any], done: int) -> dict[str, Any]:
@@ -104,7 +111,8 @@ def status_lines(data: dict[str, Any]) -> list[str]:
     for task, counts in (data.get("by_task") or {}).items():
         lines.append(f"{task}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"))
     if data["cost"]:
-        lines.append(f"spent ${data['cost']:.4f}")
+        by_step = ", ".join(f"{k} ${v:.4f}" for k, v in (data.get("cost_by_step") or {}).items())
+        lines.append(f"spent ${data['cost']:.4f}" + (f" ({by_step})" if by_step else ""))
     return lines + batch_lines(data.get("batches"))
 
 

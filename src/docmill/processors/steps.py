@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from docmill.document import Document
 from docmill.errors import ConfigError
-from docmill.processors.base import Processor
+from docmill.llm.pricing import Price
+from docmill.processors.base import AsyncProcessor, Processor
 from docmill.settings import from_mapping, unknown
 
 if TYPE_CHECKING:
@@ -51,14 +55,14 @@ class StepContext:
     def complete(self, messages: Sequence[Message], *, schema: Any = None, max_tokens: int = 0) -> LLMReply:
         """One call to the run's model (blocking)."""
         llm = self._classifier()
-        return llm._started().complete(messages, **self._options(llm, schema, max_tokens))
+        return _counted(llm._started().complete(messages, **self._options(llm, schema, max_tokens)))
 
     async def acomplete(
         self, messages: Sequence[Message], *, schema: Any = None, max_tokens: int = 0
     ) -> LLMReply:
         """One call to the run's model (awaiting)."""
         llm = self._classifier()
-        return await llm._started().acomplete(messages, **self._options(llm, schema, max_tokens))
+        return _counted(await llm._started().acomplete(messages, **self._options(llm, schema, max_tokens)))
 
     def close(self) -> None:
         if self._llm is not None:
@@ -102,10 +106,123 @@ def build_steps(config: RunConfig, llm: LLMClassifier | None) -> list[Processor]
     for name in config.step_options:
         if name not in names:
             raise unknown(f"step_options.{name}", names)
-    context = StepContext(llm)
-    return [
+    context, price = StepContext(llm), llm.price if llm is not None else Price()
+    built = [
         _built(spec, kind, config.step_options.get(kind.__name__), context) for spec, kind in classes.items()
     ]
+    return [metered(step, price) for step in built]
+
+
+# -- what a step's LLM calls cost, recorded with the document ------------------------------------------
+
+
+@dataclass
+class Usage:
+    """The calls a step made for one document (the context's successful ones)."""
+
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+_USAGE: ContextVar[Usage | None] = ContextVar("docmill_step_usage", default=None)
+
+
+def _counted(reply: LLMReply) -> LLMReply:
+    usage = _USAGE.get()
+    if usage is not None:
+        usage.requests += 1
+        usage.tokens_in += reply.tokens_in
+        usage.tokens_out += reply.tokens_out
+    return reply
+
+
+class Metered(Processor):
+    """A user step whose LLM calls are added to the document's ``requests``, tokens and ``cost``, and
+    recorded per step under ``steps.<Class>`` (the run's ``max_cost`` counts them)."""
+
+    name = "step"
+
+    def __init__(self, step: Processor, price: Price) -> None:
+        self.step, self.price = step, price
+
+    def config(self) -> Mapping[str, Any]:
+        return {"step": self.step.fingerprint()}
+
+    def check_requirements(self) -> None:
+        self.step.check_requirements()
+
+    def check(self) -> None:
+        self.step.check()
+
+    def setup(self) -> None:
+        self.step.setup()
+
+    def teardown(self) -> None:
+        self.step.teardown()
+
+    def process(self, doc: Document) -> Document:
+        usage, token = _started()
+        try:
+            return self._billed(self.step.process(doc), usage)
+        finally:
+            _USAGE.reset(token)
+
+    def _billed(self, doc: Document, usage: Usage) -> Document:
+        if not usage.requests:
+            return doc
+        cost = self.price.cost(usage.tokens_in, usage.tokens_out)
+        mine = {"requests": usage.requests, "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out}
+        steps = {**(doc.metadata.get("steps") or {}), type(self.step).__name__: {**mine, "cost": cost}}
+        totals = {key: (doc.metadata.get(key) or 0) + value for key, value in mine.items()}
+        return doc.with_metadata(steps=steps, cost=(doc.metadata.get("cost") or 0.0) + cost, **totals)
+
+
+class MeteredAsync(Metered, AsyncProcessor):
+    """``Metered`` for an ``AsyncProcessor``: awaited by the asyncio-based strategies."""
+
+    def setup(self) -> None:
+        AsyncProcessor.setup(self)
+        self.step.setup()
+
+    def teardown(self) -> None:
+        self.step.teardown()
+        AsyncProcessor.teardown(self)
+
+    def process(self, doc: Document) -> Document:
+        return AsyncProcessor.process(self, doc)
+
+    async def aprocess(self, doc: Document) -> Document:
+        usage, token = _started()
+        try:
+            assert isinstance(self.step, AsyncProcessor)
+            return self._billed(await self.step.aprocess(doc), usage)
+        finally:
+            _USAGE.reset(token)
+
+
+def _started() -> tuple[Usage, Token[Usage | None]]:
+    usage = Usage()
+    return usage, _USAGE.set(usage)
+
+
+def step_costs(journal: Any, run: Any) -> dict[str, float]:
+    """USD per step of ``run``'s documents: each user step's (``steps.<Class>.cost``) and the rest
+    (the classifier's, ``classifier``); ``{}`` when no user step called the LLM."""
+    from docmill.journal.base import Query
+
+    costs: dict[str, float] = {}
+    total = 0.0
+    for record in journal.iter_documents(Query(run_id=run.id)) if run is not None else ():
+        total += float(record.result.get("cost") or 0.0)
+        for name, used in (record.result.get("steps") or {}).items():
+            costs[name] = costs.get(name, 0.0) + float(used.get("cost") or 0.0)
+    return {"classifier": max(0.0, total - sum(costs.values())), **costs} if costs else {}
+
+
+def metered(step: Processor, price: Price) -> Processor:
+    """``step`` wrapped so that its LLM calls are billed to the document."""
+    return MeteredAsync(step, price) if isinstance(step, AsyncProcessor) else Metered(step, price)
 
 
 def _built(
@@ -151,4 +268,13 @@ def _flat(steps: Sequence[Processor]) -> list[Processor]:
     return flat
 
 
-__all__ = ["GROUP", "StepContext", "build_steps", "load_step_class", "run_llm"]
+__all__ = [
+    "GROUP",
+    "Metered",
+    "MeteredAsync",
+    "StepContext",
+    "Usage",
+    "build_steps",
+    "load_step_class",
+    "run_llm",
+]
