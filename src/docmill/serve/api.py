@@ -74,11 +74,14 @@ class Api:
         return JSON({**views.summary_json(summary), **await self._tasks(run_id)})
 
     async def _tasks(self, run_id: int) -> dict[str, Any]:
-        """``by_task``: each task's label counts, for a run whose labels file declares tasks."""
+        """``by_task``: each task's label counts, for a run whose labels file declares tasks;
+        ``cost_by_step``: what the classifier and each of your own steps spent, when a step did."""
         from docmill.model.tasks import task_counts
+        from docmill.processors.steps import step_costs
 
         counts = await self.gateway.cached(("tasks", run_id), lambda j: task_counts(j, j.run(run_id)))
-        return {"by_task": counts} if counts else {}
+        costs = await self.gateway.cached(("step-costs", run_id), lambda j: step_costs(j, j.run(run_id)))
+        return {**({"by_task": counts} if counts else {}), **({"cost_by_step": costs} if costs else {})}
 
     async def throughput(self, request: Request) -> Response:
         run_id = _path_run_id(request)

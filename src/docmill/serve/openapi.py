@@ -68,6 +68,7 @@ SUMMARY = {
         "by_status": COUNTS,
         "by_label": COUNTS,
         "by_task": {"type": "object", "additionalProperties": COUNTS},  # a labels file with tasks
+        "cost_by_step": {"type": "object", "additionalProperties": {"type": "number"}},  # USD
         "failures": {"type": "integer"},
         "first_started": _NUM,
         "last_finished": _NUM,

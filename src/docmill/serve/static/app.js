@@ -160,6 +160,15 @@ function renderSummary(summary) {
   }));
   renderLabels(summary.by_label);
   renderTasks(summary.by_task || {});
+  renderStepCosts(summary.cost_by_step || {});
+}
+
+// What the classifier and each of your own steps spent (USD), when a step of yours called the LLM.
+function renderStepCosts(costs) {
+  const entries = Object.entries(costs);
+  $("step-costs-card").hidden = entries.length === 0;
+  $("step-costs").replaceChildren(...entries.map(([step, usd]) =>
+    el("li", {}, el("span", { class: "name", text: step, title: step }), el("b", { text: `$${usd.toFixed(4)}` }))));
 }
 
 function bars(counts) {
