@@ -18,7 +18,7 @@ from docmill.executors.batches import partition_by_size
 from docmill.executors.pool.parent import Pool, Report
 from docmill.executors.work_queue import TARGET_SECONDS, WALL_SLACK, QueueExecutor
 from docmill.job import Job
-from docmill.outcome import Status
+from docmill.outcome import Outcome, Status
 from docmill.pipeline import Pipeline
 from docmill.processors.base import Processor
 from docmill.testing import (
@@ -211,6 +211,47 @@ def test_auto_explains_and_yields_its_probe_outcomes() -> None:
     explained = executor.explain()
     # one round of two documents (one per worker) that mostly waited settles the probe
     assert "probe: 2 documents" in explained and "asyncio" in explained
+
+
+class _RetiringPool:
+    """Stands in for the probe's two worker processes: of the two documents sent, the first comes
+    back unstarted (its worker retired over a limit), the second with its result."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[int, DocumentRef]] = []
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.held)
+
+    def idle_capacity(self, depth: int) -> list[str]:
+        return ["w0", "w1"][len(self.held) :]
+
+    def send(self, worker: str, items: list[tuple[int, DocumentRef]]) -> None:
+        self.held.extend(items)
+
+    def wait(self) -> Report:
+        time.sleep(0.1)  # past the probe's deadline
+        (first, (seq, ref)), self.held = self.held, []
+        ok = Outcome(ref, Status.OK, "0" * 64, {"label": "x"})
+        return Report(finished=[(seq, (ok, 0.001, 0.05))], requeue=[first])
+
+
+def test_documents_handed_back_after_the_probe_ended_go_to_the_choice() -> None:
+    # The first round ends past the probe's deadline with one document back unstarted from a worker
+    # that retired over its memory limit. It used to be dropped: 39 outcomes for 40 documents.
+    executor = AutoExecutor(workers=2, sample=16)
+    refs = iter(make_refs(5))
+    outcomes = []
+    loop = executor._probe_loop(_RetiringPool(), refs, time.monotonic() + 0.05)  # type: ignore[arg-type]
+    try:
+        while True:
+            outcomes.append(next(loop))
+    except StopIteration as end:
+        handed_back = end.value
+    assert [o.ref.id for o in outcomes] == ["doc-000001"]
+    assert [r.id for r in handed_back] == ["doc-000000"]
+    assert [r.id for r in refs] == ["doc-000002", "doc-000003", "doc-000004"]
 
 
 def test_the_probe_settles_early_only_on_documents_that_wait() -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,7 +180,8 @@ class AutoExecutor(Executor):
     def map_unordered(self, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
         remaining = iter(refs)
         self.probe = Probe()
-        yield from self._run_probe(job, remaining)
+        handed_back = yield from self._run_probe(job, remaining)
+        remaining = itertools.chain(handed_back, remaining)
         self.choice = choose(self.probe, job, self.processes, self.per_process)
         options = dict(self.choice.options)
         if self._explicit_in_flight:
@@ -200,20 +201,26 @@ class AutoExecutor(Executor):
         keys = set(field_names(PooledExecutor.Options)) - {"max_in_flight"}
         return {key: getattr(self.options, key) for key in keys}
 
-    def _run_probe(self, job: Job, refs: Iterator[DocumentRef]) -> Iterator[Outcome]:
-        """One document at a time per worker, ``processes`` workers: each is timed alone."""
+    def _run_probe(
+        self, job: Job, refs: Iterator[DocumentRef]
+    ) -> Generator[Outcome, None, list[DocumentRef]]:
+        """One document at a time per worker, ``processes`` workers: each is timed alone. Returns
+        the documents a retiring worker handed back after the probe had ended: the choice runs them."""
         limits = limits_from(self.options.max_tasks_per_child, self.options.max_memory_mb)
         size = min(self.processes, self.sample)
         start = self.options.start_method
         pool = Pool(_Timed(job), size, limits=limits, timeout=job.timeout, start_method=start)
         pool.start()
         try:
-            yield from self._probe_loop(pool, refs, time.monotonic() + self.probe_seconds)
+            handed_back = yield from self._probe_loop(pool, refs, time.monotonic() + self.probe_seconds)
             pool.shutdown(drain=True)
         finally:
             pool.shutdown(drain=False)
+        return handed_back
 
-    def _probe_loop(self, pool: Pool, refs: Iterator[DocumentRef], deadline: float) -> Iterator[Outcome]:
+    def _probe_loop(
+        self, pool: Pool, refs: Iterator[DocumentRef], deadline: float
+    ) -> Generator[Outcome, None, list[DocumentRef]]:
         again: list[Item] = []  # handed back by a worker that retired
         seqs, sent = itertools.count(), 0
         while True:
@@ -226,7 +233,7 @@ class AutoExecutor(Executor):
                 pool.send(worker, [item])
                 sent += 1
             if not pool.holding:
-                return
+                return [ref for _, ref in again]  # a worker over its limits retired after the end
             report = pool.wait()
             again.extend(report.requeue)
             sent -= len(report.requeue)
