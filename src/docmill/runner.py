@@ -369,6 +369,8 @@ def run_config(
     pipeline = _build.build_pipeline(config)
     executor = _build.build_executor(config)
     journal = _build.build_journal(config)
+    from docmill.processors.tasks import declared  # the tasks the pipeline answers, in every launcher
+
     try:
         result = launch(
             source,
@@ -383,7 +385,7 @@ def run_config(
             retry_failed=config.retry_failed,
             fresh=config.fresh,
             max_cost=config.cost_limit,
-            settings=config.public(),
+            settings={**config.public(), **declared(pipeline)},
             clock=clock,
         )
     finally:

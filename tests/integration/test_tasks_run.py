@@ -241,3 +241,27 @@ def test_python_tables_have_the_task_columns(corpus: Path) -> None:
     assert str(table.schema.field("label_audience").type).startswith("list<")
     with docmill.open_journal(db) as journal:
         assert "label_topic" in journal.rows()[0]
+
+
+def test_a_batch_run_records_and_exports_every_task(corpus: Path, tmp_path: Path) -> None:
+    """``--batch``: the tasks of a document in one line of a batch file, exported per task."""
+    batch = EmulatorConfig(rpm=0, tpm=0, latency_median=0.0, seed=3, batch_seconds=0.2)
+    with EmulatorServer(batch) as server:
+        (tmp_path / "poll.yaml").write_text("llm: {cache: false, batch_poll_seconds: 0.2}\n")
+        args = ["run", str(corpus), "--labels", str(tmp_path / "tasks.yaml"), "--db", str(tmp_path / "b.db")]
+        args += [
+            "--progress",
+            "none",
+            "-c",
+            "llm",
+            "--model",
+            "emulated-small",
+            "--batch",
+            "-s",
+            "sequential",
+        ]
+        args += ["--base-url", f"{server.url}/v1", "--config", str(tmp_path / "poll.yaml")]
+        assert main(args) == 0
+        stats = server.stats()
+    assert (stats["requests"], stats["batch_requests"]) == (0, N)  # one line per document, no online call
+    _check_csv(_export(str(tmp_path / "b.db"), tmp_path, "csv"))
