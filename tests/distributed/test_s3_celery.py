@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.celery, pytest.mark.redis]
 def test_celery_workers_fetch_objects_from_s3(s3: S3, manpages: Path, tmp_path: Path) -> None:
     assert s3.upload_tree(manpages, "man", limit=40) == 40
     s3.client.put_object(Bucket=s3.bucket, Key="man/zz-gone.txt", Body=b"soon deleted")
+    lines = [f'{{"id": "r{i}", "text": "record {i} of a JSONL object"}}' for i in range(5)]
+    s3.client.put_object(Bucket=s3.bucket, Key="man/records.jsonl", Body="\n".join(lines).encode())
     source = S3Source(s3.url("man"))
     refs = list(source)
     s3.client.delete_object(Bucket=s3.bucket, Key="man/zz-gone.txt")  # listed, then gone
@@ -35,10 +37,11 @@ def test_celery_workers_fetch_objects_from_s3(s3: S3, manpages: Path, tmp_path: 
             ex = CeleryExecutor(2, broker=workers.broker, queue=workers.queue, chunk_size=5)
             with ex:
                 _, got = drive(ex, job, journal, refs)
-    assert len(got) == len(expected) == 41
+    assert len(got) == len(expected) == 46  # 40 objects, 5 records (each line a ranged GET), 1 gone
     assert view(got) == view(expected)
     assert view(got)["zz-gone.txt"] == ("failed", None, f"{s3.url('man/zz-gone.txt')}: no such object")
-    assert sum(1 for o in got if o.status.is_success) == 40
+    assert sum(1 for o in got if o.status.is_success) == 45
+    assert view(got)["records.jsonl#r4"][0] == "ok"
     pids = {o.timings.worker.split(":")[1] for o in got if o.timings.worker}
     assert pids and str(os.getpid()) not in pids  # fetched by the workers, not by this process
 
