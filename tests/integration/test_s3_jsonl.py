@@ -58,6 +58,8 @@ def test_jsonl_objects_give_the_records_and_labels_of_the_local_files(
         expected.update({f"{name}#{k}": v for k, v in labels_of(tmp_path / f"{local}.db").items()})
     assert {k: v for k, v in remote.items() if k != "notes.txt"} == expected
     assert len(expected) == 20 + 15 + 2 and "notes.txt" in remote
+    assert S3Source(s3.url("j")).count() is None  # not known without downloading the objects twice
+    assert S3Source(s3.url("j"), include=["*.txt"]).count() == 1
     single = run(s3.url("j/part-1.jsonl"), tmp_path, "single")
     assert single.stats.done == 22
     assert labels_of(tmp_path / "single.db") == labels_of(tmp_path / "part-1.jsonl.db")
