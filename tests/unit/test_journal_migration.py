@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
 import uuid
@@ -70,6 +71,35 @@ def test_a_version_1_sqlite_journal_is_upgraded_in_place(tmp_path: Path) -> None
     reader = open_journal(str(path), read_only=True)
     assert reader.document("new.pdf") is not None and reader.document("new.pdf").pages == 3  # type: ignore[union-attr]
     reader.close()
+
+
+def _open_at(path: str, start: Any, errors: Any) -> None:
+    start.wait()
+    try:
+        open_journal(path).close()
+    except JournalError as exc:
+        errors.put(str(exc))
+
+
+@pytest.mark.parametrize("old", [True, False], ids=["version-1", "new"])
+def test_runs_opening_one_journal_at_once_upgrade_it_once(tmp_path: Path, old: bool) -> None:
+    # The version is read under the write lock: the second finds the journal upgraded instead of
+    # adding the same columns again ("duplicate column name: pages").
+    context = multiprocessing.get_context("fork")
+    for attempt in range(4):
+        path = tmp_path / f"j{attempt}.db"
+        if old:
+            _version_1_sqlite(path)
+        start, errors = context.Barrier(4), context.Queue()
+        procs = [context.Process(target=_open_at, args=(str(path), start, errors)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0] * 4
+        assert errors.empty(), errors.get()
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_journal_from_a_newer_docmill_is_refused_in_one_line(tmp_path: Path) -> None:

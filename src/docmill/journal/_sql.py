@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from docmill.journal.base import Query
@@ -80,3 +82,16 @@ def where(query: Query, source: str | None, fingerprint: str | None) -> tuple[st
 def order_by(query: Query) -> str:
     """The ORDER BY clause of ``query.order`` (see ``Query``)."""
     return "ORDER BY finished IS NULL, finished DESC, path" if order(query) == "recent" else "ORDER BY path"
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (``executescript`` would commit the caller's
+    transaction first); a trigger's ``BEGIN … END`` stays whole."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip().rstrip(";")
+            pending = ""
+    if pending.strip():
+        yield pending.strip()

@@ -96,7 +96,19 @@ class SqliteJournal(SqliteBatches):
         return db
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        """Create a new journal, or upgrade an older one in place (``journal.migrations``)."""
+        """Create a new journal, or upgrade an older one in place (``journal.migrations``). The
+        version is read under the write lock: of two runs opening an old journal at once, the
+        second finds it upgraded instead of adding the same columns again."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._upgrade(db)
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        db.executescript(_sql.LATER_INDEXES)  # journals written before these indexes existed
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         if version == 0 and tables:
@@ -104,17 +116,12 @@ class SqliteJournal(SqliteBatches):
                 f"{self.path} has journal schema version 0: not a docmill journal (use another --db)"
             )
         steps = migrations.steps_from(version, SCHEMA_VERSION, self.path)
-        if steps or version == 0:
-            script = (
-                ""
-                if version
-                else resources.files("docmill.journal").joinpath("schema.sql").read_text("utf-8")
-            )
-            changes = ";\n".join(statement for step in steps for statement in step.sqlite)
-            db.executescript(
-                f"BEGIN IMMEDIATE; {script}; {changes}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        db.executescript(_sql.LATER_INDEXES)  # journals written before these indexes existed
+        if not steps and version:
+            return
+        base = "" if version else resources.files("docmill.journal").joinpath("schema.sql").read_text("utf-8")
+        for statement in (*_sql.statements(base), *(s for step in steps for s in step.sqlite)):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- runs ------------------------------------------------------------------------------------
 
