@@ -22,7 +22,7 @@ OCR (``ocr``: ``auto`` | ``always`` | ``never``; see docs/extraction.md): ``auto
 the PDF pages whose text layer has fewer than ``ocr_min_chars`` (20) non-blank characters, and
 reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto`` is ``never``.
 ``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
-Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (0: one per
+Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (1; 0: one per
 usable core) how many pages of a PDF are OCRed at once. Metadata ``pages_ocr`` counts the pages OCRed.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
@@ -88,7 +88,7 @@ class ExtractOptions:
     ocr_page_seconds: float = 60.0
     ocr_min_chars: int = 20
     ocr_max_pixels: int = 60_000_000
-    ocr_threads: int = 0  # pages of one PDF OCRed at once; 0: one per usable core
+    ocr_threads: int = 1  # pages of one PDF OCRed at once; 0: one per usable core
 
     def __post_init__(self) -> None:
         for name in ("max_pages", "max_inflated_bytes", "max_chars", "ocr_dpi", "ocr_max_pixels"):

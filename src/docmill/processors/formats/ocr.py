@@ -7,10 +7,10 @@ tesserocr, 5.58 s/page with pytesseract (benchmarks/RESULTS.md). tesserocr's whe
 libtesseract; the language models (``*.traineddata``) come from the system package
 (``apt-get install tesseract-ocr``) or ``$TESSDATA_PREFIX``.
 
-Pages of one PDF are OCRed by a pool of ``threads`` threads per process (tesserocr releases the GIL
-while it recognises), so a long scan does not hold one core while the others idle at the end of a
-run; the pool is shared by the documents of a process, which bounds OCR's memory to ``threads``
-rendered pages and engines.
+With ``threads`` above 1, pages of one PDF are OCRed by a pool of that many threads per process
+(tesserocr releases the GIL while it recognises), so a long scan need not hold one core while
+others idle at the end of a run; the pool is shared by the documents of a process, which bounds
+OCR's memory to ``threads`` rendered pages and engines per process.
 
 Guards: ``max_pixels`` per page (a "scan bomb" is a 100,000 × 100,000 page; refused before any
 pixel is decoded) and ``page_seconds`` per page (Tesseract's own cancel monitor). Both raise a
