@@ -8,13 +8,19 @@ from typing import Any, cast
 
 import pytest
 
-from docmill.errors import UpstreamError
+from docmill.errors import ConfigError, UpstreamError
 from docmill.limits.base import LimiterStats
 from docmill.limits.provider import ProviderLimits, ProviderLimitStats
 from docmill.llm.attempts import Tally
 from docmill.llm.hedge import Hedger, Sent, next_look
 from docmill.llm.latency import LatencyTracker
+from docmill.llm.settings import LLMOptions
+from docmill.model.labels import LabelSet
+from docmill.processors.classify_llm import LLMClassifier, connection
+from docmill.settings import from_mapping
 from docmill.testing import FakeClock
+
+LABELS = LabelSet(names=("a", "b"), descriptions={"a": "A.", "b": "B."})
 
 
 def test_a_twin_is_due_once_the_call_is_out_past_the_quantile_and_the_limits_have_room() -> None:
@@ -173,3 +179,13 @@ def test_a_retry_goes_out_with_its_twin_at_once_when_the_limits_have_room() -> N
     calls = _Calls(clock, [("never", None), ("now", "twin")])
     started = clock.monotonic()
     assert _race(hedger, calls, tally) == "twin" and clock.monotonic() - started >= 1.0
+
+
+def test_the_hedge_setting_reaches_the_client_and_a_bad_one_is_refused_naming_it() -> None:
+    options = LLMOptions(base_url="http://127.0.0.1:9/v1", model="m", hedge=0.9)
+    clf = LLMClassifier(LABELS, connection(options))
+    clf.setup()
+    assert clf._client is not None and clf._client.hedger.quantile == 0.9
+    clf.teardown()
+    with pytest.raises(ConfigError, match=r"^llm\.hedge: .*0 never hedges"):
+        from_mapping(LLMOptions, {"hedge": 1.5}, "llm")

@@ -11,6 +11,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     timeout: 60                          # seconds per request at most (the ceiling of the next two)
     timeout_multiplier: 3                # a call is abandoned and retried past this × the recent p99
     timeout_floor: 5                     # ... but never sooner than this many seconds
+    hedge: 0.95                          # at the tail, a call out past this quantile gets a twin (0: never)
     response_format: json_schema         # json_schema | json_object | none
     max_tokens_in: 2000                  # the document is cut to this many prompt tokens
     max_tokens_out: 100
@@ -61,6 +62,7 @@ class LLMOptions:
     timeout: float = 60.0
     timeout_multiplier: float = 3.0
     timeout_floor: float = 5.0
+    hedge: float = 0.95
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     max_tokens_in: int = 2000
     max_tokens_out: int = 100
@@ -95,6 +97,7 @@ class LLMOptions:
         for name in ("timeout", "timeout_floor", "rpm", "tpm", "rate_window", "outage_seconds"):
             _positive(name, getattr(self, name))
         _positive("batch_poll_seconds", self.batch_poll_seconds)
+        check(0 <= self.hedge < 1, "hedge", self.hedge, "a quantile within [0, 1); 0 never hedges")
         for name in ("max_tokens_in", "max_tokens_out", "max_attempts", "concurrency", "timeout_multiplier"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
         check(self.batch_max_requests >= 1, "batch_max_requests", self.batch_max_requests, "must be >= 1")

@@ -67,6 +67,7 @@ class LLMSettings:
     timeout: float = 60.0  # the ceiling of the tail-aware timeout (docmill.llm.latency)
     timeout_floor: float = 5.0
     timeout_multiplier: float = 3.0
+    hedge: float = 0.95  # the quantile past which a call gets a twin at the tail (docmill.llm.hedge)
     response_format: str = "json_schema"
     max_tokens_in: int = 2000
     max_tokens_out: int = 100
@@ -135,6 +136,7 @@ class LLMClassifier(AsyncProcessor):
             transport=self.transport,
             clock=self.clock,
             latency=LatencyTracker(s.timeout, s.timeout_floor, s.timeout_multiplier, clock=self.clock),
+            hedge=s.hedge,
         )
         self._cache = self.cache if self.cache is not None else NullCache()  # an empty cache is falsy
 
@@ -361,6 +363,7 @@ def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:
         timeout=options.timeout,
         timeout_floor=options.timeout_floor,
         timeout_multiplier=options.timeout_multiplier,
+        hedge=options.hedge,
         response_format=options.response_format,
         max_tokens_in=options.max_tokens_in,
         max_tokens_out=options.max_tokens_out,
