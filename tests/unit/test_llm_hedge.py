@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from docmill.errors import ConfigError, UpstreamError
+from docmill.errors import ConfigError, RunStoppedError, UpstreamError
 from docmill.limits.base import LimiterStats
 from docmill.limits.provider import ProviderLimits, ProviderLimitStats
 from docmill.llm.attempts import Tally
@@ -189,3 +189,12 @@ def test_the_hedge_setting_reaches_the_client_and_a_bad_one_is_refused_naming_it
     clf.teardown()
     with pytest.raises(ConfigError, match=r"^llm\.hedge: .*0 never hedges"):
         from_mapping(LLMOptions, {"hedge": 1.5}, "llm")
+
+
+def test_a_stop_ends_the_race_at_once_and_cuts_off_the_call_still_out() -> None:
+    clock = FakeClock()
+    hedger, tally = _hedger(clock), Tally(prompt_tokens=50)
+    calls = _Calls(clock, [("never", None), ("now", RunStoppedError("stopping"))])
+    with pytest.raises(RunStoppedError):
+        _race(hedger, calls, tally)
+    assert calls.cancelled == [0] and tally.failures == 0

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from docmill.clock import SYSTEM_CLOCK, Clock
+from docmill.errors import RetryableError
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.latency import LatencyTracker
 
@@ -157,13 +158,15 @@ class _Race(Generic[R]):
         return [task for task in self.calls if task in done]
 
     def _settle(self, task: asyncio.Future[R]) -> R | None:
-        """A call ended: its reply wins; its error is counted, or raised when it was the last."""
+        """A call ended: its reply wins; a retryable error is counted while the other call is still
+        out, and raised when it was the last; any other (the run stops, the key is refused) at once.
+        """
         del self.calls[task]
         error = task.exception()
         if error is None:
             self.hedger.won += task is not self.first
             return task.result()
-        if not self.calls:
+        if not self.calls or not isinstance(error, RetryableError):
             raise error
         self.ledger.failed(error)
         return None
