@@ -12,7 +12,7 @@ from docmill.errors import ConfigError, RunStoppedError, UpstreamError
 from docmill.limits.base import LimiterStats
 from docmill.limits.provider import ProviderLimits, ProviderLimitStats
 from docmill.llm.attempts import Tally
-from docmill.llm.hedge import Hedger, Sent, next_look
+from docmill.llm.hedge import FLOOR, Hedger, Sent, next_look
 from docmill.llm.latency import LatencyTracker
 from docmill.llm.settings import LLMOptions
 from docmill.model.labels import LabelSet
@@ -198,3 +198,17 @@ def test_a_stop_ends_the_race_at_once_and_cuts_off_the_call_still_out() -> None:
     with pytest.raises(RunStoppedError):
         _race(hedger, calls, tally)
     assert calls.cancelled == [0] and tally.failures == 0
+
+
+def test_fast_calls_are_twinned_only_past_the_floor() -> None:
+    # p95 of 20 ms: a call stalled for 30 ms is past it, but a twin would save at most that much
+    # and cost a request; it is due only once the call has been out for the floor (1 s).
+    clock = FakeClock()
+    latency = LatencyTracker(ceiling=60.0, clock=clock)
+    for _ in range(20):
+        latency.observe(0.02)
+    hedger = Hedger(latency, cast(ProviderLimits, _Level(6.0)), clock=clock)
+    assert hedger.after() == FLOOR
+    calls = _Calls(clock, [(0.5, "first"), ("now", "twin")])
+    assert _race(hedger, calls, Tally()) == "first"
+    assert calls.started == [0] and hedger.sent == 0

@@ -32,6 +32,7 @@ from docmill.llm.latency import LatencyTracker
 
 DEFAULT_QUANTILE = 0.95
 MAX_TWINS = 2  # per call: a second one only if the first twin failed while the call was still out
+FLOOR = 1.0  # seconds a call is out at least before its twin is due (hedging fast calls buys nothing)
 POLL = 0.25  # seconds between looks while a call is due for a twin but the limits have none to spare
 
 Sent = Callable[[float], None]  # told the clock.monotonic() time a call went on the wire
@@ -75,6 +76,7 @@ class Hedger:
     poll: float = POLL
     clock: Clock = SYSTEM_CLOCK
     pair_retries: bool = True  # a retry goes out with its twin at once when the limits have room
+    floor: float = FLOOR  # never twin a call out for less: a stalled 20 ms call is not worth a request
     sent: int = field(default=0, init=False)  # twins sent
     won: int = field(default=0, init=False)  # twins that answered first
 
@@ -89,7 +91,8 @@ class Hedger:
             return None
         if self.pair_retries and ledger is not None and ledger.failures:
             return 0.0
-        return self.latency.percentile(self.quantile)
+        slow = self.latency.percentile(self.quantile)
+        return None if slow is None else max(slow, self.floor)
 
     def room(self) -> bool:
         """The limits have a whole burst of requests unused (and tokens to spare): nobody has been
