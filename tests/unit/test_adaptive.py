@@ -182,3 +182,15 @@ def test_waits_in_the_gate_end_when_the_run_stops() -> None:
         finally:
             interrupt.resume()
     assert len(errors) == 1
+
+
+def test_rising_latency_does_not_cut_calls_the_rate_limiter_already_paces() -> None:
+    # Paced at a known rate, replies that get slower need more calls in flight, not fewer: the
+    # cut used to take 17 in flight down to 8 and the run below its rate.
+    paced, unknown = AIMD(limit=16.0), AIMD(limit=16.0)
+    for step in range(40):
+        latency = 0.5 if step < 20 else 2.0
+        paced.on_result(latency, throttled=False, now=float(step), informed=True)
+        unknown.on_result(latency, throttled=False, now=float(step))
+    assert paced.current >= 16
+    assert unknown.current < 16

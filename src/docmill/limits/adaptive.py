@@ -10,7 +10,9 @@ not) and the clock, shaped like TCP's congestion window:
   ``minimum``: after any 429 the pool re-enters with ONE request, never all at once. Only a 429
   for a request sent after the last cut counts (the ones already on the wire answer the same
   decision), and at most one cut per ``cooldown`` seconds;
-* **rising latency** (the provider is queueing us) cuts gently, by ``latency_backoff``;
+* **rising latency** (the provider is queueing us) cuts gently, by ``latency_backoff``, while the
+  provider's limits are unknown; once the rate limiter paces the calls, slower replies need *more*
+  calls in flight for the same rate (Little's law), and a cut would only slow the run down;
 * **informed**: once the provider's limits are known (configured, or learned from its headers)
   the rate limiter paces the calls, so a success jumps straight to ``ssthresh`` instead of
   doubling towards it.
@@ -77,7 +79,7 @@ class AIMD:
         # The floor is the best *smoothed* latency (one lucky sample is no baseline); it drifts up
         # slowly so that a provider that became slower for everyone stops looking like queueing.
         self._best = min(self._best * (1 + self.drift), self._smoothed)
-        if self._smoothed > self._best * self.latency_tolerance:
+        if not informed and self._smoothed > self._best * self.latency_tolerance:
             return self._cut(self.latency_backoff, now)
         if self.limit < self.ssthresh:
             self.limit = min(self.ssthresh, self.limit + 1.0, float(self.maximum))
