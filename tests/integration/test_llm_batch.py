@@ -328,3 +328,13 @@ def test_polling_waits_on_the_injected_clock(corpus: Path, tmp_path: Path) -> No
     waits = [s for s in clock.sleeps if s == 600.0]
     assert 6 <= len(waits) <= 8 and clock.monotonic() - 1_000.0 >= 3600.0
     check_complete(str(tmp_path / "j.db"))
+
+
+def test_a_pipeline_not_ending_in_the_llm_classifier_is_refused_naming_its_last_step() -> None:
+    from docmill.batch.run import run_batch
+    from docmill.errors import ConfigError
+    from docmill.testing import MemorySource, NoopProcessor
+
+    options = from_mapping(LLMOptions, {"model": "m", "mode": "batch"}, "llm")
+    with pytest.raises(ConfigError, match=r"llm.mode: batch needs .* the last step here is NoopProcessor"):
+        run_batch(MemorySource(1), NoopProcessor(), options=options)

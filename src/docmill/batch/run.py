@@ -55,7 +55,11 @@ def run_batch(
     steps = pipeline.steps if isinstance(pipeline, Pipeline) else (pipeline,)
     classifier = steps[-1]
     if not isinstance(classifier, LLMClassifier):
-        raise ConfigError("llm.mode: batch needs the llm classifier (--classifier llm)")
+        raise ConfigError(
+            "llm.mode: batch needs the llm classifier, asking once per document, as the run's last "
+            "step (--classifier llm; not llm.tasks_per_request: one, no --step after it); the last "
+            f"step here is {type(classifier).__name__}"
+        )
     if classifier.settings.provider != "openai":
         raise ConfigError("llm.mode: batch speaks OpenAI's Batch API: it needs provider: openai")
     job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
