@@ -1,5 +1,5 @@
-"""A long scan at the end of a run: pages of one PDF OCRed by one thread (`ocr_threads: 1`) or by a
-pool of one per core (`ocr_threads: 0`, the default), side by side.
+"""A long scan at the end of a run: pages of one PDF OCRed by one thread (`ocr_threads: 1`, the
+default) or by a pool of one per core (`ocr_threads: 0`), side by side.
 
 Two corpora of image-only man-page scans (`make-scans.py`, 150 dpi):
 
@@ -39,7 +39,7 @@ from docmill.pipeline import Pipeline
 from docmill.processors.extract import ExtractText
 from docmill.sources.files import DirectorySource
 
-SETTINGS = {"one thread per document": 1, "one per core (default)": 0}
+SETTINGS = {"1 (default)": 1, "0 (one per core)": 0}
 
 
 def scans(pdfs: list[Path], out: Path, max_pages: int) -> None:
@@ -107,11 +107,11 @@ def main() -> None:
                         seen.add(tuple(texts))
                     assert len(seen) == 1, "the two settings read different texts"
         print(f"load average {os.getloadavg()[0]:.2f}; medians of {args.repeat}")
-        print("| corpus | pages | strategy | OCR threads | wall | pages/s | vs one thread |")
+        print("| corpus | pages | strategy | ocr_threads | wall | pages/s | vs 1 |")
         print("|---|---:|---|---|---:|---:|---:|")
         for (corpus, strategy, name), values in walls.items():
             wall = statistics.median(values)
-            base = statistics.median(walls[(corpus, strategy, "one thread per document")])
+            base = statistics.median(walls[(corpus, strategy, "1 (default)")])
             print(
                 f"| {corpus} | {pages[corpus]} | {strategy} ×{len(os.sched_getaffinity(0))} | {name} "
                 f"| {wall:.1f} s | {pages[corpus] / wall:.2f} | {base / wall:.2f}× |"
