@@ -57,9 +57,14 @@ def _plan(*extra: str) -> str:
 
 
 def _bindings(output: str) -> set[str]:
-    return {line.split("|")[7].strip() for line in output.splitlines() if line.startswith("| ")} - {
-        "binding limit"
-    }
+    """The binding limit of every row of the strategy table (the first table of the report)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| strategy |"))
+    header = [cell.strip() for cell in lines[start].split("|")]
+    column = header.index("binding limit")
+    rows = lines[start + 2 :]
+    table = rows[: next((i for i, line in enumerate(rows) if not line.startswith("|")), len(rows))]
+    return {row.split("|")[column].strip() for row in table}
 
 
 def test_a_local_model_counts_no_llm_requests(model: Path) -> None:

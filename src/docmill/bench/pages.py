@@ -145,8 +145,8 @@ def pages_per_doc(profile: Profile, inputs: PlanInputs) -> float | None:
     return costs.pages_per_doc if costs is not None and costs.all_paged else None
 
 
-def _ms(seconds: float | None) -> str:
-    return "not measured" if seconds is None else f"{1000 * seconds:,.1f} ms"
+def _per(seconds: float | None, what: str) -> str:
+    return f"no {what} measured" if seconds is None else f"{1000 * seconds:,.1f} ms per {what}"
 
 
 def page_lines(profile: Profile, inputs: PlanInputs) -> list[str]:
@@ -155,9 +155,10 @@ def page_lines(profile: Profile, inputs: PlanInputs) -> list[str]:
     if costs is None:
         return []
     lines = [
-        f"Per page ({costs.docs:,} paged documents, {costs.pages:,} pages, {costs.ocr_share:.0%} OCRed): "
-        f"{_ms(costs.s_per_ocr_page)} per OCR page, {_ms(costs.s_per_text_page)} per text-layer page, "
-        f"{_ms(costs.seconds_per_page())} per page at that mix (steady state)."
+        f"Per page ({costs.docs / costs.all_docs:.0%} of the documents paged, {costs.pages_per_doc:,.2f} "
+        f"pages each, {costs.ocr_share:.0%} of them OCRed): {_per(costs.s_per_ocr_page, 'OCR page')}, "
+        f"{_per(costs.s_per_text_page, 'text-layer page')}, "
+        f"{_per(costs.seconds_per_page(), 'page at that mix')} (steady state)."
     ]
     pages = pages_per_doc(profile, inputs)
     if pages is not None:
