@@ -84,6 +84,9 @@ class PlanInputs:
     memory_gb: float | None = None
     max_hosts: int = 10_000
     pages_per_doc: float | None = None  # project documents of this many pages (page costs measured)
+    requests_per_doc: int = 1  # LLM requests per document (a labels file's tasks decide: plan_tasks)
+    prompt_tokens: float = PROMPT_OVERHEAD_TOKENS  # per request, besides the document's text
+    output_tokens: float = OUTPUT_TOKENS  # per request
 
     def __post_init__(self) -> None:
         if self.docs < 1 or self.hosts < 1:
@@ -150,12 +153,15 @@ def amdahl(n: float, serial: float) -> float:
     return 1.0 / (serial + (1.0 - serial) / n)
 
 
-def tokens_per_doc(profile: Profile) -> tuple[float, float]:
-    """(input, output) tokens per document: measured, or estimated from the extracted text."""
+def tokens_per_doc(profile: Profile, inputs: PlanInputs | None = None) -> tuple[float, float]:
+    """(input, output) tokens per document: measured, or estimated from the extracted text (which
+    every one of the document's requests carries) and each request's prompt and answer."""
     if profile.tokens_in_per_doc is not None:
         return profile.tokens_in_per_doc, profile.tokens_out_per_doc or OUTPUT_TOKENS
+    asked = inputs or PlanInputs(docs=1)
     text_tokens = min(profile.chars_per_doc / 4, MAX_TOKENS_IN)  # 4 chars per token, as the emulator
-    return text_tokens + PROMPT_OVERHEAD_TOKENS, OUTPUT_TOKENS
+    requests = asked.requests_per_doc
+    return requests * (text_tokens + asked.prompt_tokens), requests * asked.output_tokens
 
 
 def workers_per_host(profile: Profile, scaling: Scaling, inputs: PlanInputs) -> tuple[int, bool]:
@@ -182,9 +188,9 @@ def _limits(
         limits["llm concurrency"] = (
             hosts * _io_slots(scaling.strategy, workers) / (profile.seconds_per_doc + latency)
         )
-        tokens_in, tokens_out = tokens_per_doc(profile)
+        tokens_in, tokens_out = tokens_per_doc(profile, inputs)
         if inputs.rpm:
-            limits["rate limit (rpm)"] = inputs.rpm / 60.0
+            limits["rate limit (rpm)"] = inputs.rpm / 60.0 / inputs.requests_per_doc
         if inputs.tpm:
             limits["rate limit (tpm)"] = inputs.tpm / 60.0 / (tokens_in + tokens_out)
     return limits, workers, memory_bound
@@ -211,13 +217,14 @@ def project(
     docs = min(inputs.docs, affordable_docs(profile, inputs))
     wall = scaling.startup_s + docs / rate
     latency = (profile.llm_latency_s or inputs.llm_latency_s) if inputs.llm else 0.0
-    return Projection(scaling.strategy, hosts, workers, rate, wall, binding, limits, rate * latency)
+    in_flight = rate * latency * inputs.requests_per_doc
+    return Projection(scaling.strategy, hosts, workers, rate, wall, binding, limits, in_flight)
 
 
 def cost_per_doc(profile: Profile, inputs: PlanInputs) -> float:
     if not inputs.llm:
         return 0.0
-    tokens_in, tokens_out = tokens_per_doc(profile)
+    tokens_in, tokens_out = tokens_per_doc(profile, inputs)
     return (tokens_in * inputs.price_in + tokens_out * inputs.price_out) / 1e6
 
 
@@ -279,12 +286,14 @@ def _strategy_rows(profile: Profile, inputs: PlanInputs, pages: float | None) ->
 def _llm_lines(profile: Profile, inputs: PlanInputs, best: Projection) -> list[str]:
     if not inputs.llm:
         return ["No LLM stage: no requests, tokens or rate limits counted."]
-    tokens_in, tokens_out = tokens_per_doc(profile)
+    tokens_in, tokens_out = tokens_per_doc(profile, inputs)
     unconstrained = min(v for k, v in best.limits.items() if not k.startswith("rate limit"))
-    rpm_needed, tpm_needed = unconstrained * 60, unconstrained * 60 * (tokens_in + tokens_out)
+    rpm_needed = unconstrained * 60 * inputs.requests_per_doc
+    tpm_needed = unconstrained * 60 * (tokens_in + tokens_out)
     docs = affordable_docs(profile, inputs)
+    requests = f"{inputs.requests_per_doc} request{'s' if inputs.requests_per_doc > 1 else ''}"
     lines = [
-        f"LLM: 1 request and ~{tokens_in:,.0f} input + {tokens_out:,.0f} output tokens per document "
+        f"LLM: {requests} and ~{tokens_in:,.0f} input + {tokens_out:,.0f} output tokens per document "
         f"({'measured' if profile.tokens_in_per_doc is not None else 'estimated from the extracted text'}).",
         f"To run {best.strategy} unthrottled ({unconstrained:,.1f} docs/s on {best.hosts} host(s)) "
         f"the provider must allow {rpm_needed:,.0f} requests/min (you have {_fmt(inputs.rpm)}) and "

@@ -49,7 +49,7 @@ def compare(
     online = min((project(profile, s, inputs) for s in profile.scaling.values()), key=lambda p: p.wall_s)
     offline = dataclasses.replace(inputs, llm=False, budget=None)
     extraction = min(project(profile, s, offline).wall_s for s in profile.scaling.values())
-    tokens_in, _ = tokens_per_doc(profile)
+    tokens_in, _ = tokens_per_doc(profile, inputs)
     waves = 1 if queue_tokens is None else max(1, math.ceil(inputs.docs * tokens_in / queue_tokens))
     per_doc = cost_per_doc(profile, inputs)
     return Comparison(

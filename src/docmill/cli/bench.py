@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -217,14 +218,19 @@ def plan(
     batch_queue_tokens: Annotated[
         float | None, typer.Option(help="Tokens the provider lets wait in batches at once (your tier).")
     ] = None,
+    tasks_per_request: Annotated[
+        str, typer.Option(help="With a --labels file of tasks: all (one request) or one (per task).")
+    ] = "all",
 ) -> None:
     """Project wall time, workers/hosts, LLM rate and cost of a run over DOCS documents."""
-    from docmill.bench.plan import PlanInputs, llm_stage, parse_duration, plan_report
+    from docmill.bench.plan import PlanInputs, parse_duration, plan_report
+    from docmill.bench.plan_tasks import asked, measured_with, request_line
     from docmill.bench.profile import measure_profile, profile_from_run
 
     if (sample is None) == (from_run is None):
         raise ConfigError("give exactly one of --sample DIR or --from results/<run-id>")
     turnaround = parse_duration(batch_turnaround)
+    requests = asked(labels, classifier, llm, tasks_per_request)  # the labels file's tasks count
     inputs = PlanInputs(  # validated before any measuring starts
         docs=docs,
         deadline_s=parse_duration(deadline) if deadline else None,
@@ -233,7 +239,10 @@ def plan(
         price_in=price_in,
         price_out=price_out,
         budget=budget,
-        llm=llm_stage(classifier, llm),
+        llm=requests.requests > 0,
+        requests_per_doc=max(1, requests.requests),
+        prompt_tokens=requests.prompt_tokens,
+        output_tokens=requests.output_tokens,
         llm_latency_s=latency,
         hosts=hosts,
         cores=hosts_cores,
@@ -242,14 +251,17 @@ def plan(
     )
     if sample is not None:
         names = _split(strategies, str, "--strategies")
-        settings = {"labels": str(labels)} if labels else {}
-        profile = measure_profile(
-            sample, strategies=names, classifier=classifier, settings=settings, cores=hosts_cores
-        )
+        with tempfile.TemporaryDirectory(prefix="docmill-plan-") as folder:
+            local, settings = measured_with(labels, classifier, requests, Path(folder))
+            profile = measure_profile(
+                sample, strategies=names, classifier=local, settings=settings, cores=hosts_cores
+            )
     else:
         assert from_run is not None
         profile = profile_from_run(from_run, cell=cell)
     typer.echo(plan_report(profile, inputs))
+    if line := request_line(requests, tasks_per_request):
+        typer.echo(line)
     from docmill.bench.plan_batch import compare, comparison_lines
 
     found = compare(profile, inputs, turnaround_s=turnaround, queue_tokens=batch_queue_tokens)
