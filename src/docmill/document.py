@@ -19,6 +19,8 @@ class DocumentRef:
     ``id`` is stable within a source (the path relative to the source root, or a JSONL key) and is
     what the journal, exports and truth files call ``path``. ``offset`` locates a record inside a
     container file (a JSONL line); ``mtime_ns`` lets resume notice an edited file without hashing it.
+    ``pages`` (first, stop), 0-based, makes the ref one part of a PDF split across workers
+    (``extract.split_pages``): only those pages are extracted, and the runner joins the parts.
     """
 
     id: str
@@ -26,11 +28,12 @@ class DocumentRef:
     size: int | None = None
     mtime_ns: int | None = None
     offset: int | None = None
+    pages: tuple[int, int] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt through __init__ from a tuple: a third of the cost of the dataclass default
         # (a per-field setattr loop), and refs cross a process boundary twice per document.
-        return (DocumentRef, (self.id, self.uri, self.size, self.mtime_ns, self.offset))
+        return (DocumentRef, (self.id, self.uri, self.size, self.mtime_ns, self.offset, self.pages))
 
 
 @dataclass(frozen=True, slots=True)

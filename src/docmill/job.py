@@ -4,6 +4,9 @@ A Job binds a source (to load refs), a pipeline, a retry policy, a per-document 
 clock. It is picklable; executors call ``setup()`` once per worker. Layers, outermost first::
 
     run(ref) → _load(ref) → retry loop (one decision: RetryPolicy.delay) → _deadline → pipeline.process
+
+A ref with ``pages`` is one part of a split PDF (``docmill.page_split``): only the first step (the
+extraction) runs, and the part's text travels back in its result for the runner to join.
 """
 
 from __future__ import annotations
@@ -62,13 +65,19 @@ class Job:
     def run(self, ref: DocumentRef) -> Outcome:
         """Process one document; every failure becomes an Outcome."""
         started = self.clock.wall()
-        doc = self._load(ref, started)
+        return self._drive(self._load(ref, started), started)
+
+    def run_document(self, doc: Document) -> Outcome:
+        """Process a document already in hand (a split PDF's joined text); never raises either."""
+        return self._drive(doc, self.clock.wall())
+
+    def _drive(self, doc: Document | Outcome, started: float) -> Outcome:
         attempt = 0
         while isinstance(doc, Document):
             attempt += 1
             try:
                 with _deadline(self.timeout):
-                    return self._succeeded(self.pipeline.process(doc), attempt, started)
+                    return self._succeeded(self._steps(doc.ref).process(doc), attempt, started)
             except _CAUGHT as exc:
                 step = self._decide(doc, exc, attempt, started)
             if isinstance(step, Outcome):
@@ -106,17 +115,23 @@ class Job:
     async def _aprocess(self, doc: Document) -> Document:
         # asyncio.timeout, not wait_for: wait_for wraps every document in one more Task
         if self.timeout is None:
-            return await self.pipeline.aprocess(doc)
+            return await self._steps(doc.ref).aprocess(doc)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.pipeline.aprocess(doc)
+                return await self._steps(doc.ref).aprocess(doc)
         except TimeoutError as exc:
             raise ProcessingTimeout(f"no result within {self.timeout:g} s") from exc
+
+    def _steps(self, ref: DocumentRef) -> Pipeline:
+        """The whole pipeline, or only its extraction for one part of a split PDF."""
+        return self.pipeline if ref.pages is None else Pipeline(*self.pipeline.steps[:1])
 
     def _succeeded(self, doc: Document, attempts: int, started: float) -> Outcome:
         result: dict[str, Any] = dict(doc.metadata)
         if doc.text is not None:
             result["chars"] = len(doc.text)
+            if doc.ref.pages is not None:
+                result["text"] = doc.text  # a part's text, for the runner to join
         status = Status.EMPTY if doc.is_empty else Status.OK
         return Outcome(doc.ref, status, doc.sha256, result, None, attempts, self._timings(started))
 

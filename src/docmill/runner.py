@@ -40,6 +40,7 @@ from docmill.job import Job
 from docmill.journal.base import Journal, RunInfo
 from docmill.metrics import RunStats
 from docmill.outcome import Outcome
+from docmill.page_split import PageSplit
 from docmill.processors.base import Processor
 from docmill.progress import NullReporter, Reporter
 from docmill.retry import RetryPolicy
@@ -123,6 +124,7 @@ def run(
     strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     session = _Session(source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds)
     session.max_cost = max_cost
+    session.split = PageSplit.of(job, strategy)  # extract.split_pages: long PDFs over several workers
     with graceful_stop(session.stop, session.reporter.message), strategy:  # signals: see docmill._signals
         return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
 
@@ -146,6 +148,7 @@ class _Session:
         self.stats = RunStats()
         self.stop = StopFlag()
         self.max_cost: float | None = None
+        self.split: PageSplit | None = None
         self.total: int | None = None
         self.run_id = 0
         self._buffer: list[Outcome] = []
@@ -200,7 +203,7 @@ class _Session:
             fingerprint=self.fingerprint,
             retry_failed=retry_failed,
         )
-        outcomes = strategy.map_unordered(self.job, self._until_stopped(pending))
+        outcomes = PageSplit.stream(self.split, strategy, self.job, self._until_stopped(pending))
         try:
             for outcome in outcomes:
                 self._add(outcome)

@@ -15,7 +15,8 @@ def ref_to_dict(ref: DocumentRef) -> dict[str, Any]:
 
 
 def ref_from_dict(data: Mapping[str, Any]) -> DocumentRef:
-    return DocumentRef(**data)
+    pages = data.get("pages")  # JSON gives a list; a ref's page range is a tuple
+    return DocumentRef(**{**data, "pages": None if pages is None else tuple(pages)})
 
 
 def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:

@@ -24,6 +24,9 @@ reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto``
 ``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
 Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (1; 0: one per
 usable core) how many pages of a PDF are OCRed at once. Metadata ``pages_ocr`` counts the pages OCRed.
+``split_pages`` (0: off) splits a PDF of more pages than that into parts of that many pages, which
+the run's workers extract apart and the runner joins (``docmill.page_split``); neither it nor
+``ocr_threads`` enters the fingerprint, since the text is the same.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
 ``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
@@ -89,15 +92,15 @@ class ExtractOptions:
     ocr_min_chars: int = 20
     ocr_max_pixels: int = 60_000_000
     ocr_threads: int = 1  # pages of one PDF OCRed at once; 0: one per usable core
+    split_pages: int = 0  # a longer PDF is extracted in parts of this many pages; 0: never split
 
     def __post_init__(self) -> None:
         for name in ("max_pages", "max_inflated_bytes", "max_chars", "ocr_dpi", "ocr_max_pixels"):
             value = getattr(self, name)
             check(_is_number(value, int) and value >= 1, name, value, "must be a whole number >= 1")
-        threads = self.ocr_threads
-        check(
-            _is_number(threads, int) and threads >= 0, "ocr_threads", threads, "must be a whole number >= 0"
-        )
+        for name in ("ocr_threads", "split_pages"):
+            value = getattr(self, name)
+            check(_is_number(value, int) and value >= 0, name, value, "must be a whole number >= 0")
         ok = self.deadline is None or (_is_number(self.deadline, (int, float)) and self.deadline > 0)
         check(ok, "deadline", self.deadline, "must be a positive number of seconds")
         seconds = self.ocr_page_seconds
@@ -152,6 +155,7 @@ class ExtractText(Processor):
         self.limits = Limits(
             max_pages, max_inflated_bytes, max_chars, deadline, clock, options.ocr_settings()
         )
+        self.split_pages = options.split_pages
 
     def process(self, doc: Document) -> Document:
         if doc.content is None:
@@ -161,6 +165,8 @@ class ExtractText(Processor):
             kind, result = BY_EXTENSION.get(suffix, "txt"), Extracted("")
         elif (kind := sniff(doc.content, suffix, images=self.limits.ocr is not None)) == "docx":
             result = read_docx(doc.content, self.limits, named_docx=suffix == ".docx")
+        elif kind == "pdf" and doc.ref.pages is not None:  # one part of a split PDF
+            result = read_pdf(doc.content, self.limits, doc.ref.pages)
         else:
             result = READERS[kind](doc.content, self.limits)
         return doc.evolve(content=None, text=result.text).with_metadata(**_metadata(kind, result))
@@ -185,7 +191,7 @@ class ExtractText(Processor):
     @classmethod
     def from_options(cls, options: ExtractOptions, *, clock: Clock = SYSTEM_CLOCK) -> ExtractText:
         """The step the ``extract:`` section describes."""
-        fields = ("max_pages", "max_inflated_bytes", "max_chars", "deadline", *_OCR_FIELDS)
+        fields = ("max_pages", "max_inflated_bytes", "max_chars", "deadline", *_OCR_FIELDS, "split_pages")
         return cls(**{name: getattr(options, name) for name in fields}, clock=clock)
 
     def __repr__(self) -> str:

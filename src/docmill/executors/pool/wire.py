@@ -21,11 +21,11 @@ _STATUS = {status.value: status for status in Status}  # a dict lookup: Status(v
 
 
 def pack_items(items: list[Item]) -> list[tuple[Any, ...]]:
-    return [(seq, r.id, r.uri, r.size, r.mtime_ns, r.offset) for seq, r in items]
+    return [(seq, r.id, r.uri, r.size, r.mtime_ns, r.offset, r.pages) for seq, r in items]
 
 
 def unpack_items(packed: list[tuple[Any, ...]]) -> list[Item]:
-    return [(p[0], DocumentRef(p[1], p[2], p[3], p[4], p[5])) for p in packed]
+    return [(p[0], DocumentRef(p[1], p[2], p[3], p[4], p[5], p[6])) for p in packed]
 
 
 def pack_result(result: Any) -> Any:

@@ -40,8 +40,9 @@ def _reset_lock() -> None:
 os.register_at_fork(after_in_child=_reset_lock)
 
 
-def read_pdf(data: bytes, limits: Limits) -> Extracted:
-    """A PDF's text layer; pages separated by form feeds."""
+def read_pdf(data: bytes, limits: Limits, span: tuple[int, int] | None = None) -> Extracted:
+    """A PDF's text layer; pages separated by form feeds. ``span`` (first, stop) reads only those
+    pages (one part of a PDF split across workers); ``pages`` is still the whole PDF's count."""
     with _PDFIUM, _open(data) as pdf:
         deadline = limits.timer()  # started once the lock is ours: waiting is not extracting
         pages = len(pdf)
@@ -49,7 +50,8 @@ def read_pdf(data: bytes, limits: Limits) -> Extracted:
             raise ResourceLimitExceeded(
                 f"PDF has {pages:,} pages; the limit is {limits.max_pages:,} (max_pages)"
             )
-        parts, truncated, ocred = _read_pages(pdf, pages, limits, deadline)
+        first, stop = span or (0, pages)
+        parts, truncated, ocred = _read_pages(pdf, range(first, min(stop, pages)), limits, deadline)
     text = "\f".join(parts).replace("\r\n", "\n").replace("\x00", "")
     # PDFium marks a word hyphenated across lines with U+FFFE and drops the line break: "speci\ufffefied".
     text = text.replace("\ufffe", "")
@@ -58,7 +60,7 @@ def read_pdf(data: bytes, limits: Limits) -> Extracted:
 
 
 @contextmanager
-def _open(data: bytes) -> Iterator[Any]:
+def _open(data: bytes | str) -> Iterator[Any]:
     try:
         import pypdfium2 as pdfium
     except ImportError as exc:
@@ -81,11 +83,24 @@ def _translate(exc: Exception) -> CorruptDocument:
     return CorruptDocument(f"corrupt PDF: {reason.lower() or 'unreadable'}")
 
 
-def _read_pages(pdf: Any, pages: int, limits: Limits, deadline: Deadline) -> tuple[list[str], bool, int]:
-    """The pages' texts, whether ``max_chars`` cut them short, and how many pages were OCRed."""
-    reading = _Pages(limits.ocr)
+def count_pages(path: str) -> int | None:
+    """How many pages the PDF at ``path`` has (PDFium reads its page tree, not the pages), or None
+    when it is not a PDF PDFium can open."""
     try:
-        for index in range(pages):
+        with open(path, "rb") as handle:
+            if handle.read(5) != b"%PDF-":
+                return None
+        with _PDFIUM, _open(path) as pdf:  # a path: PDFium reads what it needs, lazily
+            return len(pdf)
+    except (OSError, CorruptDocument, UnsupportedDocument):
+        return None
+
+
+def _read_pages(pdf: Any, indexes: range, limits: Limits, deadline: Deadline) -> tuple[list[str], bool, int]:
+    """The pages' texts, whether ``max_chars`` cut them short, and how many pages were OCRed."""
+    reading, pages = _Pages(limits.ocr), len(pdf)
+    try:
+        for index in indexes:
             deadline.check(f"page {index + 1} of {pages}")
             if reading.chars >= limits.max_chars:
                 return reading.texts(), True, reading.ocred

@@ -1,0 +1,144 @@
+"""Page-split extraction: one long PDF's pages spread over a run's workers, recorded once.
+
+::
+
+  refs ─▶ expand ─parts─▶ Executor.map_unordered ─outcomes─▶ join ─▶ the runner (journal, progress)
+          the parent counts     each part: load + hash the file,    holds the parts' texts until the
+          a local PDF's pages;  extract its pages only, send the    last one; joins them in page
+          over ``split_pages``  text back in the part's result      order; runs the rest of the
+          → parts of that many                                      pipeline (classification) here
+
+With ``extract.split_pages`` at N, a PDF of more than N pages (and no more than ``max_pages``) on
+the local disk becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
+keeps every worker busy rather than one. The parts are never journaled: the document is recorded
+once, with the whole file's hash (so de-duplication happens once), its whole page count and the
+same text as an unsplit run. A part that fails or crashes makes its document fail or crash once,
+with that part's reason (the first such part in page order). A run stopped before every part is in
+records nothing for that document: the next run splits it again.
+
+Memory: a part's text is capped at ``max_chars`` like a whole document's, and parts are refs in
+flight, so the executor's ``max_in_flight`` bounds the texts held here. The rest of the pipeline
+runs in the parent on its own copy of the steps, one joined document at a time.
+
+Strategies that run the whole pipeline per ref split; ``staged`` (which cuts the pipeline itself),
+``auto`` (which may pick it) and ``celery`` are refused with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from docmill.document import Document, DocumentRef
+from docmill.errors import ConfigError
+from docmill.executors.base import Executor
+from docmill.job import Job
+from docmill.outcome import Outcome, Timings
+from docmill.pipeline import Pipeline
+from docmill.processors.extract import ExtractText
+from docmill.processors.formats.pdf import count_pages
+
+SPLITTING = frozenset({"sequential", "threads", "asyncio", "processes", "batches", "queue", "hybrid"})
+_PART_ONLY = ("text", "chars")  # a part's result keys that the joined document computes anew
+
+
+class PageSplit:
+    """Expands long PDFs into parts on the way in and joins their outcomes on the way out."""
+
+    def __init__(self, job: Job, extract: ExtractText) -> None:
+        self.size = extract.split_pages
+        self.max_pages = extract.limits.max_pages
+        self.max_chars = extract.limits.max_chars
+        rest = pickle.loads(pickle.dumps(Pipeline(*job.pipeline.steps[1:])))  # steps of its own
+        self.rest = Job(job.source, rest, retry=job.retry, timeout=job.timeout, clock=job.clock)
+        self.waiting: dict[str, tuple[int, dict[tuple[int, int], Outcome]]] = {}
+        self._set_up = False
+
+    @classmethod
+    def of(cls, job: Job, strategy: Executor) -> PageSplit | None:
+        """The splitter ``job``'s extraction asks for, or None; ConfigError when ``strategy`` cannot."""
+        steps = job.pipeline.steps
+        extract = steps[0] if steps and isinstance(steps[0], ExtractText) else None
+        if extract is None or not extract.split_pages:
+            return None
+        if strategy.name not in SPLITTING:
+            raise ConfigError(
+                f"extract.split_pages: the {strategy.name} strategy cannot split a PDF's pages across "
+                f"workers (it can: {', '.join(sorted(SPLITTING))}); set it to 0"
+            )
+        return cls(job, extract)
+
+    @staticmethod
+    def stream(
+        split: PageSplit | None, strategy: Executor, job: Job, refs: Iterable[DocumentRef]
+    ) -> Iterator[Outcome]:
+        """``strategy.map_unordered(job, refs)``, through ``split`` when there is one."""
+        return strategy.map_unordered(job, refs) if split is None else split.outcomes(strategy, job, refs)
+
+    def outcomes(self, strategy: Executor, job: Job, refs: Iterable[DocumentRef]) -> Iterator[Outcome]:
+        """``strategy.map_unordered`` over the refs with long PDFs split, their parts joined."""
+        stream = strategy.map_unordered(job, self.expand(refs))
+        try:
+            for outcome in stream:
+                joined = outcome if outcome.ref.pages is None else self._collect(outcome)
+                if joined is not None:
+                    yield joined
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            if self._set_up:
+                self.rest.teardown()
+
+    def expand(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
+        """The refs, a long local PDF replaced by its parts (noted before the first is passed on)."""
+        for ref in refs:
+            pages = self._pages(ref)
+            if pages is None:
+                yield ref
+                continue
+            spans = [(first, min(first + self.size, pages)) for first in range(0, pages, self.size)]
+            self.waiting[ref.id] = (len(spans), {})
+            for span in spans:
+                yield dataclasses.replace(ref, pages=span)
+
+    def _pages(self, ref: DocumentRef) -> int | None:
+        """The page count of a PDF worth splitting, else None (not local, not a PDF, short, too long)."""
+        if ref.offset is not None or "://" in ref.uri:
+            return None
+        pages = count_pages(ref.uri)
+        return pages if pages is not None and self.size < pages <= self.max_pages else None
+
+    def _collect(self, outcome: Outcome) -> Outcome | None:
+        expected, parts = self.waiting[outcome.ref.id]
+        parts[outcome.ref.pages or (0, 0)] = outcome
+        if len(parts) < expected:
+            return None
+        del self.waiting[outcome.ref.id]
+        return self._joined([parts[span] for span in sorted(parts)])
+
+    def _joined(self, parts: list[Outcome]) -> Outcome:
+        ref = dataclasses.replace(parts[0].ref, pages=None)
+        failed = next((part for part in parts if not part.status.is_success), None)
+        if failed is not None:
+            return dataclasses.replace(failed, ref=ref)
+        if not self._set_up:
+            self.rest.setup()
+            self._set_up = True
+        outcome = self.rest.run_document(self._document(ref, parts))
+        started = min(part.timings.started for part in parts)
+        timings = Timings(started, outcome.timings.finished, parts[-1].timings.worker)
+        attempts = max(outcome.attempts, *(part.attempts for part in parts))
+        return dataclasses.replace(outcome, attempts=attempts, timings=timings)
+
+    def _document(self, ref: DocumentRef, parts: list[Outcome]) -> Document:
+        """The whole PDF as one unsplit extraction would have left it: text, pages, truncated."""
+        results = [dict(part.result or {}) for part in parts]
+        text = "\f".join(str(result.get("text", "")) for result in results)
+        metadata: dict[str, Any] = {k: v for k, v in results[0].items() if k not in _PART_ONLY}
+        metadata["truncated"] = len(text) > self.max_chars or any(r.get("truncated") for r in results)
+        if "pages_ocr" in metadata:
+            metadata["pages_ocr"] = sum(int(r.get("pages_ocr") or 0) for r in results)
+        return Document(ref, parts[0].sha256 or "", None, text[: self.max_chars], metadata)
