@@ -26,6 +26,7 @@ from functools import partial
 from importlib import resources
 from typing import Any, TypeVar
 
+from docmill._sqlite_wal import use_wal
 from docmill.document import DocumentRef
 from docmill.errors import ConfigError, JournalError
 from docmill.journal import _readonly, _sql, migrations
@@ -88,7 +89,7 @@ class SqliteJournal(SqliteBatches):
         try:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            db.execute("PRAGMA journal_mode = WAL")
+            use_wal(db, patience=30.0)
             db.execute(f"PRAGMA synchronous = {synchronous}")
             self._migrate(db)
         except sqlite3.DatabaseError as exc:

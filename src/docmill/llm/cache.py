@@ -18,11 +18,12 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from docmill._sqlite_wal import use_wal
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +134,11 @@ class ResponseCache:
 
 
 def _prepare(db: sqlite3.Connection, patience: float) -> None:
-    """WAL mode and the tables. Switching a new file to WAL takes an exclusive lock that SQLite
-    refuses at once, without waiting, to a connection racing another one doing the same (threads of
-    a run opening the cache together): that race is retried here, for up to ``patience`` seconds."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            db.execute(_CLAIMS)
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+    """WAL mode (``docmill._sqlite_wal``: the threads of a run open a new cache together) and the tables."""
+    use_wal(db, patience)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(_SCHEMA)
+    db.execute(_CLAIMS)
 
 
 _warned: set[Path] = set()
