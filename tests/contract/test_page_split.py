@@ -11,8 +11,10 @@ stopped between parts records nothing for that document and the next run complet
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,6 +91,16 @@ class CrashingPart(ExtractText):
                 raise RunStoppedError("the endpoint is gone")
             raise ValueError("part of pages 3-4 is broken")
         return super().process(doc)
+
+
+class KillingPart(CrashingPart):
+    """Its part of pages 3-4 SIGKILLs the run's own process (the worker's parent)."""
+
+    def process(self, doc: Document) -> Document:
+        if doc.ref.pages == (2, 4) and doc.ref.id == "a-long.pdf":
+            os.kill(os.getppid(), signal.SIGKILL)  # pending at once: the run records nothing more
+            os._exit(1)
+        return ExtractText.process(self, doc)
 
 
 class FailingPart(CrashingPart):
@@ -176,6 +188,20 @@ def test_a_failing_part_fails_its_document_once_with_its_reason(corpus: Path, tm
     failed = [o for o in outcomes if o.status is Status.FAILED]
     assert len(outcomes) == 4 and [o.ref.id for o in failed] == ["a-long.pdf"]
     assert failed[0].error is not None and failed[0].error.message == "part of pages 3-4 is broken"
+
+
+def test_a_run_killed_between_parts_is_completed_by_the_next(corpus: Path, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    killed = multiprocessing.get_context("fork").Process(
+        target=_run, args=(corpus, "processes", db, 2, KillingPart)
+    )
+    killed.start()
+    killed.join(60)
+    assert killed.exitcode == -signal.SIGKILL and "a-long.pdf" not in _rows(db)
+    _run(corpus, "processes", db, 2)
+    rows = _rows(db)
+    assert sorted(rows) == ["a-long.pdf", "b-copy.pdf", "c-short.pdf", "d-note.txt"]
+    assert rows["a-long.pdf"]["pages"] == 7 and rows["a-long.pdf"]["label"] == "invoice"
 
 
 def test_a_run_stopped_between_parts_is_completed_by_the_next(corpus: Path, tmp_path: Path) -> None:
