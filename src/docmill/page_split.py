@@ -20,8 +20,9 @@ Memory: a part's text is capped at ``max_chars`` like a whole document's, and pa
 flight, so the executor's ``max_in_flight`` bounds the texts held here. The rest of the pipeline
 runs in the parent on its own copy of the steps, one joined document at a time.
 
-Strategies that run the whole pipeline per ref split; ``staged`` (which cuts the pipeline itself),
-``auto`` (which may pick it) and ``celery`` are refused with one line naming the key.
+Strategies that run the whole pipeline per ref split (``celery`` too: a part's text comes back in
+its JSON result, no shared folder needed); ``staged`` (which cuts the pipeline itself and keys its
+hand-off by document) and ``auto`` (which may pick it) are refused with one line naming the key.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from docmill.pipeline import Pipeline
 from docmill.processors.extract import ExtractText
 from docmill.processors.formats.pdf import count_pages
 
-SPLITTING = frozenset({"sequential", "threads", "asyncio", "processes", "batches", "queue", "hybrid"})
+SPLITTING = frozenset(
+    {"sequential", "threads", "asyncio", "processes", "batches", "queue", "hybrid", "celery"}
+)
 _PART_ONLY = ("text", "chars")  # a part's result keys that the joined document computes anew
 
 

@@ -187,7 +187,7 @@ class _Run:
         self.ex = executor
         self.job = job
         self.channel = channel
-        self.pending: dict[str, dict[str, DocumentRef]] = {}  # chunk id → refs not yet yielded
+        self.pending: dict[str, dict[tuple[str, Any], DocumentRef]] = {}  # chunk → (id, pages) → ref
         self.sent_at: dict[str, float] = {}  # chunk id → when it was last sent
         self.counts = {"sent": 0, "done": 0, "dup_results": 0, "dup_docs": 0, "resubmitted": 0, "resent": 0}
         self.exhausted = False
@@ -226,7 +226,7 @@ class _Run:
     def _send(self, refs: list[DocumentRef]) -> None:
         chunk = f"{self.counts['sent']:08d}"
         self.counts["sent"] += 1
-        self.pending[chunk] = {ref.id: ref for ref in refs}
+        self.pending[chunk] = {(ref.id, ref.pages): ref for ref in refs}  # parts of a PDF share an id
         self.ex._in_flight = sum(len(p) for p in self.pending.values())
         self._publish(chunk, refs)
 
@@ -281,7 +281,7 @@ class _Run:
         self.last_progress = self.ex.clock.monotonic()
         for data in message["outcomes"]:
             outcome = outcome_from_dict(data)
-            if waiting.pop(outcome.ref.id, None) is not None:
+            if waiting.pop((outcome.ref.id, outcome.ref.pages), None) is not None:
                 yield outcome
         leftover = list(waiting.values())  # refs a soft time limit left unfinished
         if leftover:
