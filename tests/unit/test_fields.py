@@ -123,7 +123,8 @@ def test_values_outside_the_schema_are_invalid(name: str, value: Any, message: s
 
 def test_the_emulator_answers_fields_within_their_schema() -> None:
     fields = list(_fields().values())
-    messages = build_task_messages([], "ls - list directory contents. SEE ALSO dir(1)", fields)
+    text = "ls - list directory contents. SEE ALSO dir(1). Updated 2024-03-02."
+    messages = build_task_messages([], text, fields)
     assert "* section (integer, required): The manual section." in messages[1]["content"]
     request = {
         "response_format": {"type": "json_schema", "json_schema": {"schema": tasks_schema([], fields)}}
@@ -131,7 +132,7 @@ def test_the_emulator_answers_fields_within_their_schema() -> None:
     options: dict[str, Any] = {"ollama": False, "seed": 0, "error_rate": 0.0, "gullible": False}
     text = emulator_schema.answer(request, messages, bad_label=False, **options)
     answer = parse_answer([], fields, text)
-    assert isinstance(answer["fields"]["section"], int) and answer["fields"]["updated"] == "2024-01-15"
+    assert isinstance(answer["fields"]["section"], int) and answer["fields"]["updated"] == "2024-03-02"
     assert answer["fields"]["kind"] in ("command", "function")
     with pytest.raises(InvalidModelOutput, match="reply has no value for field 'section'"):
         parse_answer([], fields, '{"name": "ls"}')

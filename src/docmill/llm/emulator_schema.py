@@ -7,6 +7,8 @@ choice, no property the schema forbids appears. Clients rely on that, so the emu
 integers, booleans, arrays, nulls, ``anyOf``/``oneOf``/``allOf`` and local ``$ref``), asking the
 classification model (``emulator_model``) for every string enum, restricted to its members. An array
 of a string enum (a multi-label answer) holds every member with evidence in the document, best first.
+Any other string, number or list of strings (a structured field) is read from the document
+(``emulator_fields``): ``null`` where the document does not say and the schema allows it.
 
 The document the model reads is the fenced text of docmill's own prompt; any other prompt (a user
 of the ``openai`` client writing their own) is read whole. Strict OpenAI schemas are checked the way
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from docmill.llm import emulator_model
+from docmill.llm.emulator_fields import MISSING, Reader, reads
 from docmill.llm.prompt import LabelSpec, answer_json, parse_messages
 
 Schema = Mapping[str, Any]
@@ -108,18 +111,20 @@ def answer(
     if schema is None:
         content = answer_json(*choose(()))
         return content if wants_json else f"Here is the classification:\n```json\n{content}\n```"
-    return json.dumps(generate(schema, choose, choose_many))
+    return json.dumps(generate(schema, choose, choose_many, Reader(text)))
 
 
 def generate(
     schema: Schema,
     choose: Callable[[Sequence[str]], tuple[str, float, str]],
     choose_many: Callable[[Sequence[str]], list[str]] | None = None,
+    reader: Reader | None = None,
 ) -> Any:
     """A value valid under ``schema``; string enums are chosen by ``choose`` among their members,
-    arrays of a string enum by ``choose_many`` (when given)."""
+    arrays of a string enum by ``choose_many`` (when given), other properties read from the
+    document by ``reader`` (``emulator_fields``) when it states them."""
     builder = _Builder(schema, choose, 0.0, "", "")
-    builder.choose_many = choose_many
+    builder.choose_many, builder.reader = choose_many, reader
     builder.label, builder.confidence, builder.reason = choose(builder.first_enum(schema, 0))
     return builder.value(schema, "", 0)
 
@@ -138,6 +143,7 @@ class _Builder:
         self.root, self.choose = root, choose
         self.confidence, self.reason, self.label = confidence, reason, label
         self.choose_many: Callable[[Sequence[str]], list[str]] | None = None
+        self.reader: Reader | None = None
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
         schema = self._resolve(schema)
@@ -149,12 +155,28 @@ class _Builder:
             return self._enum(list(schema["enum"]))
         for key in ("anyOf", "oneOf"):
             if schema.get(key):
-                return self.value(_pick_branch(schema[key]), name, depth + 1)
+                branch = self._resolve(_pick_branch(schema[key]))
+                if _nullable(schema[key]) and self._unstated(branch, name):
+                    return None  # the document does not say: null, where the schema allows it
+                return self.value(branch, name, depth + 1)
         if schema.get("allOf"):
             return self.value(_merged(schema, [self._resolve(s) for s in schema["allOf"]]), name, depth + 1)
         return self._typed(schema, _type_of(schema), name, depth)
 
+    def _read(self, schema: Any, name: str) -> Any:
+        """What the document says of property ``name`` (``MISSING``: nothing, or not a field)."""
+        if self.reader is None or not name or not isinstance(schema, Mapping):
+            return MISSING
+        return self.reader.read(name, schema, _type_of(schema))
+
+    def _unstated(self, schema: Any, name: str) -> bool:
+        """Whether ``name`` is a field (not a label) that the document does not state."""
+        field = isinstance(schema, Mapping) and reads(schema, _type_of(schema))
+        return field and self.reader is not None and self._read(schema, name) is MISSING
+
     def _typed(self, schema: Schema, kind: str, name: str, depth: int) -> Any:
+        if (found := self._read(schema, name)) is not MISSING:
+            return found
         if kind == "object":
             return self._object(schema, depth)
         if kind == "array":
@@ -249,6 +271,10 @@ def _type_of(schema: Schema) -> str:
     if isinstance(kind, str):
         return kind
     return "object" if "properties" in schema else "array" if "items" in schema else "string"
+
+
+def _nullable(branches: Sequence[Any]) -> bool:
+    return any(isinstance(b, Mapping) and b.get("type") == "null" for b in branches)
 
 
 def _pick_branch(branches: Sequence[Any]) -> Any:

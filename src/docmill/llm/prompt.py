@@ -92,7 +92,8 @@ def _label_line(label: LabelSpec) -> str:
 def neutralize(text: str, names: Sequence[str]) -> str:
     """``text`` with each sentence that instructs the classifier replaced by ``REMOVED``."""
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    forms = [*_ADDRESSED, _ORDER % alternatives, _CLAIM % alternatives]
+    named = [_ORDER % alternatives, _CLAIM % alternatives] if alternatives else []  # none: no label to name
+    forms = [*_ADDRESSED, *named]
     addressed = re.compile("|".join(f"(?:{form})" for form in forms), re.IGNORECASE | re.MULTILINE)
     text = text.replace(_OPEN, REMOVED).replace(_CLOSE, REMOVED)
     if not addressed.search(text):
