@@ -4,13 +4,15 @@
 
   refs ─▶ expand ─parts─▶ Executor.map_unordered ─outcomes─▶ join ─▶ the runner (journal, progress)
           the parent counts     each part: load + hash the file,    holds the parts' texts until the
-          a local PDF's pages;  extract its pages only, send the    last one; joins them in page
+          a local scan's pages; extract its pages only, send the    last one; joins them in page
           over ``split_pages``  text back in the part's result      order; runs the rest of the
           → parts of that many                                      pipeline (classification) here
 
-With ``extract.split_pages`` at N, a PDF of more than N pages (and no more than ``max_pages``) on
-the local disk becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
-keeps every worker busy rather than one. The parts are never journaled: the document is recorded
+With ``extract.split_pages`` at N (default 16; 0: never) and OCR on, a PDF on the local disk whose
+first page is to be OCRed (a scan) and which has more than N pages (and no more than
+``max_pages``) becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
+keeps every worker busy rather than one. PDFs with a text layer are not split: their extraction
+takes milliseconds, and their classification (an LLM call, perhaps) is better left to the workers. The parts are never journaled: the document is recorded
 once, with the whole file's hash (so de-duplication happens once), its whole page count and the
 same text as an unsplit run. A part that fails or crashes makes its document fail or crash once,
 with that part's reason (the first such part in page order). A run stopped before every part is in
@@ -18,11 +20,13 @@ records nothing for that document: the next run splits it again.
 
 Memory: a part's text is capped at ``max_chars`` like a whole document's, and parts are refs in
 flight, so the executor's ``max_in_flight`` bounds the texts held here. The rest of the pipeline
-runs in the parent on its own copy of the steps, one joined document at a time.
+runs in the parent on its own copy of the steps, one joined document at a time (one
+classification per long scan, beside the minutes of OCR its parts took).
 
-Strategies that run the whole pipeline per ref split (``celery`` too: a part's text comes back in
-its JSON result, no shared folder needed); ``staged`` (which cuts the pipeline itself and keys its
-hand-off by document) and ``auto`` (which may pick it) are refused with one line naming the key.
+Every built-in strategy splits: a part runs only the extraction step, whichever stage or host it
+lands on (``staged`` returns it from its CPU stage; ``celery`` brings its text back in the JSON
+result, no shared folder needed). A strategy registered from outside, which this module does not
+know, is refused with one line naming the key.
 """
 
 from __future__ import annotations
@@ -39,10 +43,21 @@ from docmill.job import Job
 from docmill.outcome import Outcome, Timings
 from docmill.pipeline import Pipeline
 from docmill.processors.extract import ExtractText
-from docmill.processors.formats.pdf import count_pages
+from docmill.processors.formats.pdf import scan_pages
 
 SPLITTING = frozenset(
-    {"sequential", "threads", "asyncio", "processes", "batches", "queue", "hybrid", "celery"}
+    {
+        "sequential",
+        "threads",
+        "asyncio",
+        "processes",
+        "batches",
+        "queue",
+        "hybrid",
+        "celery",
+        "staged",
+        "auto",
+    }
 )
 _PART_ONLY = ("text", "chars")  # a part's result keys that the joined document computes anew
 
@@ -51,7 +66,7 @@ class PageSplit:
     """Expands long PDFs into parts on the way in and joins their outcomes on the way out."""
 
     def __init__(self, job: Job, extract: ExtractText) -> None:
-        self.size = extract.split_pages
+        self.size, self.ocr = extract.split_pages, extract.limits.ocr
         self.max_pages = extract.limits.max_pages
         self.max_chars = extract.limits.max_chars
         rest = pickle.loads(pickle.dumps(Pipeline(*job.pipeline.steps[1:])))  # steps of its own
@@ -108,10 +123,11 @@ class PageSplit:
                 yield dataclasses.replace(ref, pages=span)
 
     def _pages(self, ref: DocumentRef) -> int | None:
-        """The page count of a PDF worth splitting, else None (not local, not a PDF, short, too long)."""
-        if ref.offset is not None or "://" in ref.uri:
+        """The page count of a scan worth splitting, else None (OCR off, not local, not a scan,
+        short, over ``max_pages``)."""
+        if self.ocr is None or ref.offset is not None or "://" in ref.uri:
             return None
-        pages = count_pages(ref.uri)
+        pages = scan_pages(ref.uri, self.ocr)
         return pages if pages is not None and self.size < pages <= self.max_pages else None
 
     def _collect(self, outcome: Outcome) -> Outcome | None:

@@ -10,6 +10,7 @@ stopped between parts records nothing for that document and the next run complet
 
 from __future__ import annotations
 
+import asyncio
 import io
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pypdfium2 as pdfium
 import pytest
 from contract_kit import IN_PROCESS, key
 
@@ -30,7 +32,7 @@ from docmill.journal.sqlite import SqliteJournal
 from docmill.outcome import Outcome, Status
 from docmill.page_split import SPLITTING, PageSplit
 from docmill.pipeline import Pipeline
-from docmill.processors.base import Processor
+from docmill.processors.base import AsyncProcessor, Processor
 from docmill.processors.extract import ExtractText
 from docmill.processors.formats import ocr
 from docmill.progress import NullReporter
@@ -78,6 +80,16 @@ class FirstWord(Processor):
         return doc.with_metadata(label=words[0].lower() if words else None, words=len(words))
 
 
+class AsyncFirstWord(AsyncProcessor):
+    """FirstWord as a coroutine: the I/O stage ``staged`` runs in the parent (an LLM call's place)."""
+
+    name: ClassVar[str] = "first-word-async"
+
+    async def aprocess(self, doc: Document) -> Document:
+        await asyncio.sleep(0)
+        return FirstWord().process(doc)
+
+
 class CrashingPart(ExtractText):
     """ExtractText whose part of pages 3-4 dies (``os._exit``), fails, or stops the run."""
 
@@ -123,17 +135,20 @@ def _rows(db: Path) -> dict[str, Mapping[str, Any]]:
 
 def _outcomes(corpus: Path, strategy: str, split: int, tmp: Path, **kw: Any) -> list[Outcome]:
     """What the run's reporter was given: one outcome per document (before de-duplication)."""
-    collected: list[Outcome] = []
+    kept = _Kept()
     pipeline = Pipeline(kw.get("extract", ExtractText)(ocr="always", split_pages=split), FirstWord())
-
-    class Keep(NullReporter):
-        def update(self, outcome: Outcome) -> None:
-            collected.append(outcome)
-
     db = SqliteJournal(tmp / f"{strategy}-{split}.db")
-    run(DirectorySource(corpus), pipeline, executor=strategy, workers=2, journal=db, reporter=Keep())
+    run(DirectorySource(corpus), pipeline, executor=strategy, workers=2, journal=db, reporter=kept)
     db.close()
-    return collected
+    return kept.outcomes
+
+
+class _Kept(NullReporter):
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def update(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +172,19 @@ def test_split_runs_record_what_the_unsplit_run_does(
     assert all(o.ref.pages is None for o in outcomes)
 
 
+@pytest.mark.parametrize("strategy", ["staged", "asyncio"])
+def test_an_async_classifier_runs_on_the_joined_text(strategy: str, corpus: Path, tmp_path: Path) -> None:
+    def outcomes(strategy: str, split: int) -> list[tuple[object, ...]]:
+        kept = _Kept()
+        pipeline = Pipeline(ExtractText(ocr="always", split_pages=split), AsyncFirstWord())
+        db = SqliteJournal(tmp_path / f"{strategy}-{split}.db")
+        run(DirectorySource(corpus), pipeline, executor=strategy, workers=2, journal=db, reporter=kept)
+        db.close()
+        return sorted(key(o) for o in kept.outcomes)
+
+    assert outcomes(strategy, 2) == outcomes("sequential", 0)
+
+
 def test_only_a_long_local_pdf_is_expanded_into_parts(corpus: Path) -> None:
     source = DirectorySource(corpus)
     job = Job(source, Pipeline(ExtractText(ocr="always", split_pages=2), FirstWord()))
@@ -168,6 +196,19 @@ def test_only_a_long_local_pdf_is_expanded_into_parts(corpus: Path) -> None:
                      ("c-short.pdf", None), ("d-note.txt", None)]  # fmt: skip
 
 
+def test_a_pdf_with_a_text_layer_or_ocr_off_is_not_split(manpages: Path, tmp_path: Path) -> None:
+    text_pdf = next(p for p in sorted(manpages.rglob("*.pdf")) if len(pdfium.PdfDocument(p)) >= 3)
+    shutil.copy(text_pdf, tmp_path / "text.pdf")  # a text layer on every page
+    (tmp_path / "scan.pdf").write_bytes(_scan(["printing press", "quarterly report", "page three"]))
+    source = DirectorySource(tmp_path)
+    for ocr_mode, parts_of_the_scan in (("auto", 3), ("never", 0)):
+        job = Job(source, Pipeline(ExtractText(ocr=ocr_mode, split_pages=1)))
+        splitter = PageSplit.of(job, get_executor("sequential"))
+        assert splitter is not None
+        parts = [ref for ref in splitter.expand(source) if ref.pages is not None]
+        assert [ref.id for ref in parts] == ["scan.pdf"] * parts_of_the_scan
+
+
 def test_the_journal_has_one_row_per_split_scan_with_its_pages(corpus: Path, tmp_path: Path) -> None:
     _run(corpus, "processes", tmp_path / "j.db", 2)
     rows = _rows(tmp_path / "j.db")
@@ -175,7 +216,7 @@ def test_the_journal_has_one_row_per_split_scan_with_its_pages(corpus: Path, tmp
     assert rows["a-long.pdf"]["pages"] == 7 and rows["b-copy.pdf"]["status"] == "duplicate"
 
 
-@pytest.mark.parametrize("strategy", sorted(SPLITTING - IN_PROCESS))
+@pytest.mark.parametrize("strategy", sorted(SPLITTING - IN_PROCESS - {"celery"}))  # celery: its own file
 def test_a_crashing_part_crashes_its_document_once(strategy: str, corpus: Path, tmp_path: Path) -> None:
     outcomes = _outcomes(corpus, strategy, 2, tmp_path, extract=CrashingPart)
     by_id = {o.ref.id: o for o in outcomes}

@@ -24,9 +24,9 @@ reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto``
 ``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
 Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (1; 0: one per
 usable core) how many pages of a PDF are OCRed at once. Metadata ``pages_ocr`` counts the pages OCRed.
-``split_pages`` (0: off) splits a PDF of more pages than that into parts of that many pages, which
-the run's workers extract apart and the runner joins (``docmill.page_split``); neither it nor
-``ocr_threads`` enters the fingerprint, since the text is the same.
+``split_pages`` (16; 0: never) splits a scanned PDF of more pages than that into parts of that many
+pages, which the run's workers extract apart and the runner joins (``docmill.page_split``); neither
+it nor ``ocr_threads`` enters the fingerprint, since the text is the same.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
 ``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
@@ -72,6 +72,7 @@ _LIBRARIES = ("pypdfium2", "selectolax", "charset-normalizer")
 MAX_PAGES = 2_000
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 MAX_CHARS = 1_000_000
+SPLIT_PAGES = 16  # benchmarks/bench_ocr_split.py: a long scan's parts spread over the workers
 _OCR_FIELDS = (
     "ocr", "ocr_lang", "ocr_dpi", "ocr_page_seconds", "ocr_min_chars", "ocr_max_pixels", "ocr_threads"
 )  # fmt: skip
@@ -92,7 +93,7 @@ class ExtractOptions:
     ocr_min_chars: int = 20
     ocr_max_pixels: int = 60_000_000
     ocr_threads: int = 1  # pages of one PDF OCRed at once; 0: one per usable core
-    split_pages: int = 0  # a longer PDF is extracted in parts of this many pages; 0: never split
+    split_pages: int = SPLIT_PAGES  # a longer scan is extracted in parts of this many pages; 0: never
 
     def __post_init__(self) -> None:
         for name in ("max_pages", "max_inflated_bytes", "max_chars", "ocr_dpi", "ocr_max_pixels"):

@@ -83,15 +83,16 @@ def _translate(exc: Exception) -> CorruptDocument:
     return CorruptDocument(f"corrupt PDF: {reason.lower() or 'unreadable'}")
 
 
-def count_pages(path: str) -> int | None:
-    """How many pages the PDF at ``path`` has (PDFium reads its page tree, not the pages), or None
-    when it is not a PDF PDFium can open."""
+def scan_pages(path: str, settings: ocr.OcrSettings) -> int | None:
+    """How many pages the PDF at ``path`` has when its first page is to be OCRed (a scan), or None
+    (not a PDF PDFium can open, or a text layer). PDFium reads the page tree and the first page only."""
     try:
         with open(path, "rb") as handle:
             if handle.read(5) != b"%PDF-":
                 return None
         with _PDFIUM, _open(path) as pdf:  # a path: PDFium reads what it needs, lazily
-            return len(pdf)
+            pages = len(pdf)
+            return pages if pages and settings.needs_ocr(_page_text(pdf, 0)) else None
     except (OSError, CorruptDocument, UnsupportedDocument):
         return None
 
