@@ -12,10 +12,11 @@ With ``extract.split_pages`` at N (default 16; 0: never) and OCR on, a PDF on th
 first page is to be OCRed (a scan) and which has more than N pages (and no more than
 ``max_pages``) becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
 keeps every worker busy rather than one. PDFs with a text layer are not split: their extraction
-takes milliseconds, and their classification (an LLM call, perhaps) is better left to the workers. The parts are never journaled: the document is recorded
-once, with the whole file's hash (so de-duplication happens once), its whole page count and the
-same text as an unsplit run. A part that fails or crashes makes its document fail or crash once,
-with that part's reason (the first such part in page order). A run stopped before every part is in
+takes milliseconds, and their classification (an LLM call, perhaps) is better left to the workers.
+The parts are never journaled: the document is recorded once, with the whole file's hash (so
+de-duplication happens once), its whole page count and the same text as an unsplit run. A part
+that fails or crashes makes its document fail or crash once, with that part's reason (the first
+such part in page order). A run stopped before every part is in
 records nothing for that document: the next run splits it again.
 
 Memory: a part's text is capped at ``max_chars`` like a whole document's, and parts are refs in
