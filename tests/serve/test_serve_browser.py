@@ -222,3 +222,30 @@ def _concurrency(db: Path) -> str:
     assert record is not None
     llm = record.stats["llm"]
     return f"{llm['concurrency']:,} of {llm['max_concurrency']:,}"
+
+
+def test_spent_by_task_beside_spent_by_step(browser: object, tmp_path: Path) -> None:
+    from docmill.cli.main import main
+    from docmill.llm.emulator import EmulatorConfig
+    from docmill.llm.emulator_server import EmulatorServer
+
+    tasks = "tasks:\n  kind: {labels: {invoice: {keywords: [invoice]}, report: {keywords: [report]}}}\n"
+    tasks += "  tone: {labels: {urgent: {keywords: [urgent]}, calm: {keywords: [dear]}}}\n"
+    (tmp_path / "tasks.yaml").write_text(tasks)
+    (tmp_path / "llm.yaml").write_text(
+        "llm: {price_input_per_1m: 1.0, cache: false, tasks_per_request: one}\n"
+    )
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("Invoice 12, urgent.")
+    db = tmp_path / "docmill.db"
+    with EmulatorServer(EmulatorConfig(rpm=0, tpm=0, latency_median=0.0)) as emulator:
+        extra = ["--labels", str(tmp_path / "tasks.yaml"), "--config", str(tmp_path / "llm.yaml")]
+        extra += ["-c", "llm", "--model", "emulated-small", "--base-url", f"{emulator.url}/v1"]
+        assert main(["run", str(tmp_path / "corpus"), "--db", str(db), "--progress", "none", *extra]) == 0
+    with serving(db) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        expect(page.locator("#step-costs-card")).to_be_visible(timeout=15_000)
+        expect(page.locator("#task-costs li")).to_have_count(2)
+        expect(page.locator("#task-costs")).to_contain_text("kind")
+        expect(page.locator("#task-costs-shared")).to_be_hidden()

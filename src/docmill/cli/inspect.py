@@ -54,6 +54,7 @@ def status_data(journal: Journal, run_id: int | None) -> dict[str, Any]:
         "by_label": dict(summary.by_label),
         "by_task": _task_counts(journal, run),
         "cost_by_step": _step_costs(journal, run) if stats.get("cost") else {},
+        "cost_by_task": _task_costs(journal, run),
         "failures": failures,
         "docs_per_second": stats.get("docs_per_second", round(summary.docs_per_second, 3)),
         "pages": summary.pages,
@@ -69,6 +70,12 @@ def _task_counts(journal: Journal, run: RunRecord | None) -> dict[str, dict[str,
     from docmill.model.tasks import task_counts
 
     return task_counts(journal, run)
+
+
+def _task_costs(journal: Journal, run: RunRecord | None) -> dict[str, Any]:
+    from docmill.model.task_costs import task_costs
+
+    return task_costs(journal, run)
 
 
 def _step_costs(journal: Journal, run: RunRecord | None) -> dict[str, float]:
@@ -113,7 +120,15 @@ def status_lines(data: dict[str, Any]) -> list[str]:
     if data["cost"]:
         by_step = ", ".join(f"{k} ${v:.4f}" for k, v in (data.get("cost_by_step") or {}).items())
         lines.append(f"spent ${data['cost']:.4f}" + (f" ({by_step})" if by_step else ""))
+    lines += _task_cost_lines(data.get("cost_by_task") or {})
     return lines + batch_lines(data.get("batches"))
+
+
+def _task_cost_lines(costs: dict[str, Any]) -> list[str]:
+    from docmill.model.task_costs import task_cost_line
+
+    line = task_cost_line(costs)
+    return [line] if line else []
 
 
 def _strategy(run: dict[str, Any], live: dict[str, Any]) -> str:

@@ -87,7 +87,8 @@ class TasksLLM(LLMClassifier):
 
     def _common(self, answer: Mapping[str, Any]) -> dict[str, Any]:
         tasks = dict(answer["tasks"])
-        common: dict[str, Any] = {"tasks": tasks, "model": self.settings.model}
+        asked = [task.name for task in self.tasks] + (["fields"] if self.fields else [])
+        common: dict[str, Any] = {"tasks": tasks, "model": self.settings.model, "llm_asked": asked}
         if self.fields:
             common["fields"] = dict(answer.get("fields") or {})
         if self.primary in tasks:
@@ -139,10 +140,12 @@ class EachTaskLLM(AsyncProcessor):
 
     def process(self, doc: Document) -> Document:
         with ThreadPoolExecutor(len(self.children), thread_name_prefix="docmill-task") as pool:
-            return combined(doc, list(pool.map(lambda child: child.process(doc), self.children)))
+            answered = list(pool.map(lambda child: child.process(doc), self.children))
+        return combined(doc, answered, self.children)
 
     async def aprocess(self, doc: Document) -> Document:
-        return combined(doc, list(await asyncio.gather(*(child.aprocess(doc) for child in self.children))))
+        answered = await asyncio.gather(*(child.aprocess(doc) for child in self.children))
+        return combined(doc, list(answered), self.children)
 
     def __repr__(self) -> str:
         return f"EachTaskLLM({', '.join(repr(child) for child in self.children)})"
@@ -154,14 +157,23 @@ def merged(before: Document, after: Document) -> Document:
     return after.with_metadata(**{k: v for k, v in joined.items() if v or k == "tasks"})
 
 
-def combined(doc: Document, answered: Sequence[Document]) -> Document:
-    """One document from the per-task answers: tasks joined, requests, tokens and cost summed."""
+def combined(doc: Document, answered: Sequence[Document], children: Sequence[TasksLLM] = ()) -> Document:
+    """One document from the per-task answers: tasks joined, requests, tokens and cost summed; each
+    task's own requests and cost kept beside its answer (the fields' under ``fields_usage``)."""
     joined = {key: dict(doc.metadata.get(key) or {}) for key in _JOINED}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {
+        "llm_asked": [name for one in answered for name in one.metadata.get("llm_asked", ())]
+    }
     for one in answered:
         for key in _JOINED:
             joined[key].update(one.metadata.get(key) or {})
         extra.update({k: one.metadata[k] for k in ("label", "score", "model") if k in one.metadata})
+    for child, one in zip(children, answered, strict=True):
+        usage = {"requests": one.metadata.get("requests") or 0, "cost": one.metadata.get("cost") or 0.0}
+        if child.tasks:
+            joined["tasks"][child.tasks[0].name] = {**joined["tasks"][child.tasks[0].name], **usage}
+        else:
+            extra["fields_usage"] = usage
     usage = {key: sum(one.metadata.get(key) or 0 for one in answered) for key in _SUMMED}
     cached = all(one.metadata.get("cached") for one in answered)
     concurrency = max(one.metadata.get("concurrency") or 0 for one in answered)

@@ -160,15 +160,25 @@ function renderSummary(summary) {
   }));
   renderLabels(summary.by_label);
   renderTasks(summary.by_task || {});
-  renderStepCosts(summary.cost_by_step || {});
+  renderStepCosts(summary.cost_by_step || {}, summary.cost_by_task || {});
 }
 
-// What the classifier and each of your own steps spent (USD), when a step of yours called the LLM.
-function renderStepCosts(costs) {
+// What the classifier and each of your own steps spent (USD), when a step of yours called the LLM;
+// beside it, each task's requests and cost, or the one request per document that served them all.
+function renderStepCosts(costs, byTask) {
   const entries = Object.entries(costs);
-  $("step-costs-card").hidden = entries.length === 0;
+  const tasks = Object.entries(byTask.tasks || {});
+  const shared = byTask.shared;
+  $("step-costs-card").hidden = entries.length === 0 && tasks.length === 0 && !shared;
   $("step-costs").replaceChildren(...entries.map(([step, usd]) =>
     el("li", {}, el("span", { class: "name", text: step, title: step }), el("b", { text: `$${usd.toFixed(4)}` }))));
+  $("task-costs").replaceChildren(...tasks.map(([task, used]) =>
+    el("li", {}, el("span", { class: "name", text: task, title: `${task}: ${fmtInt(used.requests)} requests` }),
+      el("b", { text: `$${used.cost.toFixed(4)}` }))));
+  $("task-costs-shared").hidden = !shared;
+  $("task-costs-shared").textContent = shared
+    ? `One request per document serves ${shared.asked.join(", ")}: ${fmtInt(shared.requests)} requests, $${shared.cost.toFixed(4)} (not split by task).`
+    : "";
 }
 
 function bars(counts) {
