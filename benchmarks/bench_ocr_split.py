@@ -1,5 +1,6 @@
-"""A long scan at the end of a run: pages of one PDF OCRed by one thread (`ocr_threads: 1`, the
-default) or by a pool of one per core (`ocr_threads: 0`), side by side.
+"""A long scan at the end of a run: the whole document in one worker (the default), its pages
+split in parts across the workers (`split_pages: 4`), or OCRed by a pool of threads inside its one
+worker (`ocr_threads: 0`), side by side.
 
 Two corpora of image-only man-page scans (`make-scans.py`, 150 dpi):
 
@@ -8,11 +9,15 @@ Two corpora of image-only man-page scans (`make-scans.py`, 150 dpi):
 * `bulk`: `--small` × 2 one-page scans only: every worker always busy, where extra OCR threads can
   only cost (oversubscription).
 
-Each case runs the real pipeline (DirectorySource → ExtractText, OCR auto) with a strategy at one
-worker per core, in a forked child, alternating the two settings `--repeat` times; wall seconds and
-pages/s are medians. The texts of both settings are checked to be identical.
+Each case is a whole run (``docmill.runner.run``: DirectorySource → ExtractText, OCR auto, an
+in-memory journal) with a strategy at one worker per core, in a forked child, alternating the
+settings `--repeat` times; wall seconds and pages/s are medians. The texts of every setting are
+checked to be identical.
 
     python benchmarks/bench_ocr_split.py [--small 10] [--repeat 3] [--strategies processes,queue]
+        [--corpora tail,bulk] [--settings whole,split,split16,threads] [--long-pages 0]
+
+``--long-pages N`` repeats the long scan's pages until it has N (a longer scanned report).
 
 The man pages are read from $DOCMILL_SHARED_DATA/manpages (default ../shared/data/manpages).
 """
@@ -27,19 +32,26 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 from bench_plan_check import corpus_dir
 
 from docmill.bench.isolation import in_child
-from docmill.bench.profile import timed_run
-from docmill.clock import SYSTEM_CLOCK
-from docmill.job import Job
+from docmill.journal.sqlite import SqliteJournal
+from docmill.outcome import Outcome
 from docmill.pipeline import Pipeline
 from docmill.processors.extract import ExtractText
+from docmill.progress import NullReporter
+from docmill.runner import run
 from docmill.sources.files import DirectorySource
 
-SETTINGS = {"1 (default)": 1, "0 (one per core)": 0}
+SETTINGS = {
+    "whole": ("split_pages: 0 (whole document per worker)", {"split_pages": 0}),
+    "split": ("split_pages: 4 (default)", {}),
+    "split16": ("split_pages: 16", {"split_pages": 16}),
+    "threads": ("ocr_threads: 0 (one per core), no split", {"ocr_threads": 0, "split_pages": 0}),
+}
 
 
 def scans(pdfs: list[Path], out: Path, max_pages: int) -> None:
@@ -64,7 +76,18 @@ def longest(pdfs: list[Path]) -> Path:
     return max(pdfs, key=pages)
 
 
-def build(root: Path, small: int) -> dict[str, Path]:
+def lengthen(path: Path, pages: int) -> None:
+    """Make the scan at ``path`` ``pages`` long by repeating its pages (a longer scanned report)."""
+    source, longer = pdfium.PdfDocument(path), pdfium.PdfDocument.new()
+    while len(longer) < pages:
+        longer.import_pages(source, list(range(min(len(source), pages - len(longer)))))
+    longer.save(str(path) + ".long")
+    source.close()
+    longer.close()
+    Path(str(path) + ".long").replace(path)
+
+
+def build(root: Path, small: int, long_pages: int = 0) -> dict[str, Path]:
     pdfs = sorted(corpus_dir().rglob("*.pdf"))
     tail, bulk = root / "tail", root / "bulk"
     scans(pdfs[: small * 2], bulk, 1)
@@ -74,17 +97,35 @@ def build(root: Path, small: int) -> dict[str, Path]:
     long_dir = root / "long"
     scans([longest(pdfs)], long_dir, 100)
     (next(long_dir.glob("*.pdf"))).rename(tail / "zz-long.pdf")
+    if long_pages:
+        lengthen(tail / "zz-long.pdf", long_pages)
     return {"tail": tail, "bulk": bulk}
 
 
-def case(strategy: str, folder: Path, threads: int) -> tuple[float, int, list[str]]:
-    job = Job(DirectorySource(folder), Pipeline(ExtractText(ocr_threads=threads)))
-    refs = list(job.source)
+class _Kept(NullReporter):
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def update(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+
+def _whole_run(
+    strategy: str, workers: int, folder: Path, options: dict[str, Any]
+) -> tuple[float, list[Outcome]]:
+    kept = _Kept()
+    pipeline = Pipeline(ExtractText(**options))
+    result = run(DirectorySource(folder), pipeline, executor=strategy, workers=workers,
+                 journal=SqliteJournal(":memory:"), reporter=kept)  # fmt: skip
+    return result.stats.wall_seconds, kept.outcomes
+
+
+def case(strategy: str, folder: Path, options: dict[str, Any]) -> tuple[float, int, list[str]]:
     workers = 1 if strategy == "sequential" else len(os.sched_getaffinity(0))
-    run = in_child(timed_run, strategy, workers, job, refs, SYSTEM_CLOCK, timeout=1800)
-    pages = sum(int((o.result or {}).get("pages", 0)) for o in run.outcomes)
-    texts = sorted(f"{o.ref.id}:{(o.result or {}).get('chars')}" for o in run.outcomes)
-    return run.usage.wall_seconds, pages, texts
+    wall, outcomes = in_child(_whole_run, strategy, workers, folder, options, timeout=1800)
+    pages = sum(int((o.result or {}).get("pages", 0)) for o in outcomes)
+    texts = sorted(f"{o.ref.id}:{(o.result or {}).get('chars')}" for o in outcomes)
+    return wall, pages, texts
 
 
 def main() -> None:
@@ -92,29 +133,36 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--strategies", default="processes,queue")
+    parser.add_argument("--corpora", default="tail")
+    parser.add_argument("--long-pages", type=int, default=0, help="repeat the long scan's pages to this many")
+    parser.add_argument("--settings", default="whole,split16,split,threads")
     args = parser.parse_args()
+    settings = args.settings.split(",")
     with tempfile.TemporaryDirectory(prefix="docmill-ocr-split-") as tmp:
-        corpora = build(Path(tmp), args.small)
+        built = build(Path(tmp), args.small, args.long_pages)
+        corpora = {k: v for k, v in built.items() if k in args.corpora.split(",")}
         walls: dict[tuple[str, str, str], list[float]] = {}
         pages: dict[str, int] = {}
+        loads = []
         for _ in range(args.repeat):
             for corpus, folder in corpora.items():
                 for strategy in args.strategies.split(","):
                     seen = set()
-                    for name, threads in SETTINGS.items():
-                        wall, pages[corpus], texts = case(strategy, folder, threads)
+                    for name in settings:
+                        loads.append(os.getloadavg()[0])
+                        wall, pages[corpus], texts = case(strategy, folder, SETTINGS[name][1])
                         walls.setdefault((corpus, strategy, name), []).append(wall)
                         seen.add(tuple(texts))
-                    assert len(seen) == 1, "the two settings read different texts"
-        print(f"load average {os.getloadavg()[0]:.2f}; medians of {args.repeat}")
-        print("| corpus | pages | strategy | ocr_threads | wall | pages/s | vs 1 |")
+                    assert len(seen) == 1, "the settings read different texts"
+        print(f"load average {min(loads):.1f}-{max(loads):.1f}; medians of {args.repeat}")
+        print("| corpus | pages | strategy | setting | wall | pages/s | vs whole |")
         print("|---|---:|---|---|---:|---:|---:|")
         for (corpus, strategy, name), values in walls.items():
             wall = statistics.median(values)
-            base = statistics.median(walls[(corpus, strategy, "1 (default)")])
+            base = statistics.median(walls[(corpus, strategy, settings[0])])
             print(
-                f"| {corpus} | {pages[corpus]} | {strategy} ×{len(os.sched_getaffinity(0))} | {name} "
-                f"| {wall:.1f} s | {pages[corpus] / wall:.2f} | {base / wall:.2f}× |"
+                f"| {corpus} | {pages[corpus]} | {strategy} ×{len(os.sched_getaffinity(0))} "
+                f"| {SETTINGS[name][0]} | {wall:.1f} s | {pages[corpus] / wall:.2f} | {base / wall:.2f}× |"
             )
 
 

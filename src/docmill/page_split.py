@@ -8,7 +8,7 @@
           over ``split_pages``  text back in the part's result      order; runs the rest of the
           → parts of that many                                      pipeline (classification) here
 
-With ``extract.split_pages`` at N (default 16; 0: never) and OCR on, a PDF on the local disk whose
+With ``extract.split_pages`` at N (default 4; 0: never) and OCR on, a PDF on the local disk whose
 first page is to be OCRed (a scan) and which has more than N pages (and no more than
 ``max_pages``) becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
 keeps every worker busy rather than one. PDFs with a text layer are not split: their extraction
