@@ -1,14 +1,16 @@
 """Batch files, line by line: packing request lines within the limits, reading output and error files.
 
-A line of an input file is ``{custom_id, method: POST, url: /v1/chat/completions, body}``, the body
-being exactly the chat request an online call sends (``Provider.body``). Lines of output and error
-files are ``{id, custom_id, response: {status_code, body} | null, error: {code, message} | null}``.
+A line of an OpenAI input file is ``{custom_id, method: POST, url: /v1/chat/completions, body}``,
+the body being exactly the chat request an online call sends (``Provider.body``); lines of output
+and error files are ``{id, custom_id, response: {status_code, body} | null, error: {code, message} |
+null}``. The ``Packer`` writes lines in the form its backend gives (``BatchBackend.line``: Anthropic's
+are ``{custom_id, params}``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,12 @@ class Book:
     lines: dict[str, dict[str, int]] = field(default_factory=dict)  # path → failed / unfinished lines
 
 
+def openai_line(custom_id: str, body: Mapping[str, Any]) -> bytes:
+    """A line of an OpenAI batch input file."""
+    line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+    return (json.dumps(line) + "\n").encode()
+
+
 @dataclass(slots=True)
 class Packer:
     """Request lines gathered into one file, within ``max_requests`` lines and ``max_bytes`` bytes."""
@@ -53,12 +61,10 @@ class Packer:
     lines: list[bytes] = field(default_factory=list)
     size: int = 0
     tokens: int = 0  # prompt tokens of every line (with max_tokens: what the batch may cost at most)
+    form: Callable[[str, Mapping[str, Any]], bytes] = openai_line  # the backend's line
 
     def line(self, body: Mapping[str, Any]) -> bytes:
-        custom_id = f"doc-{len(self.lines)}"
-        return (
-            json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}) + "\n"
-        ).encode()
+        return self.form(f"doc-{len(self.lines)}", body)
 
     def fits(self, line: bytes) -> bool:
         return not self.lines or (

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from docmill._signals import graceful_stop
+from docmill.batch.backend import BATCH_PROVIDERS, BatchBackend, OpenAIBatches, backend_for
 from docmill.batch.request import BatchRequest
 from docmill.batch.session import BatchSession
 from docmill.clock import SYSTEM_CLOCK, Clock
@@ -48,10 +49,12 @@ def run_batch(
     clock: Clock = SYSTEM_CLOCK,
     api: BatchAPI | None = None,
     sleep: Callable[[float], None] | None = None,
+    backend: BatchBackend | None = None,
 ) -> RunResult:
-    """``runner.run`` for ``llm.mode: batch``: the same arguments, and the llm ``options``."""
+    """``runner.run`` for ``llm.mode: batch``: the same arguments, and the llm ``options``; the
+    provider's Batch API is ``backend``, else OpenAI's through ``api``, else the one of the
+    classifier's provider (``docmill.batch.backend.backend_for``)."""
     pipeline.check_requirements()
-    pipeline.check()
     steps = pipeline.steps if isinstance(pipeline, Pipeline) else (pipeline,)
     classifier = steps[-1]
     if not isinstance(classifier, LLMClassifier):
@@ -60,8 +63,16 @@ def run_batch(
             "step (--classifier llm; not llm.tasks_per_request: one, no --step after it); the last "
             f"step here is {type(classifier).__name__}"
         )
-    if classifier.settings.provider != "openai":
-        raise ConfigError("llm.mode: batch speaks OpenAI's Batch API: it needs provider: openai")
+    s = classifier.settings
+    if backend is None and api is None and s.provider not in BATCH_PROVIDERS:
+        raise ConfigError(
+            f"llm.mode: batch needs a provider with a Batch API ({' or '.join(BATCH_PROVIDERS)}), "
+            f"not {s.provider!r}"
+        )
+    pipeline.check()  # the endpoint answers, takes the key, knows the model: before any work
+    if backend is None and api is not None:
+        backend = OpenAIBatches(api)
+    backend = backend or backend_for(s, api_key=_api_key(s), sleep=sleep or clock.sleep)
     job = Job(source, pipeline, retry=retry, timeout=timeout, clock=clock)
     prepare = Job(
         source, Pipeline(*steps[:-1], BatchRequest(classifier)), retry=retry, timeout=timeout, clock=clock
@@ -70,19 +81,17 @@ def run_batch(
         from docmill.journal.sqlite import SqliteJournal
 
         journal = SqliteJournal(":memory:")
-    s = classifier.settings
-    api = api or BatchAPI(s.base_url, api_key=_api_key(s), timeout=s.timeout, sleep=sleep or clock.sleep)
     strategy = get_executor(executor, workers=workers) if isinstance(executor, str) else executor
     session = BatchSession(
         source, job, journal, reporter or NullReporter(), clock, commit_every, commit_seconds,
-        prepare=prepare, options=options, api=api, sleep=sleep,
+        prepare=prepare, options=options, backend=backend, sleep=sleep,
     )  # fmt: skip
     session.max_cost = max_cost
     try:
         with graceful_stop(session.stop, session.reporter.message), strategy:
             return session.run(strategy, fresh=fresh, retry_failed=retry_failed, settings=settings or {})
     finally:
-        api.close()
+        backend.close()
 
 
 def launcher(config: RunConfig) -> Callable[..., RunResult]:

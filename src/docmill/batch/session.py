@@ -8,31 +8,38 @@ the one writer, outcomes are recorded through the same journal API and stats)::
           failed / empty / cached answer → recorded as usual
           a copy of a document already packed or answered → waits for (takes) that answer, free
           otherwise → a request line (the online request body) packed into the current file
-      → file full: upload → journal.batch_intent (file id + documents) → create → journal id
+      → file full: stage (OpenAI: upload the file; Anthropic: a digest of its lines) →
+        journal.batch_intent (input id + documents) → create → journal id
       → poll every ``batch_poll_seconds``; a batch ended → download output and error files →
         each answer validated as online ones are (``LLMClassifier.parse``: an allowed label),
         cached, costed at the batch price → recorded; then the batch is marked collected
       → lines that failed → online (``batch_retry: online``: the whole online pipeline, with its
         own retries) or one more batch (``batch``), then quarantined with the reason; lines a batch
-        did not get to (expired, cancelled) → re-packed from the input file, as sent.
+        did not get to (expired, cancelled) → re-packed from the input file, as sent (a provider
+        that keeps no input file, Anthropic: their documents are prepared again, then packed).
+
+The provider's API is a ``BatchBackend`` (``docmill.batch.backend``: OpenAI's, Anthropic's).
 
 Crash safety: a batch is in the journal before it is created at the provider, and its id right
 after. A resumed run first looks at the batches not yet collected: one without an id is looked up
-by its input file at the provider (``BatchAPI.find``) and created only if it is not there; the
-others are polled and collected. Their documents are never packed again. Answers are recorded
-before their batch is marked collected, so a run killed in between collects it again (documents
-already recorded are left alone) instead of paying for it twice.
+at the provider (``BatchBackend.find``: by its input file, or by its requests) and, if it is not
+there, created (OpenAI: from the uploaded file) or, where the provider keeps no input (Anthropic),
+closed as ``unsent`` with its documents packed again; the others are polled and collected. Their
+documents are never packed again. Answers are recorded before their batch is marked collected, so
+a run killed in between collects it again (documents already recorded are left alone) instead of
+paying for it twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from docmill.batch.lines import Book, OpenBatch, Packer, answer_body, bodies, failure, parse_lines
+from docmill.batch.backend import BatchBackend, BatchView
+from docmill.batch.lines import Book, OpenBatch, Packer, failure
 from docmill.batch.request import BODY, copy_outcome, failed_outcome
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.document import Document, DocumentRef
@@ -43,9 +50,7 @@ from docmill.journal.base import Journal
 from docmill.journal.batch_store import TERMINAL, BatchJournal, BatchMember
 from docmill.journal.faults import crash_point
 from docmill.llm.attempts import Tally
-from docmill.llm.batch_api import BatchAPI
 from docmill.llm.client import LLMReply
-from docmill.llm.prompt import count_prompt_tokens
 from docmill.llm.providers import get_provider
 from docmill.llm.settings import LLMOptions
 from docmill.outcome import Outcome, Status, Timings
@@ -56,6 +61,7 @@ from docmill.sources.base import Source
 
 MAX_UNFINISHED = 3  # a document its batches never got to this often is sent online (or fails)
 BATCH_TRIES = 2  # with batch_retry: batch, a failed line is sent in one more batch
+UNSENT = "unsent"  # a recorded batch the provider never received, closed: its documents packed again
 
 
 class BatchSession(_Session):
@@ -73,20 +79,21 @@ class BatchSession(_Session):
         *,
         prepare: Job,
         options: LLMOptions,
-        api: BatchAPI,
+        backend: BatchBackend,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(source, job, journal, reporter, clock, commit_every, commit_seconds)
-        self.prepare, self.options, self.api = prepare, options, api
+        self.prepare, self.options, self.backend = prepare, options, backend
         steps = job.pipeline.steps
         assert isinstance(steps[-1], LLMClassifier)
         self.classifier: LLMClassifier = steps[-1]
         self.price = self.classifier.price.scaled(options.batch_price_factor)
         self.provider = get_provider(self.classifier.settings.provider)
-        self.packer = Packer(options.batch_max_requests, options.batch_max_bytes)
+        self.packer = Packer(options.batch_max_requests, options.batch_max_bytes, form=backend.line)
         self.open: dict[int, OpenBatch] = {}
         self.book = Book()
         self.online: list[DocumentRef] = []
+        self.unprepared: list[DocumentRef] = []  # lines to send again whose bodies are not at hand
         self.committed = 0.0  # the most the open batches may cost
         self._polled = -math.inf
         self._waiting = 0
@@ -137,10 +144,11 @@ class BatchSession(_Session):
         """Submit what is packed, then poll and collect until no batch is open (or the run stops)."""
         self._submit()
         self._crash.reached("all-submitted")
-        while self.open or self.online or len(self.packer):
+        while self.open or self.online or self.unprepared or len(self.packer):
             if self.stop.reason not in (None, "max-cost"):
                 return  # interrupted: the next run collects what was submitted
             self._retry_online()
+            self._prepare_again()
             self._submit()
             self._poll(force=True)
             if self.open:
@@ -187,7 +195,7 @@ class BatchSession(_Session):
             self._submit()
             line = self.packer.line(body)
         custom_id = f"doc-{len(self.packer)}"
-        tokens = count_prompt_tokens(body.get("messages") or []) if isinstance(body, Mapping) else 0
+        tokens = self.backend.prompt_tokens(body)
         self.packer.add(dataclasses.replace(member, custom_id=custom_id), line, tokens)
         if self.packer.full:
             self._submit()
@@ -195,7 +203,8 @@ class BatchSession(_Session):
     # -- batches out ------------------------------------------------------------------------------
 
     def _submit(self) -> None:
-        """Upload the packed file, record it, create the batch, record its id (in that order)."""
+        """Stage the packed file (upload it, or digest it), record it, create the batch, record its
+        id (in that order)."""
         if not len(self.packer):
             return
         content, members, tokens = self.packer.take()
@@ -206,7 +215,7 @@ class BatchSession(_Session):
             if self.stop.set("max-cost"):
                 self.reporter.message(f"spending limit ${self.max_cost:g} reached: no more batches submitted")
             return
-        file_id = self.api.upload(content)
+        file_id = self.backend.stage(content)
         info = {"requests": len(members), "bytes": len(content), "estimate": most}
         batch_id = self._store.batch_intent(
             run_id=self.run_id, source=self.source.root, fingerprint=self.fingerprint,
@@ -215,18 +224,36 @@ class BatchSession(_Session):
         self._crash.reached("before-submit")
         opened = OpenBatch(batch_id, file_id, members, info, created=self.clock.wall())
         self._track(opened)
-        self._create(opened)
+        self._create(opened, content)
 
     def _resume(self, opened: OpenBatch) -> None:
-        """A batch an earlier run recorded and did not collect: adopt it, and submit it if it never was."""
+        """A batch an earlier run recorded and did not collect: adopt it, and submit it if it never was
+        (or, where the provider keeps no input, close it and pack its documents again)."""
         opened.members = self._store.batch_members(opened.id)
+        if opened.provider_id is not None:
+            self._track(opened)
+            return
+        known = {r.provider_id for r in self._store.batch_records() if r.provider_id}
+        found = self.backend.find(  # created before the run could note its id?
+            opened.input_file_id, requests=len(opened.members), since=opened.created, known=known
+        )
+        if found is None and not self.backend.keeps_input:
+            self._unsent(opened)
+            return
         self._track(opened)
-        if opened.provider_id is None:
-            found = self.api.find(opened.input_file_id)  # created before the run could note its id?
-            if found is None:
-                self._create(opened)
-            else:
-                self._created(opened, found, "found at the provider")
+        if found is None:
+            self._create(opened, None)
+        else:
+            self._created(opened, found, "found at the provider")
+
+    def _unsent(self, opened: OpenBatch) -> None:
+        """A batch recorded, never created, whose lines cannot be sent from the record: closed, its
+        documents left pending for this run to pack again (nothing was paid for them)."""
+        self._store.batch_collected(opened.id, state=UNSENT, info=opened.info, lines={})
+        self.reporter.message(
+            f"batch {opened.id} never reached the provider: "
+            f"its {len(opened.members)} documents are packed again"
+        )
 
     def _track(self, opened: OpenBatch) -> None:
         self.open[opened.id] = opened
@@ -236,13 +263,14 @@ class BatchSession(_Session):
             if member.sha256:
                 self.book.leaders.setdefault(member.sha256, member.ref.id)
 
-    def _create(self, opened: OpenBatch) -> None:
-        batch = self.api.create(opened.input_file_id, metadata={"docmill_batch": str(opened.id)})
+    def _create(self, opened: OpenBatch, content: bytes | None) -> None:
+        metadata = {"docmill_batch": str(opened.id)}
+        batch = self.backend.create(opened.input_file_id, content, metadata=metadata)
         self._crash.reached("after-submit")
         self._created(opened, batch, "submitted")
 
-    def _created(self, opened: OpenBatch, batch: Mapping[str, Any], how: str) -> None:
-        opened.provider_id, opened.state = str(batch["id"]), str(batch["status"])
+    def _created(self, opened: OpenBatch, batch: BatchView, how: str) -> None:
+        opened.provider_id, opened.state = batch.id, batch.status
         self._store.batch_update(
             opened.id, state=opened.state, info=opened.info, provider_id=opened.provider_id
         )
@@ -258,20 +286,20 @@ class BatchSession(_Session):
         for opened in list(self.open.values()):
             if opened.provider_id is None:
                 continue
-            batch = self.api.retrieve(opened.provider_id)
-            status = str(batch["status"])
+            batch = self.backend.retrieve(opened.provider_id)
+            status = batch.status
             if status != opened.state:
                 opened.state = status
-                opened.info["request_counts"] = batch.get("request_counts")
+                opened.info["request_counts"] = batch.counts
                 self._store.batch_update(opened.id, state=status, info=opened.info)
             if status in TERMINAL:
                 self._collect(opened, batch)
 
     # -- answers in -------------------------------------------------------------------------------
 
-    def _collect(self, opened: OpenBatch, batch: Mapping[str, Any]) -> None:
+    def _collect(self, opened: OpenBatch, batch: BatchView) -> None:
         """Record the answers of an ended batch, then mark it collected; failed lines to their retry."""
-        outputs, errors = self._file(batch.get("output_file_id")), self._file(batch.get("error_file_id"))
+        results = self.backend.results(batch, opened.input_file_id)
         refs = [m.ref for m in opened.members]
         left = self.journal.pending(refs, source=self.source.root, fingerprint=self.fingerprint)
         recorded = {r.id for r in refs} - {r.id for r in left}  # a collection replayed after a kill
@@ -282,12 +310,15 @@ class BatchSession(_Session):
             if member.ref.id in recorded:
                 lines[member.custom_id] = ("ok", None)
                 continue
-            body = answer_body(outputs.get(member.custom_id))
-            fate, reason = (
-                ("ok", None)
-                if body is not None
-                else failure(errors.get(member.custom_id) or outputs.get(member.custom_id), opened.state)
-            )
+            found = results.get(member.custom_id)
+            body = None if found is None else found.body
+            reason: str | None = None
+            if found is None:
+                fate, reason = failure(None, opened.state)
+            elif body is None:
+                fate, reason = found.fate, found.reason
+            else:
+                fate = "ok"
             if body is not None:
                 try:
                     self._answered(member, body, opened, money)
@@ -298,7 +329,7 @@ class BatchSession(_Session):
                 again.append((member, fate, reason or ""))
         with self._lock:
             self._flush()  # the answers are in the journal before the batch is marked collected
-        info = {**opened.info, **money, "request_counts": batch.get("request_counts"), "failed": len(again)}
+        info = {**opened.info, **money, "request_counts": batch.counts, "failed": len(again)}
         self._store.batch_collected(opened.id, state=opened.state, info=info, lines=lines)
         del self.open[opened.id]
         self.committed -= float(opened.info.get("estimate") or 0.0)
@@ -369,9 +400,10 @@ class BatchSession(_Session):
                     self._add(failed_outcome(ref, sha, result, f"{reason} ({counts['failed']} tries)"))
                 continue
             if sent is None:
-                sent = dict(bodies(self.api.content(opened.input_file_id)))
-            if sent.get(member.custom_id) is None:
-                continue  # the input file is gone: the document is pending, the next run sends it
+                sent = self.backend.sent(opened.input_file_id) if self.backend.keeps_input else {}
+            if sent.get(member.custom_id) is None:  # not at hand: prepared again from the document
+                self.unprepared.extend([member.ref, *(c.ref for c in copies)])
+                continue
             if member.sha256:
                 self.book.followers.setdefault(member.sha256, []).extend(copies)
             self._pack(
@@ -388,5 +420,18 @@ class BatchSession(_Session):
             for outcome in pool.map(self.job.run, refs):
                 self._add(outcome)
 
-    def _file(self, file_id: Any) -> dict[str, dict[str, Any]]:
-        return parse_lines(self.api.content(str(file_id))) if file_id else {}
+    def _prepare_again(self) -> None:
+        """Documents to send again whose request lines are not at hand: extracted and prepared again
+        (the prepare job, in this process), then packed as any other."""
+        refs, self.unprepared = self.unprepared, []
+        if not refs or self.stop.is_set():
+            return
+        self.reporter.message(f"preparing {len(refs)} document(s) again for a new batch")
+        self.prepare.setup()
+        try:
+            workers = min(8, len(refs))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docmill-prepare") as pool:
+                for outcome in pool.map(self.prepare.run, refs):
+                    self._prepared(outcome)
+        finally:
+            self.prepare.teardown()

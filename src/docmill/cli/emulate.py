@@ -1,4 +1,4 @@
-"""``docmill emulate``: a local OpenAI/Ollama-compatible provider with rate limits and faults."""
+"""``docmill emulate``: a local OpenAI/Ollama/Anthropic-compatible provider with rate limits and faults."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def emulate(
     max_concurrency: int = typer.Option(0, help="Requests worked on at once; the rest queue (0 = no cap)."),
     error_rate: float = typer.Option(0.0, help="Share of documents given a wrong label (deterministic)."),
     fail_500: float = typer.Option(0.0, help="Share of requests answered 500."),
-    fail_503: float = typer.Option(0.0, help="Share of requests answered 503."),
+    fail_503: float = typer.Option(0.0, help="Share of requests answered 503 (Anthropic: 529 overloaded)."),
     drop: float = typer.Option(0.0, help="Share of connections closed without a reply."),
     hang: float = typer.Option(0.0, help="Share of requests that never get an answer."),
     malformed: float = typer.Option(0.0, help="Share of replies with a malformed JSON body."),
@@ -39,7 +39,8 @@ def emulate(
     batch_window: float = typer.Option(86_400.0, help="Batch API: a batch not done this long expires."),
     batch_expire_first: int = typer.Option(0, help="Batch API: the first N batches expire, half done."),
 ) -> None:
-    """Serve an emulated LLM provider (OpenAI chat completions and Batch API, Ollama chat) on HOST:PORT."""
+    """Serve an emulated LLM provider (OpenAI chat completions and Batch API, Ollama chat, Anthropic
+    Messages and Message Batches) on HOST:PORT."""
     import os
 
     key = os.environ.get(api_key_env) if api_key_env else None
@@ -52,7 +53,8 @@ def emulate(
         batch_expire_first=batch_expire_first,
     )  # fmt: skip
     limits = f"{rpm} requests and {tpm} tokens per {window:g} s" + (", per second too" if quantize else "")
-    typer.echo(f"docmill emulator on http://{host}:{port} (OpenAI: /v1, Ollama: /api); {limits}")
+    where = "OpenAI: /v1, Ollama: /api, Anthropic: /v1/messages"
+    typer.echo(f"docmill emulator on http://{host}:{port} ({where}); {limits}")
     serve_forever(config, host=host, port=port)
 
 

@@ -59,7 +59,7 @@ def run_command(
     commit_seconds: Annotated[float | None, _Opt(help="Journal batch age limit (seconds).")] = None,
     quarantine_after: Annotated[int | None, _Opt(help="Failures before a document is set aside.")] = None,
     progress: Annotated[str | None, _Opt(help="auto | rich | log | none")] = None,
-    base_url: Annotated[str | None, _Opt(help="LLM endpoint (OpenAI-compatible or Ollama).")] = None,
+    base_url: Annotated[str | None, _Opt(help="LLM endpoint (OpenAI, Ollama or Anthropic).")] = None,
     model: Annotated[str | None, _Opt(help="LLM model name.")] = None,
     rpm: Annotated[float | None, _Opt(help="LLM requests per minute allowed.")] = None,
     tpm: Annotated[float | None, _Opt(help="LLM tokens per minute allowed.")] = None,

@@ -1,4 +1,6 @@
-"""``BatchAPI``: the provider's Batch API over HTTP (OpenAI's ``/files`` and ``/batches``).
+"""``BatchAPI``: the provider's Batch API over HTTP (OpenAI's ``/files`` and ``/batches``; its
+plumbing, ``request``/``request_json``, carries Anthropic's Message Batches too:
+``docmill.batch.anthropic``).
 
 Upload a JSONL file (``purpose=batch``), create a batch of it, look at it, cancel it, list the
 batches (to find one created by a run that was killed before it could note the id), and download
@@ -38,12 +40,14 @@ class BatchAPI:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.retry = retry
         self._sleep = sleep or time.sleep  # the run passes its clock's
         self._secret = api_key or None
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        if headers is None:  # the key as a bearer token; a provider of its own says how (x-api-key)
+            headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
 
     def upload(self, content: bytes, *, name: str | None = None) -> str:
@@ -86,6 +90,14 @@ class BatchAPI:
         self._http.close()
 
     # -- plumbing ---------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One call, retried as every call here (``path`` under the base URL)."""
+        return self._send(method, path, **options)
+
+    def request_json(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """One call whose reply must be a JSON object."""
+        return self._json(method, path, **options)
 
     def _json(self, method: str, path: str, **options: Any) -> dict[str, Any]:
         response = self._send(method, path, **options)

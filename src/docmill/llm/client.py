@@ -15,7 +15,8 @@ around the same ``_prepare`` and ``_finish``)::
       gate starts with one probe request, and a 429 with none announced teaches the pace.
 
 Retrying is the caller's business (``LLMClassifier`` with a ``RetryPolicy``). The API key lives
-only in this object's memory and in the Authorization header; it is never pickled (clients are
+only in this object's memory and in the header the provider reads it from (``Authorization``;
+Anthropic's ``x-api-key``); it is never pickled (clients are
 built per worker in ``setup()``) and is scrubbed from every error message.
 """
 
@@ -36,7 +37,7 @@ from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import AuthRefusedError, PermanentError, RateLimitedError, UnreachableError, UpstreamError
 from docmill.limits.adaptive import ConcurrencyGate
 from docmill.limits.headers import parse_duration as parse_duration  # re-exported: part of this API
-from docmill.limits.headers import read_headers
+from docmill.limits.headers import parse_time, read_headers
 from docmill.limits.provider import ProviderLimits
 from docmill.llm.hedge import DEFAULT_QUANTILE, Hedger, Sent
 from docmill.llm.latency import LatencyTracker
@@ -76,7 +77,7 @@ class LLMClient:
         hedge: float = DEFAULT_QUANTILE,
     ) -> None:
         self.provider = get_provider(provider) if isinstance(provider, str) else provider
-        self.url = base_url.rstrip("/") + self.provider.path
+        self.url = _url(self.provider, base_url)
         self.limits = limits or ProviderLimits()
         self.gate = gate or ConcurrencyGate(clock=clock)
         if not self.limits.known:  # nothing configured nor learned yet: one probe request first
@@ -86,7 +87,7 @@ class LLMClient:
         self.hedger = Hedger(self.latency, self.limits, quantile=hedge, clock=clock)
         self._in_flight: dict[asyncio.Timeout, tuple[asyncio.AbstractEventLoop, float]] = {}
         self._secret = api_key or None
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = _headers(self.provider, api_key)
         sync = transport if isinstance(transport, httpx.BaseTransport) else None
         self._http = httpx.Client(headers=headers, timeout=timeout, transport=sync)
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -280,9 +281,24 @@ class LLMClient:
         raise TypeError("LLMClient holds an API key and open connections: build one per worker in setup()")
 
 
+def _url(provider: Provider, base_url: str) -> str:
+    """Where the provider's calls go (a provider without ``url``: ``base_url`` + its path)."""
+    url = getattr(provider, "url", None)
+    return str(url(base_url)) if callable(url) else base_url.rstrip("/") + provider.path
+
+
+def _headers(provider: Provider, api_key: str | None) -> dict[str, str]:
+    """How the provider is given the key (Anthropic: ``x-api-key``; else a bearer token)."""
+    headers = getattr(provider, "headers", None)
+    if callable(headers):
+        return dict(headers(api_key))
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
     """Seconds a 429 asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date),
-    else the ``x-ratelimit-reset-*`` durations (``1m30s``, ``250ms``); None if none is given."""
+    else the ``x-ratelimit-reset-*`` durations (``1m30s``, ``250ms``) or Anthropic's
+    ``anthropic-ratelimit-*-reset`` times; None if none is given."""
     if (ms := _number(headers.get("retry-after-ms"))) is not None:
         return max(0.0, ms / 1000)
     value = headers.get("retry-after")
@@ -292,6 +308,11 @@ def retry_after(headers: Mapping[str, str], *, now: float) -> float | None:
         with contextlib.suppress(TypeError, ValueError, IndexError):
             return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
     resets = [parse_duration(headers.get(f"x-ratelimit-reset-{kind}")) for kind in ("requests", "tokens")]
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        at = parse_time(headers.get(f"anthropic-ratelimit-{kind}-reset"))
+        remaining = _number(headers.get(f"anthropic-ratelimit-{kind}-remaining"))
+        if at is not None and remaining == 0:  # the budget that is spent says when it is whole again
+            resets.append(max(0.0, at - now))
     known = [r for r in resets if r is not None]
     return max(known) if known else None
 

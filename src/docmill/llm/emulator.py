@@ -1,4 +1,5 @@
-"""A local stand-in for an LLM provider: OpenAI chat completions and Ollama chat, with real limits.
+"""A local stand-in for an LLM provider: OpenAI chat completions, Ollama chat and Anthropic's Messages
+API, with real limits.
 
 ``Emulator.handle`` turns one HTTP request into a :class:`Reply`; ``docmill.llm.emulator_server``
 serves it on loopback (``docmill emulate``, or ``EmulatorServer`` in tests). It behaves like a
@@ -25,6 +26,9 @@ provider where it matters to a client:
   it always validates, labels come from its ``enum``), and strict schemas OpenAI refuses get 400.
 * **Batch API** (``emulator_batch``): ``/v1/files`` and ``/v1/batches``; a batch takes
   ``batch_seconds``, outside the rate limits, its lines drawing the same faults and answers.
+* **Anthropic** (``emulator_anthropic``): ``/v1/messages`` and Message Batches
+  (``/v1/messages/batches``), and ``/v1/models`` when asked with ``anthropic-version``: the same
+  answers, limits and faults in Anthropic's shapes (a 503 fault is its 529 ``overloaded_error``).
 
 ``GET /emulator/stats`` reports the provider's view; ``POST /emulator/reset`` clears it.
 """
@@ -56,6 +60,7 @@ from docmill.llm.emulator_replies import (
 from docmill.llm.prompt import count_prompt_tokens, estimate_tokens
 
 if TYPE_CHECKING:
+    from docmill.llm.emulator_anthropic import AnthropicDesk
     from docmill.llm.emulator_batch import BatchDesk
 
 __all__ = ["FAULTS", "Emulator", "EmulatorConfig", "Reply", "max_in_window"]
@@ -114,6 +119,7 @@ class Emulator:
         self.config = config or EmulatorConfig()
         self.clock = clock
         self._desk: BatchDesk | None = None
+        self._anthropic: AnthropicDesk | None = None
         self.reset()
 
     @property
@@ -124,6 +130,15 @@ class Emulator:
         if self._desk is None:
             self._desk = BatchDesk(self)
         return self._desk
+
+    @property
+    def anthropic(self) -> AnthropicDesk:
+        """Anthropic's Messages API and Message Batches (``emulator_anthropic``), kept until ``reset``."""
+        from docmill.llm.emulator_anthropic import AnthropicDesk
+
+        if self._anthropic is None:
+            self._anthropic = AnthropicDesk(self)
+        return self._anthropic
 
     def reset(self) -> None:
         """Forget all traffic: windows, statistics and the random stream."""
@@ -146,8 +161,12 @@ class Emulator:
             "batch_requests": 0,  # request lines received across all batches
             "batch_tokens_in": 0,
             "batch_tokens_out": 0,
+            "anthropic_requests": 0,  # of the requests: Anthropic's POST /v1/messages
+            "anthropic_batches": 0,  # of the batches: Anthropic's Message Batches
+            "anthropic_batch_requests": 0,  # of the batch requests: those of Message Batches
         }
         self._desk = None
+        self._anthropic = None
         self.faults: dict[str, int] = dict.fromkeys(FAULTS, 0)
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -156,6 +175,10 @@ class Emulator:
     async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request."""
         route = (method, path.split("?")[0].rstrip("/"))
+        if route[1].startswith("/v1/messages") or (
+            route[1] == "/v1/models" and "anthropic-version" in headers
+        ):
+            return await self.anthropic.handle(method, path, headers, body)
         if route == ("GET", "/emulator/stats"):
             return Reply.json(200, self.stats(arrivals="arrivals=1" in path))
         if route == ("POST", "/emulator/reset"):
@@ -213,6 +236,23 @@ class Emulator:
 
     def _admit(self, now: float, tokens: int) -> Reply | None:
         """Charge the windows; a 429 reply if either budget is spent (the request counts anyway)."""
+        refused = self.charge(now, tokens)
+        if refused is None:
+            return None
+        wait, kind = refused
+        headers = {"retry-after": str(math.ceil(wait))}
+        if self.config.limit_headers != "anthropic":  # an OpenAI extension
+            headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+        headers.update(self.limit_headers(now))
+        error = {"message": self.throttle_message(wait, kind), "type": kind, "code": "rate_limit_exceeded"}
+        return Reply.json(429, {"error": error}, headers)
+
+    def throttle_message(self, wait: float, kind: str) -> str:
+        return f"Rate limit reached for {kind} per {self.config.window:g} s. Please try again in {wait:.3f}s."
+
+    def charge(self, now: float, tokens: int) -> tuple[float, str] | None:
+        """Charge the windows with one request of ``tokens``; None if it fits, else (seconds until it
+        would, the budget spent: ``requests`` or ``tokens``). A refused request counts anyway."""
         cfg = self.config
         for window in (self._requests, self._tokens, self._quantum):
             if window is not None:
@@ -230,19 +270,23 @@ class Emulator:
         self.counts["rate_limited"] += 1
         wait = max(wait_requests, wait_tokens)
         self.throttled.append((now, wait))
-        kind = "requests" if wait_requests >= wait_tokens else "tokens"
-        headers = {"retry-after": str(math.ceil(wait))}
-        if cfg.limit_headers != "anthropic":  # an OpenAI extension
-            headers["retry-after-ms"] = str(math.ceil(wait * 1000))
-        headers.update(self.limit_headers(now))
-        message = f"Rate limit reached for {kind} per {cfg.window:g} s. Please try again in {wait:.3f}s."
-        return Reply.json(
-            429, {"error": {"message": message, "type": kind, "code": "rate_limit_exceeded"}}, headers
-        )
+        return wait, "requests" if wait_requests >= wait_tokens else "tokens"
 
-    def limit_headers(self, now: float) -> dict[str, str]:
-        """The rate-limit headers describing both budgets now, in the configured style."""
-        style = self.config.limit_headers
+    def tokens_entry(self, now: float) -> list[float]:
+        """The token window's entry of the request just admitted, to correct to its real usage."""
+        return self._tokens.entries[-1] if self.config.tpm else [now, 0.0]
+
+    async def work_latency(self, completion_tokens: int) -> None:
+        """The time a reply of ``completion_tokens`` takes (within ``max_concurrency``)."""
+        await self._latency(completion_tokens)
+
+    async def transport_fault(self, fault: str, prompt_tokens: int, entry: list[float]) -> Reply:
+        """A fault without a reply (``drop``, ``hang``): the same on every protocol."""
+        return await self._fault(fault, prompt_tokens, entry)
+
+    def limit_headers(self, now: float, style: str | None = None) -> dict[str, str]:
+        """The rate-limit headers describing both budgets now, in ``style`` (default: the configured)."""
+        style = style or self.config.limit_headers
         headers: dict[str, str] = {}
         if style == "none":
             return headers

@@ -22,7 +22,7 @@ from docmill._signals import handled_signals
 from docmill.llm.emulator import Emulator, EmulatorConfig, Reply
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
-_REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS |= {500: "Internal Server Error", 503: "Service Unavailable", 529: "Overloaded"}
 _MAX_HEAD = 64 * 1024
 
 

@@ -1,6 +1,7 @@
 """The check before a run: does the endpoint answer, take the key and know the model?
 
-One free request (the model list: ``GET /models``, Ollama's ``GET /api/tags``) made in the parent
+One free request (the model list: ``GET /models``, Ollama's ``GET /api/tags``, Anthropic's
+``GET /v1/models``) made in the parent
 before any document, so that a typo in ``base_url``, a wrong key or an unknown model ends the run
 in a second with one line and exit 2 (``EndpointError``), with nothing recorded, instead of
 failing every document after minutes of retries. A server that does not list its models (404, a
@@ -19,7 +20,11 @@ if TYPE_CHECKING:
     from docmill.processors.classify_llm import LLMSettings
 
 PROBE_SECONDS = 10.0  # at most: a dead endpoint must be reported within seconds
-_LISTS = {"openai": ("/models", "data", "id"), "ollama": ("/api/tags", "models", "name")}
+_LISTS = {
+    "openai": ("/models", "data", "id"),
+    "ollama": ("/api/tags", "models", "name"),
+    "anthropic": ("/v1/models", "data", "id"),  # under the API's root, as /v1/messages
+}
 
 
 def probe(
@@ -27,8 +32,14 @@ def probe(
 ) -> None:
     """Raise EndpointError unless ``settings.base_url`` answers, accepts ``api_key`` and offers the model."""
     path, _, _ = _LISTS.get(settings.provider, _LISTS["openai"])
-    url = settings.base_url.rstrip("/") + path
-    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    if settings.provider == "anthropic":
+        from docmill.llm import anthropic
+
+        url = anthropic.root(settings.base_url) + path + "?limit=1000"  # one page: every model
+        headers = anthropic.auth_headers(api_key)
+    else:
+        url = settings.base_url.rstrip("/") + path
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     seconds = min(settings.timeout, PROBE_SECONDS)
     try:
         with httpx.Client(headers=headers, timeout=seconds, transport=transport) as http:
@@ -56,15 +67,21 @@ def _models(response: httpx.Response, provider: str) -> set[str] | None:
     """The model names listed, or None if the body is not a model list."""
     _, key, field = _LISTS.get(provider, _LISTS["openai"])
     try:
-        entries: Any = response.json()[key]
-        return {str(entry[field]) for entry in entries}
-    except (ValueError, KeyError, TypeError):
+        listing: Any = response.json()
+        if listing.get("has_more"):  # a page of a longer list (Anthropic's): it cannot tell
+            return None
+        return {str(entry[field]) for entry in listing[key]}
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _offered(model: str, names: set[str]) -> bool:
-    """Ollama lists ``llama3:latest`` for ``llama3``."""
-    return model in names or f"{model}:latest" in names or model.removesuffix(":latest") in names
+    """Ollama lists ``llama3:latest`` for ``llama3``; Anthropic lists ``claude-sonnet-4-5-20250929``
+    (a dated snapshot) for the aliases ``claude-sonnet-4-5`` and ``claude-sonnet-4-5-latest``."""
+    if model in names or f"{model}:latest" in names or model.removesuffix(":latest") in names:
+        return True
+    alias = model.removesuffix("-latest")  # claude-3-7-sonnet-latest: the newest snapshot
+    return any(name.startswith(f"{alias}-") and name[len(alias) + 1 :].isdigit() for name in names)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,7 +1,9 @@
-"""The two chat protocols docmill speaks: OpenAI-compatible chat completions and Ollama chat.
+"""The chat protocols docmill speaks: OpenAI-compatible chat completions, Ollama chat, and
+Anthropic's Messages API (``docmill.llm.anthropic``).
 
-A provider knows only its wire format: where to POST, the request body, and how to read text and
-token usage out of a reply. Everything else (limits, retries, error mapping) is the client's.
+A provider knows only its wire format: where to POST, how to present the key, the request body, and
+how to read text and token usage out of a reply. Everything else (limits, retries, error mapping)
+is the client's.
 """
 
 from __future__ import annotations
@@ -27,13 +29,28 @@ class Completion:
 class Provider(Protocol):
     path: str
 
+    def url(self, base_url: str) -> str: ...
+    def headers(self, api_key: str | None) -> dict[str, str]: ...
+
     def body(
         self, messages: Sequence[Message], *, model: str, max_tokens: int, schema: Mapping[str, Any] | None
     ) -> dict[str, Any]: ...
     def completion(self, payload: Any) -> Completion: ...
 
 
-class OpenAIChat:
+class _Bearer:
+    """``{base_url}{path}``, the key as a bearer token (OpenAI and Ollama)."""
+
+    path: str
+
+    def url(self, base_url: str) -> str:
+        return base_url.rstrip("/") + self.path
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+class OpenAIChat(_Bearer):
     """``POST {base_url}/chat/completions`` (OpenAI, Azure-style gateways, vLLM, llama.cpp, LiteLLM…)."""
 
     path = "/chat/completions"
@@ -77,7 +94,7 @@ class OpenAIChat:
             raise UpstreamError(f"reply is not a chat completion ({type(exc).__name__}: {exc})") from exc
 
 
-class OllamaChat:
+class OllamaChat(_Bearer):
     """``POST {base_url}/api/chat`` with ``stream: false`` (a local Ollama, free of charge)."""
 
     path = "/api/chat"
@@ -109,13 +126,18 @@ class OllamaChat:
 
 
 PROVIDERS: dict[str, type[OpenAIChat] | type[OllamaChat]] = {"openai": OpenAIChat, "ollama": OllamaChat}
+NAMES = ("openai", "ollama", "anthropic")
 
 
 def get_provider(name: str, *, response_format: str = "json_schema") -> Provider:
-    """The provider called ``name`` (``openai`` or ``ollama``)."""
+    """The provider called ``name`` (``openai``, ``ollama`` or ``anthropic``)."""
+    if name == "anthropic":
+        from docmill.llm.anthropic import AnthropicMessages
+
+        return AnthropicMessages(response_format)
     try:
         return PROVIDERS[name](response_format)
     except KeyError:
         raise ConfigError(
-            f"unknown LLM provider {name!r}; choose one of: {', '.join(sorted(PROVIDERS))}"
+            f"unknown LLM provider {name!r}; choose one of: {', '.join(sorted(NAMES))}"
         ) from None

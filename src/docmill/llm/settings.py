@@ -6,7 +6,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
 
     base_url: http://127.0.0.1:8000/v1   # default: the provider's public endpoint
     model: gpt-4o-mini                   # or --classifier llm:MODEL
-    provider: openai                     # openai | ollama
+    provider: openai                     # openai | ollama | anthropic
     api_key_env: OPENAI_API_KEY          # the variable holding the key (never the key itself)
     timeout: 60                          # seconds per request at most (the ceiling of the next two)
     timeout_multiplier: 3                # a call is abandoned and retried past this × the recent p99
@@ -21,7 +21,7 @@ The same keys are accepted in ``classifier: {spec: llm, …}``, which overrides 
     rate_margin: 0.5                     # seconds of clock skew the budgets absorb
     limiter: shared                      # shared | local | redis://host:6379/0
     limiter_name: null                   # redis: the budget's name (default base_url|model)
-    price_input_per_1m: 0.15             # USD per million prompt tokens
+    price_input_per_1m: 0.15             # USD per million prompt tokens (unset: the built-in price)
     price_output_per_1m: 0.60            # USD per million completion tokens
     max_cost: 5.0                        # stop cleanly once this much is spent
     cache: auto                          # auto (beside the journal) | a path | false
@@ -57,7 +57,7 @@ class LLMOptions:
 
     base_url: str | None = None
     model: str | None = None
-    provider: Literal["openai", "ollama"] = "openai"
+    provider: Literal["openai", "ollama", "anthropic"] = "openai"
     api_key_env: str | None = None
     timeout: float = 60.0
     timeout_multiplier: float = 3.0
@@ -72,8 +72,8 @@ class LLMOptions:
     rate_margin: float = DEFAULT_MARGIN
     limiter: str = "shared"
     limiter_name: str | None = None
-    price_input_per_1m: float = 0.0
-    price_output_per_1m: float = 0.0
+    price_input_per_1m: float | None = None  # both unset: the model's built-in price (llm.pricing)
+    price_output_per_1m: float | None = None
     max_cost: float | None = None
     cache: str | bool | None = "auto"
     max_attempts: int = 8
@@ -104,8 +104,11 @@ class LLMOptions:
         check(self.batch_max_bytes >= 1024, "batch_max_bytes", self.batch_max_bytes, "must be >= 1024")
         factor = self.batch_price_factor
         check(0 <= factor <= 1, "batch_price_factor", factor, "must be within [0, 1]")
-        for name in ("rate_margin", "price_input_per_1m", "price_output_per_1m", "invalid_retries"):
+        for name in ("rate_margin", "invalid_retries"):
             check(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        for name in ("price_input_per_1m", "price_output_per_1m"):
+            value = getattr(self, name)
+            check(value is None or value >= 0, name, value, "must be >= 0")
         check(self.max_cost is None or self.max_cost >= 0, "max_cost", self.max_cost, "must be >= 0")
         enough = self.max_concurrency >= self.concurrency
         check(enough, "max_concurrency", self.max_concurrency, "must be >= concurrency")

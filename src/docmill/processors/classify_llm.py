@@ -40,7 +40,7 @@ from docmill.llm.breaker import Breaker
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
 from docmill.llm.latency import LatencyTracker
-from docmill.llm.pricing import Price
+from docmill.llm.pricing import Price, price_of
 from docmill.llm.probe import probe
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
 from docmill.llm.providers import get_provider
@@ -310,17 +310,25 @@ def _confidence(value: Any) -> float | None:
     return min(1.0, max(0.0, float(value)))
 
 
+_DEFAULT_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}  # read when set
+
+
 def _api_key(settings: LLMSettings) -> str | None:
     name = settings.api_key_env
     if name is None:
-        return os.environ.get("OPENAI_API_KEY") if settings.provider == "openai" else None
+        default = _DEFAULT_KEYS.get(settings.provider)
+        return os.environ.get(default) if default else None
     key = os.environ.get(name)
     if not key:
         raise ConfigError(f"environment variable {name} (api_key_env) is not set")
     return key
 
 
-_DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "ollama": "http://127.0.0.1:11434"}
+_DEFAULT_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "ollama": "http://127.0.0.1:11434",
+    "anthropic": "https://api.anthropic.com",
+}
 CONTEXT = ("labels", "journal")  # what the factory reads besides the llm options
 
 
@@ -337,14 +345,16 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
     if not (arg or options.model):
         raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
     labels = load_labels(settings["labels"])
-    return LLMClassifier(labels, connection(options, arg), **wiring(options, settings))
+    return LLMClassifier(labels, connection(options, arg), **wiring(options, settings, model=arg))
 
 
-def wiring(options: LLMOptions, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The classifier's keyword arguments besides labels and connection: limits, price, cache, …"""
+def wiring(options: LLMOptions, settings: Mapping[str, Any], *, model: str | None = None) -> dict[str, Any]:
+    """The classifier's keyword arguments besides labels and connection: limits, price (the
+    configured one, else the built-in price of ``model``, else of ``options.model``), cache, …"""
+    price = price_of(options.price_input_per_1m, options.price_output_per_1m, model or options.model)
     return {
         "limits": _limits(options),
-        "price": Price(options.price_input_per_1m, options.price_output_per_1m),
+        "price": price,
         "cache": _cache(options.cache, settings.get("journal")),
         "retry": RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
         "invalid_retries": options.invalid_retries,

@@ -253,7 +253,7 @@ def run_llm(config: RunConfig, steps: Sequence[Processor]) -> LLMClassifier | No
     model = config.classifier.partition(":")[2] if config.classifier.startswith("llm:") else None
     if not (model or options.model):
         return None
-    shared = wiring(options, {})
+    shared = wiring(options, {}, model=model)
     found = [getattr(s, "limits", None) for s in _flat(steps)]
     found = [limits for limits in found if isinstance(limits, ProviderLimits)]
     if found:

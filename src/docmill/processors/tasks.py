@@ -185,7 +185,7 @@ def _llm_step(
     if not (model or options.model):
         what = "the fields are asked of the llm, which" if fields and not tasks else "the llm classifier"
         raise ConfigError(f"{what} needs a model (--classifier llm:MODEL or model: in the config)")
-    settings, shared = connection(options, model), wiring(options, {"journal": config.db})
+    settings, shared = connection(options, model), wiring(options, {"journal": config.db}, model=model)
     if options.tasks_per_request == "all":
         return TasksLLM(tasks, settings, fields=fields, primary=primary, **shared)
     each = [TasksLLM([t], settings, primary=primary, **shared) for t in tasks]
