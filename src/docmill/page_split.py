@@ -19,8 +19,11 @@ that fails or crashes makes its document fail or crash once, with that part's re
 such part in page order). A run stopped before every part is in
 records nothing for that document: the next run splits it again.
 
-Memory: a part's text is capped at ``max_chars`` like a whole document's, and parts are refs in
-flight, so the executor's ``max_in_flight`` bounds the texts held here. The rest of the pipeline
+Memory: a part's text is capped at ``max_chars`` like a whole document's; the parent holds the
+texts of a document's parts received so far (about that document's text) and ``max_in_flight``
+bounds the parts out at once. One difference from an unsplit run: a scan whose text passes
+``max_chars`` has every part OCRed (the unsplit read stops at the cut), so its ``pages_ocr`` counts
+every page; its text is cut at the same place. The rest of the pipeline
 runs in the parent on its own copy of the steps, one joined document at a time (one
 classification per long scan, beside the minutes of OCR its parts took).
 
