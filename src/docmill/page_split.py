@@ -29,8 +29,8 @@ classification per long scan, beside the minutes of OCR its parts took).
 
 Every built-in strategy splits: a part runs only the extraction step, whichever stage or host it
 lands on (``staged`` returns it from its CPU stage; ``celery`` brings its text back in the JSON
-result, no shared folder needed). A strategy registered from outside, which this module does not
-know, is refused with one line naming the key.
+result, no shared folder needed). A strategy registered from outside docmill, which may key its
+work by path (two parts share one), runs every document whole.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from docmill.document import Document, DocumentRef
-from docmill.errors import ConfigError
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.outcome import Outcome, Timings
@@ -80,16 +79,11 @@ class PageSplit:
 
     @classmethod
     def of(cls, job: Job, strategy: Executor) -> PageSplit | None:
-        """The splitter ``job``'s extraction asks for, or None; ConfigError when ``strategy`` cannot."""
+        """The splitter ``job``'s extraction asks for, or None (off, or a strategy not docmill's)."""
         steps = job.pipeline.steps
         extract = steps[0] if steps and isinstance(steps[0], ExtractText) else None
-        if extract is None or not extract.split_pages:
+        if extract is None or not extract.split_pages or not _splits(strategy):
             return None
-        if strategy.name not in SPLITTING:
-            raise ConfigError(
-                f"extract.split_pages: the {strategy.name} strategy cannot split a PDF's pages across "
-                f"workers (it can: {', '.join(sorted(SPLITTING))}); set it to 0"
-            )
         return cls(job, extract)
 
     @staticmethod
@@ -165,3 +159,8 @@ class PageSplit:
         if "pages_ocr" in metadata:
             metadata["pages_ocr"] = sum(int(r.get("pages_ocr") or 0) for r in results)
         return Document(ref, parts[0].sha256 or "", None, text[: self.max_chars], metadata)
+
+
+def _splits(strategy: Executor) -> bool:
+    """Whether ``strategy`` is one of docmill's own, each of which passes the page-split contract."""
+    return strategy.name in SPLITTING and type(strategy).__module__.startswith("docmill.executors.")

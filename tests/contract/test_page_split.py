@@ -25,8 +25,9 @@ import pytest
 from contract_kit import IN_PROCESS, key
 
 from docmill.document import Document
-from docmill.errors import ConfigError, RunStoppedError
+from docmill.errors import RunStoppedError
 from docmill.executors import get_executor
+from docmill.executors.sequential import SequentialExecutor
 from docmill.job import Job
 from docmill.journal.sqlite import SqliteJournal
 from docmill.outcome import Outcome, Status
@@ -160,10 +161,9 @@ def unsplit(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tupl
 def test_split_runs_record_what_the_unsplit_run_does(
     executor_name: str, corpus: Path, unsplit: list[tuple[object, ...]], tmp_path: Path
 ) -> None:
-    if executor_name not in SPLITTING:
-        with pytest.raises(ConfigError, match=r"^extract\.split_pages: the \w+ strategy cannot split"):
-            _outcomes(corpus, executor_name, 2, tmp_path)
-        return
+    job = Job(DirectorySource(corpus), Pipeline(ExtractText(ocr="always", split_pages=2)))
+    with get_executor(executor_name, workers=1) as strategy:
+        assert PageSplit.of(job, strategy) is not None  # it does split
     outcomes = _outcomes(corpus, executor_name, 2, tmp_path)
     assert sorted(key(o) for o in outcomes) == unsplit  # one outcome per document, nothing else
     by_id = {o.ref.id: o for o in outcomes}
@@ -183,6 +183,15 @@ def test_an_async_classifier_runs_on_the_joined_text(strategy: str, corpus: Path
         return sorted(key(o) for o in kept.outcomes)
 
     assert outcomes(strategy, 2) == outcomes("sequential", 0)
+
+
+def test_a_strategy_from_outside_docmill_takes_scans_whole(corpus: Path) -> None:
+    class Outside(SequentialExecutor):
+        pass
+
+    job = Job(DirectorySource(corpus), Pipeline(ExtractText(ocr="always", split_pages=2)))
+    assert PageSplit.of(job, Outside()) is None
+    assert PageSplit.of(job, SequentialExecutor()) is not None
 
 
 def test_only_a_long_local_pdf_is_expanded_into_parts(corpus: Path) -> None:
