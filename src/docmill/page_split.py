@@ -72,8 +72,8 @@ class PageSplit:
         self.size, self.ocr = extract.split_pages, extract.limits.ocr
         self.max_pages = extract.limits.max_pages
         self.max_chars = extract.limits.max_chars
-        rest = pickle.loads(pickle.dumps(Pipeline(*job.pipeline.steps[1:])))  # steps of its own
-        self.rest = Job(job.source, rest, retry=job.retry, timeout=job.timeout, clock=job.clock)
+        self.job = job
+        self.rest: Job | None = None  # the steps after extraction, made at the first join
         self.waiting: dict[str, tuple[int, dict[tuple[int, int], Outcome]]] = {}
         self._set_up = False
 
@@ -105,7 +105,7 @@ class PageSplit:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-            if self._set_up:
+            if self.rest is not None and self._set_up:
                 self.rest.teardown()
 
     def expand(self, refs: Iterable[DocumentRef]) -> Iterator[DocumentRef]:
@@ -141,14 +141,25 @@ class PageSplit:
         failed = next((part for part in parts if not part.status.is_success), None)
         if failed is not None:
             return dataclasses.replace(failed, ref=ref)
-        if not self._set_up:
-            self.rest.setup()
-            self._set_up = True
-        outcome = self.rest.run_document(self._document(ref, parts))
+        outcome = self._rest().run_document(self._document(ref, parts))
         started = min(part.timings.started for part in parts)
         timings = Timings(started, outcome.timings.finished, parts[-1].timings.worker)
         attempts = max(outcome.attempts, *(part.attempts for part in parts))
         return dataclasses.replace(outcome, attempts=attempts, timings=timings)
+
+    def _rest(self) -> Job:
+        """A Job of the steps after extraction: a copy of its own, set up here; or, for steps that
+        do not pickle (run only by in-process strategies), the run's own, which those set up."""
+        if self.rest is None:
+            job, steps = self.job, Pipeline(*self.job.pipeline.steps[1:])
+            try:
+                steps, self._set_up = pickle.loads(pickle.dumps(steps)), True
+            except Exception:  # PicklingError, TypeError, AttributeError: whatever pickle raises
+                self._set_up = False
+            self.rest = Job(job.source, steps, retry=job.retry, timeout=job.timeout, clock=job.clock)
+            if self._set_up:
+                self.rest.setup()
+        return self.rest
 
     def _document(self, ref: DocumentRef, parts: list[Outcome]) -> Document:
         """The whole PDF as one unsplit extraction would have left it: text, pages, truncated."""

@@ -185,6 +185,21 @@ def test_an_async_classifier_runs_on_the_joined_text(strategy: str, corpus: Path
     assert outcomes(strategy, 2) == outcomes("sequential", 0)
 
 
+class Unpicklable(FirstWord):
+    """FirstWord holding a lambda: fine in one process, never sent to another."""
+
+    def __init__(self) -> None:
+        self.lower = lambda word: word.lower()
+
+
+def test_steps_that_do_not_pickle_classify_the_joined_text_in_process(corpus: Path, tmp_path: Path) -> None:
+    kept = _Kept()
+    pipeline = Pipeline(ExtractText(ocr="always", split_pages=2), Unpicklable())
+    run(DirectorySource(corpus), pipeline, executor="threads", workers=2, reporter=kept)
+    by_id = {o.ref.id: o for o in kept.outcomes}
+    assert len(kept.outcomes) == 4 and (by_id["a-long.pdf"].result or {})["label"] == "invoice"
+
+
 def test_a_strategy_from_outside_docmill_takes_scans_whole(corpus: Path) -> None:
     class Outside(SequentialExecutor):
         pass
