@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from docmill.errors import AuthRefusedError, PermanentError, RetryableError, UpstreamError
+from docmill.llm.replies import error_detail, scrub
 from docmill.retry import RetryPolicy
 
 ENDPOINT = "/v1/chat/completions"
@@ -138,14 +139,10 @@ class BatchAPI:
         raise PermanentError(f"{method} {url}: provider refused the request ({status}): {detail}")
 
     def _detail(self, response: httpx.Response) -> str:
-        try:
-            message = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        return self._scrub(" ".join(message.split())[:300])
+        return error_detail(response, self._secret)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return scrub(text, self._secret)
 
     def __reduce__(self) -> Any:
         raise TypeError("BatchAPI holds an API key and open connections: it stays in the parent")

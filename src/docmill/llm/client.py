@@ -43,6 +43,7 @@ from docmill.llm.hedge import DEFAULT_QUANTILE, Hedger, Sent
 from docmill.llm.latency import LatencyTracker
 from docmill.llm.prompt import Message, count_prompt_tokens
 from docmill.llm.providers import Completion, Provider, get_provider
+from docmill.llm.replies import error_detail, scrub
 
 DEFAULT_RETRY_AFTER = 1.0  # seconds to pause on a 429 that does not say how long
 
@@ -257,14 +258,10 @@ class LLMClient:
         return self.provider.completion(payload)
 
     def _detail(self, response: httpx.Response) -> str:
-        try:
-            message = str(response.json()["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        return self._scrub(" ".join(message.split())[:300])
+        return error_detail(response, self._secret)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return scrub(text, self._secret)
 
     def close(self) -> None:
         self._http.close()

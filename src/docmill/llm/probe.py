@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from docmill.errors import EndpointError
+from docmill.llm.replies import error_detail, scrub
 
 if TYPE_CHECKING:
     from docmill.processors.classify_llm import LLMSettings
@@ -47,14 +48,14 @@ def probe(
     except httpx.TimeoutException as exc:
         raise EndpointError(f"no answer from {settings.base_url} within {seconds:g} s") from exc
     except httpx.HTTPError as exc:
-        raise EndpointError(_scrub(f"nothing answers at {settings.base_url}: {exc}", api_key)) from exc
+        raise EndpointError(scrub(f"nothing answers at {settings.base_url}: {exc}", api_key)) from exc
     _judge(response, settings, api_key)
 
 
 def _judge(response: httpx.Response, settings: LLMSettings, api_key: str | None) -> None:
     status = response.status_code
     if status in (401, 403):
-        detail = _scrub(_detail(response), api_key)
+        detail = error_detail(response, api_key, limit=200)
         hint = f"check {settings.api_key_env}" if settings.api_key_env else "set api_key_env"
         raise EndpointError(f"{settings.base_url} refused the key ({status}): {detail}; {hint}")
     names = _models(response, settings.provider) if status == 200 else None
@@ -82,15 +83,3 @@ def _offered(model: str, names: set[str]) -> bool:
         return True
     alias = model.removesuffix("-latest")  # claude-3-7-sonnet-latest: the newest snapshot
     return any(name.startswith(f"{alias}-") and name[len(alias) + 1 :].isdigit() for name in names)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        message = str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = response.text
-    return " ".join(message.split())[:200]
-
-
-def _scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
