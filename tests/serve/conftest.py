@@ -69,3 +69,29 @@ def llm_run(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     limits = ["--rpm", str(RPM), "--tpm", str(TPM)]
     docmill_run(corpus.root, db, "-c", "llm", "--base-url", emulator, "--model", "emulated-small", *limits)
     return db, corpus
+
+
+BATCH_LLM = """\
+llm: {price_input_per_1m: 10.0, price_output_per_1m: 20.0, cache: false, batch_poll_seconds: 0.1,
+      batch_max_requests: 2}
+"""
+
+
+@pytest.fixture(scope="session")
+def batch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal holding one ``docmill run --batch`` against the emulated Batch API: six documents,
+    two lines a batch, the first batch expired half done and its rest packed again."""
+    from docmill.cli.main import main
+    from docmill.llm.emulator import EmulatorConfig
+    from docmill.llm.emulator_server import EmulatorServer
+
+    root = tmp_path_factory.mktemp("batch")
+    corpus = make_corpus(root / "corpus", 3)
+    (root / "llm.yaml").write_text(BATCH_LLM)
+    db = root / "docmill.db"
+    config = EmulatorConfig(rpm=0, tpm=0, latency_median=0.0, batch_seconds=0.3, batch_expire_first=1)
+    with EmulatorServer(config) as server:
+        args = ["run", str(corpus.root), "--db", str(db), "--progress", "none", "-c", "llm", "--batch"]
+        args += ["--model", "emulated-small", "--base-url", f"{server.url}/v1"]
+        assert main([*args, "--config", str(root / "llm.yaml")]) == 0
+    return db

@@ -194,6 +194,7 @@ def test_llm_panel_shows_usage_against_the_limits(llm_run: tuple[Path, Corpus], 
         expect(page.locator("#v-tpm")).to_contain_text(f"/ {TPM:,}")
         expect(page.locator("#llm-basis")).to_contain_text("average")
         expect(page.locator("#v-conc")).to_have_text(_concurrency(db))
+        expect(page.locator("#batches-card")).to_be_hidden()
         page.screenshot(path=str(ARTIFACTS / "4-llm-run.png"), full_page=True)
 
 
@@ -222,6 +223,25 @@ def _concurrency(db: Path) -> str:
     assert record is not None
     llm = record.stats["llm"]
     return f"{llm['concurrency']:,} of {llm['max_concurrency']:,}"
+
+
+def test_batches_card_shows_where_the_batches_are(batch_run: Path, browser: object) -> None:
+    from docmill.batch.report import batch_summary
+    from docmill.journal.sqlite import SqliteJournal
+
+    with SqliteJournal(batch_run, read_only=True) as journal:
+        shown = batch_summary(journal, journal.run(1))
+    assert shown
+    with serving(batch_run) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+        page.goto(url)
+        card = page.locator("#batches-card")
+        expect(card).to_be_visible(timeout=5_000)
+        for key in ("batches", "submitted", "completed", "failed", "requests"):
+            expect(card.locator(f'[data-batch="{key}"] b')).to_have_text(f"{shown[key]:,}")
+        expect(card.locator('[data-batch="in_progress"]')).to_have_class("zero")
+        expect(card.locator('[data-batch="saved"] b')).to_have_text(f"${shown['saved']:.4f}")
+        page.screenshot(path=str(ARTIFACTS / "6-batches.png"))
 
 
 def test_spent_by_task_beside_spent_by_step(browser: object, tmp_path: Path) -> None:

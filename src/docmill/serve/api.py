@@ -76,7 +76,9 @@ class Api:
     async def _tasks(self, run_id: int) -> dict[str, Any]:
         """``by_task``: each task's label counts, for a run whose labels file declares tasks;
         ``cost_by_step``: what the classifier and each of your own steps spent, when a step did;
-        ``cost_by_task``: each task's requests and cost, or the one request serving them all."""
+        ``cost_by_task``: each task's requests and cost, or the one request serving them all;
+        ``batches``: the provider batches of the run's source and pipeline (``docmill status``'s)."""
+        from docmill.batch.report import batch_summary
         from docmill.model.task_costs import task_costs
         from docmill.model.tasks import task_counts
         from docmill.processors.steps import step_costs
@@ -84,7 +86,8 @@ class Api:
         counts = await self.gateway.cached(("tasks", run_id), lambda j: task_counts(j, j.run(run_id)))
         costs = await self.gateway.cached(("step-costs", run_id), lambda j: step_costs(j, j.run(run_id)))
         by_task = await self.gateway.cached(("task-costs", run_id), lambda j: task_costs(j, j.run(run_id)))
-        found = {"by_task": counts, "cost_by_step": costs, "cost_by_task": by_task}
+        batches = await self.gateway.cached(("batches", run_id), lambda j: batch_summary(j, j.run(run_id)))
+        found = {"by_task": counts, "cost_by_step": costs, "cost_by_task": by_task, "batches": batches}
         return {key: value for key, value in found.items() if value}
 
     async def throughput(self, request: Request) -> Response:

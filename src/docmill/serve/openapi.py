@@ -60,6 +60,16 @@ PROGRESS = {
     },
 }
 COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_BATCH_COUNTS = ("batches", "submitted", "in_progress", "completed", "failed", "requests")
+BATCHES = {  # the provider batches of the run's source and pipeline, as ``docmill status`` counts them
+    "type": "object",
+    "required": [*_BATCH_COUNTS, "cost", "saved"],
+    "properties": {
+        **{name: {"type": "integer"} for name in _BATCH_COUNTS},
+        "cost": {"type": "number"},  # USD spent on batch answers
+        "saved": {"type": "number"},  # USD the same tokens would have cost online, minus "cost"
+    },
+}
 SUMMARY = {
     "type": "object",
     "required": ["total", "by_status", "by_label", "failures"],
@@ -69,6 +79,7 @@ SUMMARY = {
         "by_label": COUNTS,
         "by_task": {"type": "object", "additionalProperties": COUNTS},  # a labels file with tasks
         "cost_by_step": {"type": "object", "additionalProperties": {"type": "number"}},  # USD
+        "batches": BATCHES,  # only for a run that used the Batch API (``--batch``)
         "failures": {"type": "integer"},
         "first_started": _NUM,
         "last_finished": _NUM,

@@ -161,6 +161,21 @@ function renderSummary(summary) {
   renderLabels(summary.by_label);
   renderTasks(summary.by_task || {});
   renderStepCosts(summary.cost_by_step || {}, summary.cost_by_task || {});
+  renderBatches(summary.batches);
+}
+
+// The provider batches of a run that used --batch, as `docmill status` counts them.
+const BATCH_COUNTS = [["batches", "Batches"], ["submitted", "Submitted"], ["in_progress", "In progress"],
+  ["completed", "Completed"], ["failed", "Failed or expired"], ["requests", "Requests"]];
+
+function renderBatches(batches) {
+  $("batches-card").hidden = !batches;
+  if (!batches) return;
+  const item = (key, name, text, zero) => el("li", { class: zero ? "zero" : "", "data-batch": key },
+    el("span", { class: "name", text: name }), el("b", { text }));
+  $("batches").replaceChildren(
+    ...BATCH_COUNTS.map(([key, name]) => item(key, name, fmtInt(batches[key]), !batches[key])),
+    item("cost", "Spent", fmtMoney(batches.cost), false), item("saved", "Saved", fmtMoney(batches.saved), false));
 }
 
 // What the classifier and each of your own steps spent (USD), when a step of yours called the LLM;
