@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # (through openapi-spec-validator)
 import pytest
 from starlette.testclient import TestClient
 
@@ -14,6 +15,7 @@ from docmill.cli.main import main
 from docmill.llm.emulator import EmulatorConfig
 from docmill.llm.emulator_server import EmulatorServer
 from docmill.serve.app import create_app
+from docmill.serve.openapi import SUMMARY
 
 BASE_URL = "http://127.0.0.1:8765"  # the dashboard refuses other Host headers
 
@@ -92,8 +94,10 @@ def test_each_task_has_its_requests_and_cost_when_asked_apart(
     line = next(x for x in _status(db, capsys).splitlines() if x.startswith("by task:"))
     assert line.startswith("by task: kind 3 requests $0.0") and "; fields 3 requests $" in line
     with TestClient(create_app(db), base_url=BASE_URL) as client:
-        assert client.get("/api/runs/1/summary").json()["cost_by_task"] == by_task
+        summary = client.get("/api/runs/1/summary").json()
+        assert summary["cost_by_task"] == by_task
         assert 'id="task-costs"' in client.get("/").text
+    jsonschema.validate(summary, SUMMARY)  # the API's documented shape
 
 
 def test_one_request_for_all_is_reported_once_with_what_it_served(
@@ -114,7 +118,9 @@ def test_one_request_for_all_is_reported_once_with_what_it_served(
         f"${shared['cost']:.4f} (not split by task)"
     ]
     with TestClient(create_app(db), base_url=BASE_URL) as client:
-        assert client.get("/api/runs/1/summary").json()["cost_by_task"] == {"shared": shared}
+        summary = client.get("/api/runs/1/summary").json()
+        assert summary["cost_by_task"] == {"shared": shared}
+    jsonschema.validate(summary, SUMMARY)
 
 
 def test_a_run_without_tasks_has_no_cost_by_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,6 +70,18 @@ BATCHES = {  # the provider batches of the run's source and pipeline, as ``docmi
         "saved": {"type": "number"},  # USD the same tokens would have cost online, minus "cost"
     },
 }
+_SPENT: dict[str, Any] = {"requests": {"type": "integer"}, "cost": {"type": "number"}}  # USD
+_SPEND = {"type": "object", "properties": _SPENT}
+TASK_COSTS = {  # a run whose labels file declares tasks or fields (``docmill.model.task_costs``)
+    "type": "object",
+    "properties": {
+        "tasks": {"type": "object", "additionalProperties": _SPEND},  # tasks asked on their own
+        "shared": {  # the one request per document serving several tasks (not split between them)
+            "type": "object",
+            "properties": {**_SPENT, "asked": {"type": "array", "items": {"type": "string"}}},
+        },
+    },
+}
 SUMMARY = {
     "type": "object",
     "required": ["total", "by_status", "by_label", "failures"],
@@ -79,6 +91,7 @@ SUMMARY = {
         "by_label": COUNTS,
         "by_task": {"type": "object", "additionalProperties": COUNTS},  # a labels file with tasks
         "cost_by_step": {"type": "object", "additionalProperties": {"type": "number"}},  # USD
+        "cost_by_task": TASK_COSTS,
         "batches": BATCHES,  # only for a run that used the Batch API (``--batch``)
         "failures": {"type": "integer"},
         "first_started": _NUM,
