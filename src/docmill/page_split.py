@@ -8,7 +8,8 @@
           over ``split_pages``  text back in the part's result      order; runs the rest of the
           → parts of that many                                      pipeline (classification) here
 
-With ``extract.split_pages`` at N (default 4; 0: never) and OCR on, a PDF on the local disk whose
+With ``extract.split_pages`` at N (0, the default: never; 4 is a good value) and OCR on, a regular
+``.pdf`` file on the local disk whose
 first page is to be OCRed (a scan) and which has more than N pages (and no more than
 ``max_pages``) becomes parts of N pages (``DocumentRef.pages``), so a long scan at the end of a run
 keeps every worker busy rather than one. PDFs with a text layer are not split: their extraction
@@ -36,7 +37,9 @@ work by path (two parts share one), runs every document whole.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
+import stat
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -123,7 +126,7 @@ class PageSplit:
     def _pages(self, ref: DocumentRef) -> int | None:
         """The page count of a scan worth splitting, else None (OCR off, not local, not a scan,
         short, over ``max_pages``)."""
-        if self.ocr is None or ref.offset is not None or "://" in ref.uri:
+        if self.ocr is None or ref.offset is not None or "://" in ref.uri or not _regular_pdf(ref.uri):
             return None
         pages = scan_pages(ref.uri, self.ocr)
         return pages if pages is not None and self.size < pages <= self.max_pages else None
@@ -170,6 +173,15 @@ class PageSplit:
         if "pages_ocr" in metadata:
             metadata["pages_ocr"] = sum(int(r.get("pages_ocr") or 0) for r in results)
         return Document(ref, parts[0].sha256 or "", None, text[: self.max_chars], metadata)
+
+
+def _regular_pdf(path: str) -> bool:
+    """A regular file named ``.pdf``: the parent never opens a named pipe (it would wait forever),
+    a device, or any other document to look for pages."""
+    try:
+        return path.lower().endswith(".pdf") and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _splits(strategy: Executor) -> bool:

@@ -24,9 +24,9 @@ reads images (PNG, JPEG, TIFF), when Tesseract is installed; without it ``auto``
 ``always`` OCRs every page whatever its text layer, and is a MissingDependencyError (exit 2) without
 Tesseract. ``ocr_lang`` (``eng+deu``) and ``ocr_dpi`` (200) say how; ``ocr_threads`` (1; 0: one per
 usable core) how many pages of a PDF are OCRed at once. Metadata ``pages_ocr`` counts the pages OCRed.
-``split_pages`` (4; 0: never) splits a scanned PDF of more pages than that into parts of that many
-pages, which the run's workers extract apart and the runner joins (``docmill.page_split``); neither
-it nor ``ocr_threads`` enters the fingerprint, since the text is the same.
+``split_pages`` (0: never, the default; 4 is a good value) splits a scanned PDF of more pages than
+that into parts of that many pages, which the run's workers extract apart and the runner joins
+(``docmill.page_split``); neither it nor ``ocr_threads`` enters the fingerprint, since the text is the same.
 
 Metadata added: ``format`` (pdf, docx, html, md, txt), ``truncated``, ``pages`` (PDF) and
 ``encoding`` (text and HTML). The raw bytes are dropped once the text is out, so later stages (and
@@ -72,7 +72,10 @@ _LIBRARIES = ("pypdfium2", "selectolax", "charset-normalizer")
 MAX_PAGES = 2_000
 MAX_INFLATED_BYTES = 256 * 1024 * 1024
 MAX_CHARS = 1_000_000
-SPLIT_PAGES = 4  # benchmarks/bench_ocr_split.py: a 48-page scan in parts of 16 left a tail, of 4 none
+# Off by default: to split, the parent opens each local PDF's page tree and first page with PDFium,
+# outside the workers that protect it from a hostile file. 4 when on (benchmarks/bench_ocr_split.py:
+# a 48-page scan in parts of 16 left a tail, in parts of 4 none).
+SPLIT_PAGES = 0
 _OCR_FIELDS = (
     "ocr", "ocr_lang", "ocr_dpi", "ocr_page_seconds", "ocr_min_chars", "ocr_max_pixels", "ocr_threads"
 )  # fmt: skip
