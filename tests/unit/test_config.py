@@ -262,7 +262,7 @@ def test_flags_given_as_a_section_beat_the_files_llm_classifier_options(tmp_path
 
 
 def test_a_postgresql_journal_has_no_response_cache_file_beside_it(tmp_path: Path) -> None:
-    from docmill.processors.classify_llm import _cache
+    from docmill.llm.factory import cache_of as _cache
 
     assert _cache("auto", "postgresql://me@db/test") is None
     assert _cache(False, str(tmp_path / "j.db")) is None

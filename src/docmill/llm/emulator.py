@@ -45,17 +45,16 @@ from typing import TYPE_CHECKING, Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
 from docmill.errors import ConfigError
-from docmill.limits.headers import format_duration
 from docmill.llm import emulator_schema
 from docmill.llm.emulator_replies import (
     Reply,
     Window,
     invalid,
+    limit_headers,
     max_in_window,
     max_tokens,
     ollama_reply,
     openai_reply,
-    rfc3339,
 )
 from docmill.llm.prompt import count_prompt_tokens, estimate_tokens
 
@@ -286,24 +285,8 @@ class Emulator:
 
     def limit_headers(self, now: float, style: str | None = None) -> dict[str, str]:
         """The rate-limit headers describing both budgets now, in ``style`` (default: the configured)."""
-        style = style or self.config.limit_headers
-        headers: dict[str, str] = {}
-        if style == "none":
-            return headers
-        for kind, window in (("requests", self._requests), ("tokens", self._tokens)):
-            if window.limit:
-                window.prune(now)
-                limit, left = str(window.limit), str(max(0, int(window.limit - window.used())))
-                if style == "openai":
-                    headers[f"x-ratelimit-limit-{kind}"] = limit
-                    headers[f"x-ratelimit-remaining-{kind}"] = left
-                    headers[f"x-ratelimit-reset-{kind}"] = format_duration(window.reset_in(now))
-                else:
-                    reset = self.clock.wall() + window.reset_in(now)
-                    headers[f"anthropic-ratelimit-{kind}-limit"] = limit
-                    headers[f"anthropic-ratelimit-{kind}-remaining"] = left
-                    headers[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(reset)
-        return headers
+        windows = (("requests", self._requests), ("tokens", self._tokens))
+        return limit_headers(windows, now, self.clock.wall(), style or self.config.limit_headers)
 
     async def _work(
         self,

@@ -10,10 +10,12 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from docmill.limits.headers import format_duration
 
 
 @dataclass(slots=True)
@@ -66,6 +68,32 @@ class Window:
 def rfc3339(wall: float) -> str:
     stamp = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
+
+
+def limit_headers(
+    windows: Iterable[tuple[str, Window]], now: float, wall: float, style: str
+) -> dict[str, str]:
+    """The rate-limit headers for ``windows`` (requests, tokens) at ``now``: ``openai`` style
+    (``x-ratelimit-*``, resets as durations), ``anthropic`` (``anthropic-ratelimit-*``, resets as
+    RFC 3339 times from ``wall``) or ``none``."""
+    headers: dict[str, str] = {}
+    for kind, window in windows if style != "none" else ():
+        if window.limit:
+            window.prune(now)
+            limit, left, reset = (
+                str(window.limit),
+                str(max(0, int(window.limit - window.used()))),
+                window.reset_in(now),
+            )
+            if style == "openai":
+                headers[f"x-ratelimit-limit-{kind}"] = limit
+                headers[f"x-ratelimit-remaining-{kind}"] = left
+                headers[f"x-ratelimit-reset-{kind}"] = format_duration(reset)
+            else:
+                headers[f"anthropic-ratelimit-{kind}-limit"] = limit
+                headers[f"anthropic-ratelimit-{kind}-remaining"] = left
+                headers[f"anthropic-ratelimit-{kind}-reset"] = rfc3339(wall + reset)
+    return headers
 
 
 def max_in_window(times: list[float], window: float) -> int:

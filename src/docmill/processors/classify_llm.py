@@ -26,7 +26,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from docmill.clock import SYSTEM_CLOCK, Clock
@@ -39,8 +38,11 @@ from docmill.llm.attempts import RETRIED, Tally, after_failure
 from docmill.llm.breaker import Breaker
 from docmill.llm.cache import NullCache, ResponseCache, cache_key
 from docmill.llm.client import LLMClient, LLMReply
+from docmill.llm.factory import CONTEXT as CONTEXT  # re-exported: part of this API
+from docmill.llm.factory import options_of as options_of
+from docmill.llm.factory import wiring as wiring
 from docmill.llm.latency import LatencyTracker
-from docmill.llm.pricing import Price, price_of
+from docmill.llm.pricing import Price
 from docmill.llm.probe import probe
 from docmill.llm.prompt import PROMPT_VERSION, LabelSpec, Message, build_messages, response_schema, truncate
 from docmill.llm.providers import get_provider
@@ -49,7 +51,6 @@ from docmill.llm.singleflight import Borrowed, SingleFlight, answer_of
 from docmill.model.labels import LabelSet, load_labels
 from docmill.processors.base import AsyncProcessor
 from docmill.retry import RetryPolicy
-from docmill.settings import from_mapping
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial=0.5, maximum=30.0)
@@ -329,12 +330,6 @@ _DEFAULT_URLS = {
     "ollama": "http://127.0.0.1:11434",
     "anthropic": "https://api.anthropic.com",
 }
-CONTEXT = ("labels", "journal")  # what the factory reads besides the llm options
-
-
-def options_of(settings: Mapping[str, Any]) -> LLMOptions:
-    """The typed ``llm`` options in ``settings`` (the context keys left out)."""
-    return from_mapping(LLMOptions, {k: v for k, v in settings.items() if k not in CONTEXT}, "llm")
 
 
 def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
@@ -346,21 +341,6 @@ def from_spec(arg: str | None, settings: Mapping[str, Any]) -> LLMClassifier:
         raise ConfigError("the llm classifier needs a model (--classifier llm:MODEL or model: in the config)")
     labels = load_labels(settings["labels"])
     return LLMClassifier(labels, connection(options, arg), **wiring(options, settings, model=arg))
-
-
-def wiring(options: LLMOptions, settings: Mapping[str, Any], *, model: str | None = None) -> dict[str, Any]:
-    """The classifier's keyword arguments besides labels and connection: limits, price (the
-    configured one, else the built-in price of ``model``, else of ``options.model``), cache, …"""
-    price = price_of(options.price_input_per_1m, options.price_output_per_1m, model or options.model)
-    return {
-        "limits": _limits(options),
-        "price": price,
-        "cache": _cache(options.cache, settings.get("journal")),
-        "retry": RetryPolicy(max_attempts=options.max_attempts, initial=0.5, maximum=30.0),
-        "invalid_retries": options.invalid_retries,
-        "concurrency": AIMD(limit=options.concurrency, maximum=options.max_concurrency),
-        "outage_seconds": options.outage_seconds,
-    }
 
 
 def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:
@@ -378,28 +358,3 @@ def connection(options: LLMOptions, model: str | None = None) -> LLMSettings:
         max_tokens_in=options.max_tokens_in,
         max_tokens_out=options.max_tokens_out,
     )
-
-
-def _limits(options: LLMOptions) -> ProviderLimits:
-    """``limiter:`` ``shared`` (every process of this run), ``local`` (this process), or a
-    ``redis://`` URL: one budget for every host whose runs name the same provider and model."""
-    per, margin, kind = options.rate_window, options.rate_margin, options.limiter
-    if kind in ("shared", "local"):
-        shared = kind == "shared"
-        return ProviderLimits.from_rates(options.rpm, options.tpm, per=per, margin=margin, shared=shared)
-    from docmill.limits.redis_bucket import redis_provider_limits
-
-    name = options.limiter_name or f"{options.base_url}|{options.model}"
-    return redis_provider_limits(kind, name, rpm=options.rpm, tpm=options.tpm, per=per, margin=margin)
-
-
-def _cache(value: str | bool | None, journal: Any) -> ResponseCache | None:
-    """``cache:`` a path, ``false``/``none`` for no cache; ``auto``: ``docmill-cache.db`` beside a
-    SQLite journal (none beside a PostgreSQL one)."""
-    if value in (None, False, True, "none", "off", "false"):
-        return None if value is not True else _cache("auto", journal)
-    if value == "auto":
-        if not journal or "://" in str(journal):
-            return None
-        return ResponseCache(Path(str(journal)).parent / "docmill-cache.db")
-    return ResponseCache(str(value))
