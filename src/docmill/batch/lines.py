@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.journal.batch_store import BatchMember
+from docmill.journal.batch_store import BatchMember, BatchRecord
 from docmill.llm.batch_api import ENDPOINT
 from docmill.outcome import Outcome
 
@@ -32,6 +32,14 @@ class OpenBatch:
     provider_id: str | None = None
     state: str = "packed"
     created: float = 0.0
+
+    @classmethod
+    def of(cls, record: BatchRecord) -> OpenBatch:
+        """A batch of an earlier run, from its journal record (its members are read when collected)."""
+        info = dict(record.info)
+        return cls(
+            record.id, record.input_file_id, [], info, record.provider_id, record.state, record.created
+        )
 
 
 @dataclass(slots=True)

@@ -18,16 +18,14 @@ the one writer, outcomes are recorded through the same journal API and stats)::
         did not get to (expired, cancelled) → re-packed from the input file, as sent (a provider
         that keeps no input file, Anthropic: their documents are prepared again, then packed).
 
-The provider's API is a ``BatchBackend`` (``docmill.batch.backend``: OpenAI's, Anthropic's).
-
-Crash safety: a batch is in the journal before it is created at the provider, and its id right
-after. A resumed run first looks at the batches not yet collected: one without an id is looked up
-at the provider (``BatchBackend.find``: by its input file, or by its requests) and, if it is not
-there, created (OpenAI: from the uploaded file) or, where the provider keeps no input (Anthropic),
-closed as ``unsent`` with its documents packed again; the others are polled and collected. Their
-documents are never packed again. Answers are recorded before their batch is marked collected, so
-a run killed in between collects it again (documents already recorded are left alone) instead of
-paying for it twice.
+The provider's API is a ``BatchBackend`` (``docmill.batch.backend``: OpenAI's, Anthropic's). Crash
+safety: a batch is in the journal before it is created at the provider, and its id right after. A
+resumed run first looks at the batches not yet collected: one without an id is looked up at the
+provider (``BatchBackend.find``: by its input file, or by its requests) and, if it is not there,
+created (OpenAI: from the uploaded file) or, where the provider keeps no input (Anthropic), closed as
+``unsent`` with its documents packed again; the others are polled and collected. Their documents are
+never packed again. Answers are recorded before their batch is marked collected, so a run killed in
+between collects it again instead of paying for it twice.
 """
 
 from __future__ import annotations
@@ -38,19 +36,18 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from docmill.batch.backend import BatchBackend, BatchView
+from docmill.batch.answers import batch_result
+from docmill.batch.backend import BatchBackend, BatchView, LineResult
 from docmill.batch.lines import Book, OpenBatch, Packer, failure
 from docmill.batch.request import BODY, copy_outcome, failed_outcome
 from docmill.clock import SYSTEM_CLOCK, Clock
-from docmill.document import Document, DocumentRef
+from docmill.document import DocumentRef
 from docmill.errors import InvalidModelOutput, UpstreamError
 from docmill.executors.base import Executor
 from docmill.job import Job
 from docmill.journal.base import Journal
 from docmill.journal.batch_store import TERMINAL, BatchJournal, BatchMember
 from docmill.journal.faults import crash_point
-from docmill.llm.attempts import Tally
-from docmill.llm.client import LLMReply
 from docmill.llm.providers import get_provider
 from docmill.llm.settings import LLMOptions
 from docmill.outcome import Outcome, Status, Timings
@@ -109,17 +106,7 @@ class BatchSession(_Session):
             scope = {"source": self.source.root, "fingerprint": self.fingerprint}
             self.book.lines = self._store.batch_line_counts(**scope)
             for record in self._store.batch_records(**scope, open_only=True):
-                self._resume(
-                    OpenBatch(
-                        record.id,
-                        record.input_file_id,
-                        [],
-                        dict(record.info),
-                        record.provider_id,
-                        record.state,
-                        record.created,
-                    )
-                )
+                self._resume(OpenBatch.of(record))
             listed = self._counted(self.source)
             pending = self.journal.pending(listed, retry_failed=retry_failed, **scope)
             outcomes = strategy.map_unordered(self.prepare, self._until_stopped(self._not_in_flight(pending)))
@@ -307,23 +294,9 @@ class BatchSession(_Session):
         again: list[tuple[BatchMember, str, str]] = []
         money = {"cost": 0.0, "saved": 0.0, "ok": 0}
         for member in opened.members:
-            if member.ref.id in recorded:
-                lines[member.custom_id] = ("ok", None)
-                continue
             found = results.get(member.custom_id)
-            body = None if found is None else found.body
-            reason: str | None = None
-            if found is None:
-                fate, reason = failure(None, opened.state)
-            elif body is None:
-                fate, reason = found.fate, found.reason
-            else:
-                fate = "ok"
-            if body is not None:
-                try:
-                    self._answered(member, body, opened, money)
-                except (UpstreamError, InvalidModelOutput) as exc:
-                    fate, reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+            done = member.ref.id in recorded
+            fate, reason = ("ok", None) if done else self._line(member, found, opened, money)
             lines[member.custom_id] = (fate, reason)
             if fate != "ok":
                 again.append((member, fate, reason or ""))
@@ -339,38 +312,28 @@ class BatchSession(_Session):
         )
         self._again(opened, again)
 
+    def _line(
+        self, member: BatchMember, found: LineResult | None, opened: OpenBatch, money: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """One member's fate in an ended batch: ``ok`` (answered and recorded), or why not."""
+        if found is None:
+            return failure(None, opened.state)
+        if found.body is None:
+            return found.fate, found.reason
+        try:
+            self._answered(member, found.body, opened, money)
+        except (UpstreamError, InvalidModelOutput) as exc:
+            return "failed", f"{type(exc).__name__}: {exc}"[:300]
+        return "ok", None
+
     def _answered(self, member: BatchMember, body: Any, opened: OpenBatch, money: dict[str, Any]) -> None:
         """One output line: validated exactly as an online reply, cached, costed at the batch price."""
-        clf = self.classifier
-        completion = self.provider.completion(body)
-        reply = LLMReply(
-            completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason, 0.0, 0
-        )
-        doc = Document(member.ref, member.sha256 or "", metadata=member.result)
-        answer = clf.parse(doc, reply)  # InvalidModelOutput unless it names an allowed label
-        if member.sha256:
-            clf._cache.put(clf._key(doc), answer)
-        tally = Tally()
-        tally.add(reply)
-        cost = self.price.cost(tally.tokens_in, tally.tokens_out)
-        saved = clf.price.cost(tally.tokens_in, tally.tokens_out) - cost
-        result = {
-            **member.result, **clf._common(answer), **tally.usage(), "cost": cost, "cached": False,
-            "concurrency": 0, "batch": opened.provider_id, "saved": saved,
-        }  # fmt: skip
+        args = (self.classifier, self.provider, self.price, member, body, opened.provider_id)
+        result, cost, saved = batch_result(*args)
         money.update(cost=money["cost"] + cost, saved=money["saved"] + saved, ok=money["ok"] + 1)
         now = self.clock.wall()
-        self._add(
-            Outcome(
-                member.ref,
-                Status.OK,
-                member.sha256,
-                result,
-                None,
-                1,
-                Timings(opened.created or now, now, "batch"),
-            )
-        )
+        timings = Timings(opened.created or now, now, "batch")
+        self._add(Outcome(member.ref, Status.OK, member.sha256, result, None, 1, timings))
         if member.sha256:
             self.book.answered[member.sha256] = result
             for copy in self.book.followers.pop(member.sha256, []):
