@@ -203,7 +203,8 @@ def test_the_built_in_prices_cover_anthropic_models_and_their_snapshots() -> Non
     assert price_of(None, None, "claude-sonnet-4-5") == Price(3.0, 15.0)
     assert price_of(2.0, None, "claude-sonnet-4-5") == Price(2.0, 0.0)  # configured wins, half of it too
     assert price_of(None, None, "llama3") == Price()
-    assert built_in("claude-sonnet-4-5").scaled() == Price(1.5, 7.5)  # Message Batches: 50 %
+    sonnet = built_in("claude-sonnet-4-5")
+    assert sonnet is not None and sonnet.scaled() == Price(1.5, 7.5)  # Message Batches: 50 %
 
 
 def test_a_run_without_prices_pays_the_built_in_price_of_its_model() -> None:

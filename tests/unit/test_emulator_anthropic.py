@@ -135,7 +135,7 @@ def test_a_request_over_the_limit_gets_429_with_whole_seconds_and_anthropic_head
 
 
 def requests(n: int, *, bad: int | None = None) -> dict[str, Any]:
-    made = [{"custom_id": f"r-{i}", "params": params(i)} for i in range(n)]
+    made: list[dict[str, Any]] = [{"custom_id": f"r-{i}", "params": params(i)} for i in range(n)]
     if bad is not None:
         made[bad]["params"] = {**made[bad]["params"], "max_tokens": 0}
     return {"requests": made}
