@@ -55,6 +55,7 @@ def by_path(outcomes: list[Outcome]) -> dict[str, tuple[str, str | None, object]
     return {o.ref.id: (o.status.value, o.sha256, o.result) for o in outcomes}
 
 
+@pytest.mark.slow  # kept out of the default run for its length; `pytest -m slow`
 def test_manpages_on_two_workers_equal_the_sequential_run(
     workers: Workers, manpages: Path, pg_target: str, tmp_path: Path
 ) -> None:

@@ -139,6 +139,7 @@ def test_a_provider_that_also_counts_per_second_is_kept_too() -> None:
     assert paced_share(stats) >= 0.85, paced_share(stats)
 
 
+@pytest.mark.slow  # kept out of the default run for its length; `pytest -m slow`
 def test_the_configured_limit_stays_a_ceiling_and_a_lower_announced_one_wins() -> None:
     with emulator() as server:
         lower = ProviderLimits.from_rates(LIMIT / 2, None, per=WINDOW, margin=MARGIN)
@@ -154,6 +155,7 @@ def test_the_configured_limit_stays_a_ceiling_and_a_lower_announced_one_wins() -
     assert stats["max_requests_per_window"] <= LIMIT + 0.05 * stats["requests"]
 
 
+@pytest.mark.slow  # kept out of the default run for its length; `pytest -m slow`
 def test_a_changed_limit_is_learned_again() -> None:
     with emulator() as server:
         clf = classifier(server, learning())

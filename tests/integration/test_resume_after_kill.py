@@ -111,6 +111,7 @@ def test_workers_leave_when_their_parent_is_killed(manpages: Path, tmp_path: Pat
     assert orphans == [0], f"{orphans[0]} worker process(es) outlived their killed parent by 5 s"
 
 
+@pytest.mark.slow  # kept out of the default run for its length; `pytest -m slow`
 def test_kill_nine_three_times_then_resume(manpages: Path, tmp_path: Path) -> None:
     kill_and_resume(manpages, tmp_path, kills=3, seed=int(os.environ.get("DOCMILL_KILL_SEED", "7")))
 

@@ -65,6 +65,7 @@ def test_eval_without_a_journal_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert "no journal at" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # kept out of the default run for its length; `pytest -m slow`
 def test_compiled_model_gives_the_pipelines_labels_and_scores_on_held_out_man_pages(
     manpages: Path, manpage_labels: Path, tmp_path: Path
 ) -> None:
